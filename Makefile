@@ -1,0 +1,33 @@
+# Two commands for a fresh Debian/Ubuntu machine: `make run` and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_DIR := run
+
+.PHONY: run test sample deploy-test models clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml tools/bootstrap.sh
+	bash tools/bootstrap.sh
+
+# The project's own rendered sample (never third-party footage).
+$(RUN_DIR)/sample.mp4: $(VENV)/.installed
+	$(BIN)/python -m tools.render.sample $(RUN_DIR)
+
+sample: $(RUN_DIR)/sample.mp4
+
+# The appliance in desktop mode on the sample: prints the count, writes run/oled.gif and
+# run/preview.mp4, and opens an OLED window when a display is present.
+run: $(RUN_DIR)/sample.mp4
+	rm -rf $(RUN_DIR)/state
+	GPIOZERO_PIN_FACTORY=mock $(BIN)/pushup-counter run --source $(RUN_DIR)/sample.mp4 \
+		--display emulator --state-dir $(RUN_DIR)/state --record $(RUN_DIR) --log-level WARNING
+	@$(BIN)/pushup-counter status --state-dir $(RUN_DIR)/state
+	@echo "OLED animation: $(RUN_DIR)/oled.gif   annotated video: $(RUN_DIR)/preview.mp4"
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+deploy-test: $(VENV)/.installed
+	bash deploy/deploy-test.sh
+
+clean:
+	rm -rf $(RUN_DIR) build dist *.egg-info

@@ -1,0 +1,186 @@
+"""`pushup-counter`: the daemon and its tools. One error handler turns known errors into one line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from appliance.errors import ApplianceError, ConfigError, SourceError, StateError
+
+log = logging.getLogger("pushup-counter")
+
+
+def _config(args):
+    from appliance.config import load_config
+
+    return load_config(getattr(args, "config", None))
+
+
+def cmd_run(args) -> int:
+    from appliance.app import App, RunOptions
+    from appliance.systemd import setup_logging
+
+    config = _config(args)
+    setup_logging(args.log_level)
+    options = RunOptions(args.source, args.display, args.state_dir, args.realtime, args.record)
+    return App(config, options).run()
+
+
+def cmd_count(args) -> int:
+    from appliance.app import load_pipeline
+    from appliance.sources import VideoFileSource
+
+    config = _config(args)
+    pipeline = load_pipeline(config)
+    source = VideoFileSource(args.video)
+    rows, probs, rep_times, stage_times = [], [], [], {k: [] for k in ("decode", "preprocess", "keypoints", "recognition", "counter")}
+    with source:
+        while True:
+            t0 = time.perf_counter()
+            frame = source.read()
+            stage_times["decode"].append((time.perf_counter() - t0) * 1e3)
+            if frame is None:
+                stage_times["decode"].pop()
+                break
+            result = pipeline.process(frame)
+            for stage, ms in result.timings_ms.items():
+                stage_times[stage].append(ms)
+            rows.append(result.keypoints)
+            probs.append(result.pushup_prob)
+            if result.rep_counted:
+                rep_times.append(round(float(frame.t), 3))
+    if args.keypoints:
+        count = pipeline.keypoint_model.count
+        keypoints = np.stack(rows).astype(np.float32) if rows else np.zeros((0, count, 3), np.float32)
+        np.savez_compressed(args.keypoints, keypoints=keypoints, pushup_prob=np.asarray(probs, np.float32), fps=np.float32(source.fps))
+    report = {
+        "video": str(args.video),
+        "reps": len(rep_times),
+        "rep_times_s": rep_times,
+        "frames": len(rows),
+        "fps": round(source.fps, 3),
+        "timings_ms": {k: round(float(np.median(v)), 3) for k, v in stage_times.items() if v},
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['reps']} reps in {args.video} ({report['frames']} frames)")
+    return 0
+
+
+def cmd_count_trace(args) -> int:
+    from appliance.config import load_config
+    from appliance.counter import count_trace
+
+    config = load_config(args.config) if args.config else None
+    try:
+        data = np.load(args.trace)
+        keypoints = np.asarray(data["keypoints"], dtype=np.float32)
+        fps = float(data["fps"])
+    except FileNotFoundError:
+        raise SourceError(f"trace file not found: {args.trace}") from None
+    except (KeyError, ValueError, OSError) as exc:
+        raise SourceError(f"trace file {args.trace} is not a keypoint trace (needs keypoints [T,K,3] and fps): {exc}") from None
+    if keypoints.ndim != 3 or keypoints.shape[1] not in (7, 9) or keypoints.shape[2] != 3 or not fps > 0:
+        raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps > 0, got {keypoints.shape}, fps {fps}")
+    result = count_trace(keypoints, fps, config.counter if config else None)
+    report = {"trace": str(args.trace), "reps": int(result.reps), "rep_times_s": [round(float(t), 3) for t in result.rep_times_s], "frames": int(len(keypoints))}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['reps']} reps in {args.trace}")
+    return 0
+
+
+def _state_dir(args) -> str:
+    if args.state_dir:
+        return args.state_dir
+    return _config(args).state.dir
+
+
+def cmd_status(args) -> int:
+    from appliance.state import StateStore
+
+    store = StateStore(_state_dir(args))
+    if not store.directory.exists():
+        raise StateError(f"state directory not found: {store.directory}")
+    state = store.load()
+    if args.json:
+        print(json.dumps({"reps": state.reps, "total": state.total, "resets": state.resets, "updated": state.updated}))
+    else:
+        print(f"reps {state.reps} (lifetime total {state.total})")
+    return 0
+
+
+def cmd_reset(args) -> int:
+    from appliance.state import StateStore
+
+    store = StateStore(_state_dir(args))
+    state = store.load()
+    state.reps = 0
+    state.resets += 1
+    if not store.save(state):
+        raise StateError(store.error)
+    print("count reset to 0")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pushup-counter", description="Counts push-ups with a camera, an OLED, a buzzer and a button.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the appliance daemon")
+    run.add_argument("--config", help="TOML config (default /etc/pushup-counter/config.toml)")
+    run.add_argument("--source", default="camera", help="camera, webcam or a video file path")
+    run.add_argument("--display", choices=("oled", "emulator", "none"), help="overrides [display].kind")
+    run.add_argument("--state-dir", help="overrides [state].dir")
+    run.add_argument("--realtime", action="store_true", help="pace a video file at its own frame rate")
+    run.add_argument("--record", metavar="DIR", help="write the OLED as DIR/oled.gif and an annotated DIR/preview.mp4")
+    run.add_argument("--log-level", default=os.environ.get("PUSHUP_LOG_LEVEL", "INFO"))
+    run.set_defaults(func=cmd_run)
+
+    count = sub.add_parser("count", help="count the reps in a video file, as fast as possible")
+    count.add_argument("video")
+    count.add_argument("--config")
+    count.add_argument("--json", action="store_true")
+    count.add_argument("--keypoints", metavar="OUT.npz", help="save per-frame keypoints [T,K,3] and pushup_prob [T]")
+    count.set_defaults(func=cmd_count)
+
+    trace = sub.add_parser("count-trace", help="run the counter alone on a keypoint trace (.npz with keypoints, fps)")
+    trace.add_argument("trace")
+    trace.add_argument("--config")
+    trace.add_argument("--json", action="store_true")
+    trace.set_defaults(func=cmd_count_trace)
+
+    for name, func, text in (("status", cmd_status, "show the saved count"), ("reset", cmd_reset, "set the count to 0")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--state-dir")
+        p.add_argument("--config")
+        if name == "status":
+            p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ApplianceError as exc:
+        print(f"pushup-counter: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""The daemon: wires config, models, camera, pipeline, state and outputs, and runs the loop.
+
+Order of a rep: counted by the pipeline -> written durably -> beep, OLED, STATUS=reps=N.
+So a rep anyone has seen or heard survives a power cut.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from appliance.counter import RepCounter
+from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled
+from appliance.errors import SourceError
+from appliance.gate import Gate
+from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
+from appliance.models import KeypointModel, RecognitionModel
+from appliance.pipeline import Pipeline
+from appliance.sources import FrameSource, make_source
+from appliance.state import StateStore
+from appliance.systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+NO_PERSON_SCORE = 0.3  # mean keypoint score under which nobody is in view
+
+
+class Terminate(Exception):
+    """Raised by the SIGTERM handler to break out of a blocking camera read."""
+
+
+def load_pipeline(config) -> Pipeline:
+    models = config.models
+    keypoint_model = KeypointModel(Path(models.dir) / models.keypoints, models.num_threads)
+    recognition_model = RecognitionModel(Path(models.dir) / models.recognizer, models.num_threads)
+    gate = Gate(config.gate.open_threshold, config.gate.close_threshold, config.gate.time_constant_s)
+    return Pipeline(keypoint_model, recognition_model, gate, RepCounter(config.counter), models.recognition_every)
+
+
+@dataclass
+class RunOptions:
+    source: str = "camera"
+    display: str | None = None  # overrides [display].kind
+    state_dir: str | None = None  # overrides [state].dir
+    realtime: bool = False
+    record_dir: str | None = None  # desktop: write oled.gif and preview.mp4 here
+
+
+class App:
+    def __init__(self, config, options: RunOptions, clock=time.monotonic):
+        self.config = config
+        self.options = options
+        self.clock = clock
+        self.notifier = Notifier(clock)
+        self.store = StateStore(options.state_dir or config.state.dir)
+        self.state = self.store.load()
+        self._state_mtime = self._stat_state()
+        self.display = self._make_display()
+        self.beeper = Beeper(config.buzzer)
+        self.button = ResetButton(config.button)
+        self.preview = None
+        self._stop = False
+        self._in_blocking_read = False
+        self._fps = None
+        self._last_frame_t = None
+        self._status = "starting"
+        self._ready_sent = False
+
+    # --- setup -------------------------------------------------------------------------
+    def _make_display(self) -> Display:
+        kind = self.options.display or self.config.display.kind
+        recorder = None
+        if self.options.record_dir:
+            recorder = GifRecorder(Path(self.options.record_dir) / "oled.gif", (self.config.display.width, self.config.display.height))
+        if kind == "oled":
+            opener = lambda: open_oled(self.config.display)  # noqa: E731
+        elif kind == "emulator":
+            opener = lambda: open_emulator(self.config.display)  # noqa: E731
+        else:
+            opener = lambda: None  # noqa: E731
+        return Display(opener, self.config.display.retry_s, self.clock, recorder)
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self._stop = True
+        if self._in_blocking_read:
+            raise Terminate()
+
+    # --- the loop ------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._show()
+        try:
+            try:
+                pipeline = load_pipeline(self.config)
+            except Exception:
+                self._status = "model error"
+                self._show()
+                raise
+            source = make_source(self.options.source, self.config.camera, realtime=self.options.realtime)
+            if self.options.record_dir:
+                from appliance.preview import PreviewWriter
+
+                self.preview = PreviewWriter(Path(self.options.record_dir) / "preview.mp4", getattr(source, "fps", 25.0) or 25.0)
+            self._loop(pipeline, source)
+        except Terminate:
+            pass
+        finally:
+            self._shutdown()
+        return 0
+
+    def _loop(self, pipeline: Pipeline, source: FrameSource) -> None:
+        try:
+            self._frames(pipeline, source)
+        finally:
+            source.close()  # releases the camera on every exit path, SIGTERM included
+
+    def _frames(self, pipeline: Pipeline, source: FrameSource) -> None:
+        backoff = 0.5
+        opened = False
+        while not self._stop:
+            if not opened:
+                try:
+                    self._blocking(source.open)
+                    opened = True
+                    backoff = 0.5
+                    log.info("reading frames from %s", source.name)
+                except SourceError as exc:
+                    if not source.live:
+                        raise
+                    self._camera_trouble(str(exc), backoff)
+                    backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
+                    continue
+            try:
+                frame = self._blocking(source.read)
+            except SourceError as exc:
+                if not source.live:
+                    raise
+                source.close()
+                opened = False
+                self._camera_trouble(str(exc), backoff)
+                continue
+            if frame is None:
+                log.info("end of %s", source.name)
+                break
+            try:
+                result = pipeline.process(frame)
+            except ValueError as exc:  # a frame of the wrong shape or dtype: skip it, say so
+                log.warning("skipping bad frame: %s", exc)
+                continue
+            self._after_frame(pipeline, frame, result)
+
+    def _blocking(self, call):
+        self._in_blocking_read = True
+        try:
+            if self._stop:
+                raise Terminate()
+            return call()
+        finally:
+            self._in_blocking_read = False
+
+    def _camera_trouble(self, message: str, wait_s: float) -> None:
+        log.error("%s; retrying in %.1f s", message, wait_s)
+        self._status = "camera error"
+        self._show()
+        self.notifier.status(self._status_line())
+        deadline = self.clock() + wait_s
+        while not self._stop and self.clock() < deadline:
+            self.notifier.progress()  # the loop is alive and retrying: no restart needed
+            self._handle_button()
+            time.sleep(min(0.1, max(0.0, deadline - self.clock())))
+
+    def _after_frame(self, pipeline: Pipeline, frame, result) -> None:
+        if result.rep_counted:
+            self.state.reps += 1
+            self.state.total += 1
+            self._save()
+            self.beeper.rep()
+        self._handle_button(pipeline)
+        self._pick_up_external_reset(pipeline)
+        if self.store.pending and self.clock() - getattr(self, "_last_retry", 0) > 5:
+            self._last_retry = self.clock()
+            self._save()
+        self._update_fps(frame.t)
+        scores = result.keypoints[:, 2]
+        if result.gate_open:
+            self._status = "counting"
+        elif not np.isfinite(scores).any() or float(np.nanmean(scores)) < NO_PERSON_SCORE:
+            self._status = "no person"
+        else:
+            self._status = "ready"
+        if self.store.error:
+            self._status = "storage error"
+        self._show()
+        if self.preview is not None:
+            from appliance.preview import annotate
+
+            self.preview.add(annotate(frame, result.keypoints, self.state.reps, result.gate_open))
+        if not self._ready_sent:
+            self.notifier.ready(self._status_line())
+            self._ready_sent = True
+            log.info("ready: first frame processed, count %d", self.state.reps)
+        else:
+            self.notifier.status(self._status_line())
+        self.notifier.progress()
+
+    def _update_fps(self, t: float) -> None:
+        if self._last_frame_t is not None and t > self._last_frame_t:
+            rate = 1.0 / (t - self._last_frame_t)
+            self._fps = rate if self._fps is None else 0.9 * self._fps + 0.1 * rate
+        self._last_frame_t = t
+
+    def _handle_button(self, pipeline: Pipeline | None = None) -> None:
+        for event in self.button.poll():
+            if event == RESET:
+                log.info("button: reset at %d reps", self.state.reps)
+                self.state.reps = 0
+                self.state.resets += 1
+                self._save()
+                if pipeline is not None:
+                    pipeline.reset_count()
+                self.beeper.reset()
+            elif event == SHUTDOWN:
+                log.info("button: long press, shutting down")
+                self.beeper.shutdown()
+                self._status = "shutting down"
+                self._show()
+                self._stop = True
+                try:
+                    subprocess.Popen(self.config.button.shutdown_command)
+                except OSError as exc:
+                    log.error("shutdown command %s failed: %s", self.config.button.shutdown_command, exc)
+
+    def _stat_state(self) -> float | None:
+        try:
+            return os.stat(self.store.path).st_mtime_ns
+        except OSError:
+            return None
+
+    def _pick_up_external_reset(self, pipeline: Pipeline) -> None:
+        """`pushup-counter reset` while the daemon runs: take the file's count once a second."""
+        now = self.clock()
+        if now - getattr(self, "_last_stat", float("-inf")) < 1.0:
+            return
+        self._last_stat = now
+        mtime = self._stat_state()
+        if mtime is not None and mtime != self._state_mtime:
+            saved = self.store.load()
+            if saved.resets > self.state.resets:
+                log.info("count reset from the command line")
+                self.state = saved
+                pipeline.reset_count()
+                self.beeper.reset()
+            self._state_mtime = mtime
+
+    def _save(self) -> None:
+        self.store.save(self.state)
+        self._state_mtime = self._stat_state()
+
+    def _status_line(self) -> str:
+        fps = f" fps={self._fps:.1f}" if self._fps else ""
+        return f"{self._status} reps={self.state.reps} total={self.state.total}{fps}"
+
+    def _show(self) -> None:
+        self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None))
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        if self.store.pending:
+            self._save()
+        if self.preview is not None:
+            self.preview.close()
+        self.display.close()
+        self.beeper.close()
+        self.button.close()
+        log.info("stopped at %d reps (total %d)", self.state.reps, self.state.total)

@@ -1,0 +1,214 @@
+"""The one config loader: TOML onto typed dataclasses, strict about every key and value.
+
+A file only needs the keys it changes; everything has a default. An unknown section or key,
+or a value of the wrong type or range, is a ConfigError whose one-line message names it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.counter import CounterSettings
+from appliance.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/pushup-counter/config.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/pushup-counter")
+
+
+def default_models_dir() -> str:
+    """The checkout's models/ when running from source, else where the wheel installs them."""
+    checkout = Path(__file__).resolve().parent.parent / "models"
+    if (checkout / "keypoints.json").exists():
+        return str(checkout)
+    return str(Path(sys.prefix) / "share" / "pushup-counter" / "models")
+
+
+@dataclass
+class ModelsConfig:
+    dir: str = field(default_factory=default_models_dir)
+    keypoints: str = "keypoints.tflite"
+    recognizer: str = "recognizer.tflite"
+    num_threads: int = 2
+    recognition_every: int = 3  # run the recognizer on every Nth frame
+
+    def validate(self) -> None:
+        _at_least("models", "num_threads", self.num_threads, 1)
+        _at_least("models", "recognition_every", self.recognition_every, 1)
+
+
+@dataclass
+class CameraConfig:
+    width: int = 640  # main stream (preview)
+    height: int = 480
+    lores_width: int = 320  # inference stream; a multiple of 64 avoids stride padding
+    lores_height: int = 240
+    fps: float = 30.0
+    lores_format: str = "auto"  # auto (YUV420 on Pi 4 and older, RGB on Pi 5), YUV420, RGB
+    index: int = 0  # camera number (Pi) or /dev/videoN (webcam)
+    frame_timeout_s: float = 3.0  # no frame for this long -> reopen the camera
+    reopen_backoff_max_s: float = 30.0
+
+    def validate(self) -> None:
+        for key in ("width", "height", "lores_width", "lores_height"):
+            _at_least("camera", key, getattr(self, key), 16)
+        _at_least("camera", "fps", self.fps, 1)
+        _one_of("camera", "lores_format", self.lores_format, ("auto", "YUV420", "RGB"))
+        _at_least("camera", "frame_timeout_s", self.frame_timeout_s, 0.1)
+        _at_least("camera", "reopen_backoff_max_s", self.reopen_backoff_max_s, 0.1)
+
+
+@dataclass
+class GateConfig:
+    open_threshold: float = 0.6  # smoothed P(push-up) above this opens the gate
+    close_threshold: float = 0.4  # ... and below this closes it
+    time_constant_s: float = 0.5  # exponential smoothing of the probability
+
+    def validate(self) -> None:
+        if not 0.0 <= self.close_threshold <= self.open_threshold <= 1.0:
+            raise ConfigError("[gate] need 0 <= close_threshold <= open_threshold <= 1")
+        _at_least("gate", "time_constant_s", self.time_constant_s, 0.0)
+
+
+@dataclass
+class DisplayConfig:
+    kind: str = "oled"  # oled | emulator | none
+    driver: str = "ssd1306"  # any luma.oled device class: ssd1306, sh1106, ssd1309, ...
+    width: int = 128
+    height: int = 64
+    i2c_port: int = 1
+    i2c_address: int = 0x3C
+    rotate: int = 0  # 0..3, quarter turns
+    retry_s: float = 30.0  # how often a missing display is looked for again
+
+    def validate(self) -> None:
+        _one_of("display", "kind", self.kind, ("oled", "emulator", "none"))
+        _one_of("display", "rotate", self.rotate, (0, 1, 2, 3))
+        _at_least("display", "width", self.width, 32)
+        _at_least("display", "height", self.height, 16)
+
+
+@dataclass
+class BuzzerConfig:
+    enabled: bool = True
+    pin: int = 17
+    active_high: bool = True
+    beep_s: float = 0.08
+
+    def validate(self) -> None:
+        _at_least("buzzer", "beep_s", self.beep_s, 0.01)
+
+
+@dataclass
+class ButtonConfig:
+    enabled: bool = True
+    pin: int = 27
+    long_press_s: float = 3.0  # hold this long for a safe shutdown
+    debounce_s: float = 0.3  # presses closer than this to the last reset are ignored
+    shutdown_command: list[str] = field(default_factory=lambda: ["systemctl", "poweroff"])
+
+    def validate(self) -> None:
+        _at_least("button", "long_press_s", self.long_press_s, 0.5)
+        _at_least("button", "debounce_s", self.debounce_s, 0.0)
+
+
+@dataclass
+class StateConfig:
+    dir: str = str(DEFAULT_STATE_DIR)
+
+    def validate(self) -> None:
+        if not self.dir:
+            raise ConfigError("[state].dir must not be empty")
+
+
+@dataclass
+class Config:
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    counter: CounterSettings = field(default_factory=CounterSettings)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    buzzer: BuzzerConfig = field(default_factory=BuzzerConfig)
+    button: ButtonConfig = field(default_factory=ButtonConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the TOML file (the default path may be absent; an explicit one may not)."""
+    if path is None:
+        path = DEFAULT_CONFIG_PATH
+        if not path.exists():
+            return Config()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    config = Config()
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    for section_name, table in raw.items():
+        if section_name not in sections:
+            raise ConfigError(f"{source}: unknown section [{section_name}] (known: {', '.join(sections)})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{section_name}] must be a table")
+        section = getattr(config, section_name)
+        known = {f.name: f for f in dataclasses.fields(section)}
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key [{section_name}].{key} (known: {', '.join(known)})")
+            setattr(section, key, _checked(f"{source}: [{section_name}].{key}", value, getattr(section, key)))
+    for f in dataclasses.fields(Config):
+        section = getattr(config, f.name)
+        validate = getattr(section, "validate", None)
+        if validate is not None:
+            try:
+                validate()
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+            except ValueError as exc:
+                raise ConfigError(f"{source}: [{f.name}] {exc}") from None
+    return config
+
+
+def _checked(where: str, value: Any, default: Any) -> Any:
+    """The value if it has the default's type (an int may stand for a float)."""
+    expected = type(default)
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ConfigError(f"{where} must be {_type_name(expected)}, got {value!r}")
+    return value
+
+
+def _type_name(t: type) -> str:
+    return {bool: "true or false", float: "a number", int: "an integer", str: "a string", list: "a list of strings"}.get(t, t.__name__)
+
+
+def _at_least(section: str, key: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"[{section}].{key} must be at least {low}, got {value!r}")
+
+
+def _one_of(section: str, key: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"[{section}].{key} must be one of {', '.join(map(str, allowed))}; got {value!r}")

@@ -1,0 +1,177 @@
+"""The OLED: one render function, one device wrapper that survives a missing or failing display.
+
+`render(screen, device)` draws a big count and a small status line through luma's canvas.
+Production passes luma.oled's ssd1306 on I2C, tests pass luma.core's `dummy` device and
+compare `device.image` with golden PNGs, the desktop passes a luma.emulator window.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageFont
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Screen:
+    count: int
+    status: str  # starting | ready | no person | counting | camera error | ...
+    fps: float | None = None
+    total: int | None = None
+
+
+_FONTS: dict[int, ImageFont.ImageFont] = {}
+
+
+def _font(size: int):
+    if size not in _FONTS:
+        _FONTS[size] = ImageFont.load_default(size=size)
+    return _FONTS[size]
+
+
+def draw_screen(screen: Screen, size: tuple[int, int], mode: str = "1") -> Image.Image:
+    """The picture for one screen state; pure, so golden images pin it down."""
+    from PIL import ImageDraw
+
+    width, height = size
+    image = Image.new(mode, size)
+    draw = ImageDraw.Draw(image)
+    status_h = max(10, height // 5)
+    count_text = str(screen.count)
+    count_size = height - status_h - 4
+    font = _font(count_size)
+    while font.getlength(count_text) > width - 4 and count_size > 10:
+        count_size -= 4
+        font = _font(count_size)
+    box = draw.textbbox((0, 0), count_text, font=font)
+    x = (width - (box[2] - box[0])) // 2 - box[0]
+    y = (height - status_h - (box[3] - box[1])) // 2 - box[1]
+    draw.text((x, y), count_text, font=font, fill="white")
+    small = _font(status_h - 1)
+    draw.line((0, height - status_h - 1, width, height - status_h - 1), fill="white")
+    draw.text((1, height - status_h), screen.status, font=small, fill="white")
+    if screen.fps is not None:
+        fps_text = f"{screen.fps:.0f}fps"
+        draw.text((width - 1 - small.getlength(fps_text), height - status_h), fps_text, font=small, fill="white")
+    return image
+
+
+def render(screen: Screen, device) -> None:
+    """Show a screen on any luma device."""
+    image = draw_screen(screen, device.size, device.mode)
+    device.display(image)
+
+
+def open_oled(config):
+    """luma.oled device on I2C from [display]; raises when no display answers."""
+    from luma.core.interface.serial import i2c
+    import luma.oled.device as oled_devices
+
+    driver = getattr(oled_devices, config.driver, None)
+    if driver is None:
+        raise ValueError(f"unknown OLED driver {config.driver!r} in [display].driver")
+    serial = i2c(port=config.i2c_port, address=config.i2c_address)
+    return driver(serial, width=config.width, height=config.height, rotate=config.rotate)
+
+
+def open_emulator(config):
+    """A luma.emulator window when a desktop is there, else an invisible dummy device."""
+    from luma.core.device import dummy
+
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        try:
+            os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+            from luma.emulator.device import pygame
+
+            return pygame(width=config.width, height=config.height, rotate=config.rotate, mode="1", scale=3, transform="none")
+        except Exception as exc:  # no pygame, or no usable display
+            log.info("no emulator window (%s); recording the OLED only", exc)
+    return dummy(width=config.width, height=config.height, rotate=config.rotate, mode="1")
+
+
+class Display:
+    """Keeps the appliance counting when the OLED is missing or its I2C bus fails.
+
+    A failure is logged once, the display is dropped, and it is looked for again every
+    `retry_s`; identical screens are not resent (a full frame is 1 KB over I2C).
+    """
+
+    def __init__(self, opener, retry_s: float = 30.0, clock=time.monotonic, recorder=None):
+        self._opener = opener
+        self._retry_s = retry_s
+        self._clock = clock
+        self._recorder = recorder
+        self.device = None
+        self.error: str | None = None
+        self._next_try = float("-inf")
+        self._last_screen: Screen | None = None
+
+    def show(self, screen: Screen) -> None:
+        if self._recorder is not None and screen != self._last_screen:
+            self._recorder.add(draw_screen(screen, self._recorder.size), self._clock())
+        if self.device is None and self._clock() >= self._next_try:
+            self._open()
+        if self.device is None or screen == self._last_screen:
+            self._last_screen = screen
+            return
+        try:
+            render(screen, self.device)
+            self._last_screen = screen
+        except (OSError, RuntimeError) as exc:
+            self._fail(f"display write failed: {exc}")
+
+    def _open(self) -> None:
+        try:
+            self.device = self._opener()
+            self._last_screen = None
+            if self.error:
+                log.info("display is back")
+            self.error = None
+        except Exception as exc:
+            self._fail(f"no display: {exc}")
+
+    def _fail(self, message: str) -> None:
+        if message != self.error:
+            log.warning("%s; counting on without it, retrying every %.0f s", message, self._retry_s)
+        self.error = message
+        self.device = None
+        self._last_screen = None
+        self._next_try = self._clock() + self._retry_s
+
+    def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+        if self.device is not None:
+            try:
+                self.device.cleanup()
+            except Exception:
+                pass
+            self.device = None
+
+
+class GifRecorder:
+    """Collects every distinct OLED picture with its time and writes an animated GIF."""
+
+    def __init__(self, path: str | Path, size: tuple[int, int], scale: int = 2):
+        self.path = Path(path)
+        self.size = size
+        self.scale = scale
+        self._frames: list[tuple[Image.Image, float]] = []
+
+    def add(self, image: Image.Image, t: float) -> None:
+        self._frames.append((image.convert("L").resize((self.size[0] * self.scale, self.size[1] * self.scale), Image.NEAREST), t))
+
+    def close(self) -> None:
+        if not self._frames:
+            return
+        images = [img for img, _ in self._frames]
+        times = [t for _, t in self._frames] + [self._frames[-1][1] + 1.0]
+        durations = [max(20, int(round((b - a) * 1000))) for a, b in zip(times, times[1:])]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        images[0].save(self.path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+        self._frames = []

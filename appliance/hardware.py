@@ -1,0 +1,115 @@
+"""Buzzer and button through gpiozero: the only module that touches GPIO pins.
+
+Pins come from gpiozero's default pin factory (lgpio on the Pi); tests install gpiozero's
+MockFactory. Button presses become events the main loop takes, so every count change
+happens in one thread.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import time
+
+log = logging.getLogger(__name__)
+
+RESET = "reset"
+SHUTDOWN = "shutdown"
+
+
+class Beeper:
+    """Non-blocking beeps: one short beep per rep, three for a reset, one long for shutdown."""
+
+    def __init__(self, config):
+        self.config = config
+        self._buzzer = None
+        if not config.enabled:
+            return
+        try:
+            from gpiozero import Buzzer
+
+            self._buzzer = Buzzer(config.pin, active_high=config.active_high)
+        except Exception as exc:
+            log.warning("no buzzer on GPIO%d (%s); counting on silently", config.pin, exc)
+
+    def _beep(self, on: float, off: float, n: int) -> None:
+        if self._buzzer is None:
+            return
+        try:
+            self._buzzer.beep(on_time=on, off_time=off, n=n, background=True)
+        except Exception as exc:
+            log.warning("buzzer failed (%s); disabled", exc)
+            self._buzzer = None
+
+    def rep(self) -> None:
+        self._beep(self.config.beep_s, 0.02, 1)
+
+    def reset(self) -> None:
+        self._beep(0.05, 0.05, 3)
+
+    def shutdown(self) -> None:
+        self._beep(0.6, 0.1, 1)
+
+    def close(self) -> None:
+        if self._buzzer is not None:
+            self._buzzer.close()
+            self._buzzer = None
+
+
+class ResetButton:
+    """Short press: reset. Hold for long_press_s, then release: safe shutdown.
+
+    The shutdown waits for the release so that a stuck button never powers the box off, and
+    presses closer together than debounce_s after a reset are ignored (contact bounce).
+    """
+
+    def __init__(self, config, clock=time.monotonic):
+        self.config = config
+        self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._clock = clock
+        self._button = None
+        self._pressed_at: float | None = None
+        self._last_reset = float("-inf")
+        self._held = False
+        if not config.enabled:
+            return
+        try:
+            from gpiozero import Button
+
+            self._button = Button(config.pin, pull_up=True, hold_time=config.long_press_s)
+        except Exception as exc:
+            log.warning("no button on GPIO%d (%s); reset from the command line instead", config.pin, exc)
+            return
+        self._button.when_pressed = self._on_press
+        self._button.when_held = self._on_held
+        self._button.when_released = self._on_release
+
+    def _on_press(self) -> None:
+        self._pressed_at = self._clock()
+        self._held = False
+
+    def _on_held(self) -> None:
+        self._held = True
+
+    def _on_release(self) -> None:
+        pressed_at, self._pressed_at = self._pressed_at, None
+        now = self._clock()
+        if pressed_at is None:
+            return
+        if self._held or now - pressed_at >= self.config.long_press_s:
+            self.events.put(SHUTDOWN)
+        elif now - self._last_reset >= self.config.debounce_s:
+            self._last_reset = now
+            self.events.put(RESET)
+
+    def poll(self) -> list[str]:
+        out = []
+        while True:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        if self._button is not None:
+            self._button.close()
+            self._button = None

@@ -1,0 +1,181 @@
+"""Our two int8 TFLite models: load with their model cards, check the contract, run, decode.
+
+Each `<name>.tflite` ships with `<name>.json` (models/CARD.md). At load the card is checked
+against the interpreter's real tensors, so a model that would silently mis-read frames is
+refused with a one-line error naming the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from appliance import keypoints as kp
+from appliance.errors import ModelError
+from appliance.frames import Frame, to_rgb
+from appliance.geometry import Letterbox, decode_heatmaps
+from appliance.runtime import load_interpreter
+
+_NP_DTYPES = {"int8": np.int8, "uint8": np.uint8, "float32": np.float32}
+
+
+@dataclass(frozen=True)
+class TensorContract:
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+
+
+def _load_card(model_path: Path) -> dict:
+    card_path = model_path.with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"model card not found: {card_path}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model card {card_path} is unreadable: {exc}") from None
+    if not isinstance(card, dict) or not isinstance(card.get("input"), dict) or not isinstance(card.get("output"), dict):
+        raise ModelError(f"model card {card_path} lacks its input/output sections")
+    return card
+
+
+def _check_tensor(model_path: Path, which: str, declared: dict, detail: dict) -> TensorContract:
+    """Compare one card section with the interpreter's tensor; refuse any mismatch."""
+    try:
+        shape = tuple(int(v) for v in declared["shape"])
+        dtype = str(declared["dtype"])
+        scale = float(declared.get("scale", 0.0))
+        zero_point = int(declared.get("zero_point", 0))
+        layout = declared.get("layout", "NHWC")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"model card for {model_path}: {which} section incomplete ({exc})") from None
+    real_shape = tuple(int(v) for v in detail["shape"])
+    real_dtype = np.dtype(detail["dtype"]).name
+    real_scale, real_zero = detail["quantization"]
+    problems = []
+    if layout != "NHWC":
+        problems.append(f"layout {layout} (the appliance feeds NHWC)")
+    if real_shape != shape:
+        problems.append(f"shape {list(real_shape)} != card {list(shape)}")
+    if real_dtype != dtype:
+        problems.append(f"dtype {real_dtype} != card {dtype}")
+    if dtype in ("int8", "uint8"):
+        if not np.isclose(real_scale, scale, rtol=1e-4, atol=1e-9) or int(real_zero) != zero_point:
+            problems.append(f"quantisation ({real_scale:.6g}, {real_zero}) != card ({scale:.6g}, {zero_point})")
+    if problems:
+        raise ModelError(f"model {model_path} does not match its card: {which} " + "; ".join(problems))
+    return TensorContract(shape, dtype, scale, zero_point)
+
+
+class _TFLiteModel:
+    """Interpreter + card + the letterbox/quantise step both models share."""
+
+    task = ""
+
+    def __init__(self, path: str | Path, num_threads: int = 1):
+        self.path = Path(path)
+        self.card = _load_card(self.path)
+        if self.card.get("task") != self.task:
+            raise ModelError(f"model card for {self.path} is for task {self.card.get('task')!r}, expected {self.task!r}")
+        expected_sha = self.card.get("sha256")
+        if expected_sha:
+            try:
+                actual = hashlib.sha256(self.path.read_bytes()).hexdigest()
+            except OSError:
+                actual = None  # load_interpreter names the missing or unreadable file
+            if actual is not None and actual != expected_sha:
+                raise ModelError(f"model {self.path} does not match its card: sha256 differs (corrupt or replaced file)")
+        self.interpreter = load_interpreter(self.path, num_threads)
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"model {self.path} must have one input and one output, has {len(inputs)} and {len(outputs)}")
+        self._input_index = inputs[0]["index"]
+        self._output_index = outputs[0]["index"]
+        self.input = _check_tensor(self.path, "input", self.card["input"], inputs[0])
+        self.output = _check_tensor(self.path, "output", self.card["output"], outputs[0])
+        if len(self.input.shape) != 4 or self.input.shape[0] != 1 or self.input.shape[3] != 3:
+            raise ModelError(f"model {self.path}: input must be [1, H, W, 3], card says {list(self.input.shape)}")
+        if self.card["input"].get("color", "RGB") != "RGB" or self.card["input"].get("resize", "letterbox") != "letterbox":
+            raise ModelError(f"model {self.path}: only RGB letterboxed input is supported")
+        self.input_h, self.input_w = self.input.shape[1:3]
+        self.pad_value = int(self.card["input"].get("pad_value", 0))
+        low, high = self.card["input"].get("value_range", [0.0, 1.0])
+        self._lut = self._quantise_table(float(low), float(high))
+
+    def _quantise_table(self, low: float, high: float) -> np.ndarray:
+        """uint8 pixel -> input tensor value, as a 256-entry lookup (one gather per frame)."""
+        real = low + (high - low) * np.arange(256, dtype=np.float64) / 255.0
+        if self.input.dtype == "float32":
+            return real.astype(np.float32)
+        info = np.iinfo(_NP_DTYPES[self.input.dtype])
+        q = np.round(real / self.input.scale + self.input.zero_point)
+        return np.clip(q, info.min, info.max).astype(_NP_DTYPES[self.input.dtype])
+
+    def letterbox(self, frame: Frame) -> tuple[np.ndarray, Letterbox]:
+        """The frame scaled into the model input with its aspect kept, padded, as uint8 RGB."""
+        width, height = frame.size
+        box = Letterbox(width, height, self.input_w, self.input_h)
+        canvas = np.full((self.input_h, self.input_w, 3), self.pad_value, dtype=np.uint8)
+        cw, ch = box.content_size
+        ox, oy = box.offset
+        resized = Image.fromarray(to_rgb(frame)).resize((cw, ch), Image.BILINEAR)
+        canvas[oy : oy + ch, ox : ox + cw] = np.asarray(resized)
+        return canvas, box
+
+    def _invoke(self, pixels: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self._input_index, self._lut[pixels][None])
+        self.interpreter.invoke()
+        raw = self.interpreter.get_tensor(self._output_index)[0]
+        if self.output.dtype == "float32":
+            return raw.astype(np.float32)
+        return (raw.astype(np.float32) - self.output.zero_point) * self.output.scale
+
+
+class KeypointModel(_TFLiteModel):
+    """Frame -> [K, 3] keypoints (x, y normalised to the frame, score) in appliance.keypoints order."""
+
+    task = "keypoints"
+
+    def __init__(self, path: str | Path, num_threads: int = 1):
+        super().__init__(path, num_threads)
+        names = tuple(self.card.get("keypoints", ()))
+        count = len(names)
+        if count not in (kp.SEED_COUNT, kp.FULL_COUNT) or names != kp.NAMES[:count]:
+            raise ModelError(f"model {self.path}: card keypoint order {list(names)} is not the project's {list(kp.NAMES[:count])}")
+        if self.card["output"].get("decoding") != "heatmap" or len(self.output.shape) != 4 or self.output.shape[3] != count:
+            raise ModelError(f"model {self.path}: output must be heatmaps [1, h, w, {count}]")
+        self.count = count
+
+    def predict(self, frame: Frame) -> np.ndarray:
+        pixels, box = self.letterbox(frame)
+        return self.predict_pixels(pixels, box)
+
+    def predict_pixels(self, pixels: np.ndarray, box: Letterbox) -> np.ndarray:
+        points = decode_heatmaps(self._invoke(pixels))
+        points[:, :2] = box.input_to_frame(points[:, :2])
+        return points
+
+
+class RecognitionModel(_TFLiteModel):
+    """Frame -> P(this person is doing push-ups right now)."""
+
+    task = "recognition"
+
+    def __init__(self, path: str | Path, num_threads: int = 1):
+        super().__init__(path, num_threads)
+        self.decoding = self.card["output"].get("decoding")
+        if self.decoding not in ("logit", "probability") or int(np.prod(self.output.shape)) != 1:
+            raise ModelError(f"model {self.path}: output must be one logit or probability")
+
+    def predict(self, frame: Frame) -> float:
+        pixels, _ = self.letterbox(frame)
+        value = float(self._invoke(pixels).reshape(-1)[0])
+        if self.decoding == "logit":
+            return float(1.0 / (1.0 + np.exp(-value)))
+        return float(np.clip(value, 0.0, 1.0))

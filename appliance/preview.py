@@ -1,0 +1,77 @@
+"""Desktop preview: the camera frames with the skeleton, gate and count drawn on, as an mp4.
+
+What a person watching `make run` sees of the box's eye; never used on the Pi.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from appliance import keypoints as kp
+from appliance.frames import Frame, to_rgb
+
+# Limbs drawn between keypoints (indices into appliance.keypoints.NAMES).
+BONES = (
+    (kp.LEFT_WRIST, kp.LEFT_ELBOW),
+    (kp.LEFT_ELBOW, kp.LEFT_SHOULDER),
+    (kp.LEFT_SHOULDER, kp.RIGHT_SHOULDER),
+    (kp.RIGHT_SHOULDER, kp.RIGHT_ELBOW),
+    (kp.RIGHT_ELBOW, kp.RIGHT_WRIST),
+    (kp.LEFT_SHOULDER, kp.HEAD),
+    (kp.RIGHT_SHOULDER, kp.HEAD),
+    (kp.LEFT_SHOULDER, kp.LEFT_HIP),
+    (kp.RIGHT_SHOULDER, kp.RIGHT_HIP),
+    (kp.LEFT_HIP, kp.RIGHT_HIP),
+)
+
+
+def annotate(frame: Frame, keypoints: np.ndarray, count: int, gate_open: bool, min_score: float = 0.3) -> np.ndarray:
+    image = Image.fromarray(to_rgb(frame).copy())
+    draw = ImageDraw.Draw(image)
+    w, h = image.size
+    pts = keypoints.copy()
+    pts[:, 0] *= w
+    pts[:, 1] *= h
+    seen = np.isfinite(pts[:, 0]) & (pts[:, 2] >= min_score)
+    for a, b in BONES:
+        if a < len(pts) and b < len(pts) and seen[a] and seen[b]:
+            draw.line((pts[a, 0], pts[a, 1], pts[b, 0], pts[b, 1]), fill=(0, 255, 0), width=2)
+    for i in np.flatnonzero(seen):
+        draw.ellipse((pts[i, 0] - 3, pts[i, 1] - 3, pts[i, 0] + 3, pts[i, 1] + 3), fill=(255, 64, 64))
+    font = ImageFont.load_default(size=max(12, h // 8))
+    draw.text((8, 4), str(count), font=font, fill=(255, 255, 0), stroke_width=2, stroke_fill=(0, 0, 0))
+    label = "push-ups" if gate_open else "waiting"
+    draw.text((8, 8 + font.size), label, font=ImageFont.load_default(size=max(10, h // 20)), fill=(255, 255, 255))
+    return np.asarray(image)
+
+
+class PreviewWriter:
+    def __init__(self, path: str | Path, fps: float = 25.0):
+        self.path = Path(path)
+        self.fps = fps
+        self._container = None
+        self._stream = None
+
+    def add(self, rgb: np.ndarray) -> None:
+        import av
+
+        h, w = rgb.shape[:2]
+        rgb = rgb[: h - h % 2, : w - w % 2]
+        if self._container is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(self.path), "w")
+            self._stream = self._container.add_stream("libx264", rate=int(round(self.fps)))
+            self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
+            self._stream.pix_fmt = "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        if self._container is not None:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None

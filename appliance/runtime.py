@@ -1,0 +1,53 @@
+"""The one import chain for the TFLite runtime: ai-edge-litert first, tflite-runtime as fallback.
+
+Both expose the same `Interpreter` API; ai-edge-litert is the maintained one and runs int8
+graphs on XNNPACK. Torch never runs here.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from appliance.errors import ModelError
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+
+    RUNTIME_NAME = "ai-edge-litert"
+except ImportError:  # pragma: no cover - exercised only where ai-edge-litert is absent
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        RUNTIME_NAME = "tflite-runtime"
+    except ImportError:
+        Interpreter = None
+        RUNTIME_NAME = None
+
+
+def load_interpreter(path: str | Path, num_threads: int = 1):
+    """Build the interpreter once, allocate its tensors, and name the file if it is unusable."""
+    path = Path(path)
+    if Interpreter is None:
+        raise ModelError("no TFLite runtime installed: pip install ai-edge-litert (or tflite-runtime)")
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model file {path} cannot be read: {exc.strerror}") from None
+    # A FlatBuffer TFLite model carries the identifier "TFL3" at byte 4; checking it first
+    # turns a truncated or foreign file into a clear error instead of a crash in C++.
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise ModelError(f"model file {path} is not a TFLite model (truncated or foreign file)")
+    try:
+        interpreter = Interpreter(model_content=content, num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"model file {path} cannot be loaded: {first_line}") from None
+    return interpreter
+
+
+def quiet_runtime_logs() -> None:
+    """Keep the runtime's per-interpreter banner out of the journal (TF_CPP_MIN_LOG_LEVEL)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,291 @@
+"""Frame sources behind one small interface: the Pi camera, a video file, a desktop webcam.
+
+`open()` starts it, `read()` returns the next Frame or None at the end of a file, `close()`
+releases the device. Failures raise SourceError naming the device or file. picamera2 is
+imported only inside PiCameraSource, so everything else runs on any machine.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from appliance.errors import SourceError
+from appliance.frames import Frame, rgb_to_yuv420
+
+log = logging.getLogger(__name__)
+
+
+class FrameSource:
+    name = "source"
+    live = True  # a live source has no end; a file does
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def read(self) -> Frame | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class VideoFileSource(FrameSource):
+    """Decode a video file with PyAV; frames carry the file's timestamps and come out upright.
+
+    `realtime=True` paces reading at the file's own clock and, like a camera that keeps
+    only its newest frame, skips the frames that are already late (latest frame wins), so
+    a slow consumer sees a lower frame rate and never a growing lag.
+    """
+
+    live = False
+
+    def __init__(self, path: str | Path, pixel_format: str = "RGB", realtime: bool = False, clock=time.monotonic, sleep=time.sleep):
+        if pixel_format not in ("RGB", "YUV420"):
+            raise ValueError(f"pixel_format must be RGB or YUV420, not {pixel_format!r}")
+        self.path = Path(path)
+        self.name = str(self.path)
+        self.pixel_format = pixel_format
+        self.realtime = realtime
+        self._clock = clock
+        self._sleep = sleep
+        self._container = None
+        self._frames = None
+        self._index = 0
+        self._start_wall = None
+        self._t0 = None
+        self.fps = 0.0
+        self.skipped = 0
+
+    def open(self) -> None:
+        import av
+
+        try:
+            self._container = av.open(str(self.path))
+            stream = self._container.streams.video[0]
+        except FileNotFoundError:
+            raise SourceError(f"video file not found: {self.path}") from None
+        except (av.error.FFmpegError, IndexError, OSError) as exc:
+            raise SourceError(f"video file {self.path} cannot be opened: {_first_line(exc)}") from None
+        stream.thread_type = "AUTO"
+        self.fps = float(stream.average_rate or stream.guessed_rate or 30)
+        self._frames = self._container.decode(stream)
+        self._index = 0
+        self._start_wall = None
+        self._t0 = None
+
+    def _next_decoded(self):
+        import av
+
+        try:
+            return next(self._frames)
+        except StopIteration:
+            return None
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"video file {self.path} cannot be decoded at frame {self._index}: {_first_line(exc)}") from None
+
+    def read(self) -> Frame | None:
+        if self._frames is None:
+            raise SourceError(f"video file {self.path} is not open")
+        decoded = self._next_decoded()
+        if decoded is None:
+            return None
+        t = self._timestamp(decoded)
+        if self.realtime:
+            now = self._clock()
+            if self._start_wall is None:
+                self._start_wall = now - t
+            # Latest frame wins: drop the frames whose time has already passed.
+            while True:
+                late = (self._clock() - self._start_wall) - t
+                if late <= 1.0 / max(self.fps, 1.0):
+                    break
+                newer = self._next_decoded()
+                if newer is None:
+                    break
+                decoded, t = newer, self._timestamp(newer)
+                self.skipped += 1
+            wait = t - (self._clock() - self._start_wall)
+            if wait > 0:
+                self._sleep(wait)
+        frame = Frame(self._to_array(decoded), self.pixel_format, t, self._index)
+        self._index += 1
+        return frame
+
+    def _timestamp(self, decoded) -> float:
+        t = decoded.time if decoded.time is not None else self._index / max(self.fps, 1.0)
+        if self._t0 is None:
+            self._t0 = t
+        return float(t - self._t0)
+
+    def _to_array(self, decoded) -> np.ndarray:
+        rotation = int(round(getattr(decoded, "rotation", 0) or 0)) % 360
+        if rotation == 0 and self.pixel_format == "YUV420" and decoded.width % 2 == 0 and decoded.height % 2 == 0:
+            return decoded.reformat(format="yuv420p").to_ndarray()
+        rgb = decoded.to_ndarray(format="rgb24")
+        if rotation:
+            # PyAV reports the display matrix angle (counter-clockwise); np.rot90 turns the
+            # same way, so this is what a player does to show the clip upright.
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=rotation // 90))
+        if self.pixel_format == "YUV420":
+            h, w = rgb.shape[:2]
+            return rgb_to_yuv420(rgb[: h - h % 2, : w - w % 2])
+        return rgb
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container = None
+        self._frames = None
+
+
+class WebcamSource(FrameSource):
+    """A V4L2 webcam on a desktop, through PyAV's v4l2 input."""
+
+    def __init__(self, index: int = 0, width: int = 640, height: int = 480, fps: float = 30.0):
+        self.device = f"/dev/video{index}"
+        self.name = self.device
+        self.size = (width, height)
+        self.fps = fps
+        self._container = None
+        self._frames = None
+        self._index = 0
+
+    def open(self) -> None:
+        import av
+
+        options = {"video_size": f"{self.size[0]}x{self.size[1]}", "framerate": str(int(self.fps))}
+        try:
+            self._container = av.open(self.device, format="v4l2", options=options)
+            self._frames = self._container.decode(video=0)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"webcam {self.device} cannot be opened: {_first_line(exc)}") from None
+        self._index = 0
+
+    def read(self) -> Frame | None:
+        import av
+
+        try:
+            decoded = next(self._frames)
+        except (StopIteration, av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"webcam {self.device} stopped delivering frames: {_first_line(exc)}") from None
+        frame = Frame(decoded.to_ndarray(format="rgb24"), "RGB", time.monotonic(), self._index)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container = None
+
+
+class PiCameraSource(FrameSource):
+    """The Pi camera through picamera2: `main` for preview, a small `lores` stream for inference.
+
+    On a Pi 4 and older the lores stream must be YUV420; a Pi 5 may give RGB. picamera2
+    keeps only the newest frame (queue=False), so a slow loop never works on stale frames.
+    """
+
+    def __init__(self, index: int = 0, main_size=(640, 480), lores_size=(320, 240), fps: float = 30.0,
+                 lores_format: str = "auto", timeout_s: float = 3.0):
+        self.index = index
+        self.name = f"Pi camera {index}"
+        self.main_size = tuple(main_size)
+        self.lores_size = tuple(lores_size)
+        self.fps = fps
+        self.timeout_s = timeout_s
+        self.lores_format = lores_format if lores_format != "auto" else _default_lores_format()
+        self._camera = None
+        self._index = 0
+
+    def open(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError as exc:
+            raise SourceError(f"{self.name}: picamera2 is not installed ({exc}); on Raspberry Pi OS: apt install python3-picamera2") from None
+        try:
+            cameras = Picamera2.global_camera_info()
+            if self.index >= len(cameras):
+                raise SourceError(f"{self.name}: no camera found (libcamera sees {len(cameras)}); check the ribbon cable")
+            camera = Picamera2(self.index)
+            # "BGR888" is libcamera's name for R, G, B byte order in memory.
+            fmt = "YUV420" if self.lores_format == "YUV420" else "BGR888"
+            config = camera.create_video_configuration(
+                main={"size": self.main_size},
+                lores={"size": self.lores_size, "format": fmt},
+                buffer_count=4,
+                queue=False,
+                controls={"FrameRate": self.fps},
+            )
+            camera.configure(config)
+            camera.start()
+        except SourceError:
+            raise
+        except Exception as exc:  # libcamera raises plain RuntimeError/OSError variants
+            raise SourceError(f"{self.name} cannot be opened: {_first_line(exc)}") from None
+        self._camera = camera
+        self._index = 0
+
+    def read(self) -> Frame | None:
+        if self._camera is None:
+            raise SourceError(f"{self.name} is not open")
+        try:
+            job = self._camera.capture_array("lores", wait=False)
+            array = self._camera.wait(job, timeout=self.timeout_s)
+        except Exception as exc:
+            raise SourceError(f"{self.name} stopped delivering frames: {_first_line(exc) or 'timeout'}") from None
+        width = self.lores_size[0]
+        if self.lores_format == "YUV420":
+            image = np.ascontiguousarray(array[:, :width])
+            frame = Frame(image, "YUV420", time.monotonic(), self._index)
+        else:
+            frame = Frame(np.ascontiguousarray(array[:, :width, :3]), "RGB", time.monotonic(), self._index)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if self._camera is not None:
+            try:
+                self._camera.stop()
+                self._camera.close()
+            except Exception as exc:
+                log.warning("closing %s: %s", self.name, _first_line(exc))
+        self._camera = None
+
+
+def _default_lores_format() -> str:
+    try:
+        model = Path("/proc/device-tree/model").read_text(errors="replace")
+    except OSError:
+        return "YUV420"
+    return "RGB" if "Raspberry Pi 5" in model else "YUV420"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def make_source(spec: str, camera_config, realtime: bool = False, pixel_format: str = "RGB") -> FrameSource:
+    """`camera`, `webcam` or a video file path -> its FrameSource."""
+    if spec == "camera":
+        return PiCameraSource(
+            index=camera_config.index,
+            main_size=(camera_config.width, camera_config.height),
+            lores_size=(camera_config.lores_width, camera_config.lores_height),
+            fps=camera_config.fps,
+            lores_format=camera_config.lores_format,
+            timeout_s=camera_config.frame_timeout_s,
+        )
+    if spec == "webcam":
+        return WebcamSource(camera_config.index, camera_config.width, camera_config.height, camera_config.fps)
+    return VideoFileSource(spec, pixel_format=pixel_format, realtime=realtime)

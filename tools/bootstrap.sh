@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create .venv with everything `make run` and `make test` need, on a fresh Debian/Ubuntu.
+# System packages (python3-venv; libsystemd-dev, pkg-config and a compiler for
+# systemd-python) are installed with apt when missing and we are root or have sudo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else return 1; fi
+}
+
+need_apt=()
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
+pkg-config --exists libsystemd 2>/dev/null || need_apt+=(libsystemd-dev pkg-config)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+"$PYTHON" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null || need_apt+=(python3-dev)
+if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "bootstrap: installing ${need_apt[*]} with apt"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null \
+    || echo "bootstrap: could not install ${need_apt[*]}; continuing without them"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[desktop,test]" \
+  || { echo "bootstrap: systemd-python did not build; installing without it (sd_notify tests will skip)";
+       "$VENV/bin/python" -m pip install -q -e ".[desktop]" pytest; }
+touch "$VENV/.installed"
