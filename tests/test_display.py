@@ -1,0 +1,116 @@
+"""OLED screens, read back from luma.core's dummy device and compared with golden PNGs.
+
+Set UPDATE_GOLDEN=1 to rewrite the goldens after an intended change (then look at them).
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from luma.core.device import dummy
+from PIL import Image
+
+from appliance.display import Display, GifRecorder, Screen, render
+
+GOLDEN = Path(__file__).parent / "golden"
+
+SCREENS = {
+    "ready_0": Screen(0, "ready", fps=15),
+    "counting_12": Screen(12, "counting", fps=14),
+    "no_person_7": Screen(7, "no person"),
+    "camera_error_3": Screen(3, "camera error"),
+    "counting_1234": Screen(1234, "counting", fps=9),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCREENS))
+def test_screen_matches_golden(name):
+    device = dummy(width=128, height=64, mode="1")
+    render(SCREENS[name], device)
+    golden = GOLDEN / f"oled_{name}.png"
+    if os.environ.get("UPDATE_GOLDEN") or not golden.exists():
+        GOLDEN.mkdir(exist_ok=True)
+        device.image.save(golden)
+    expected = np.asarray(Image.open(golden).convert("1"))
+    assert np.array_equal(np.asarray(device.image.convert("1")), expected)
+
+
+def test_big_count_uses_most_of_the_screen():
+    device = dummy(width=128, height=64, mode="1")
+    render(Screen(8, "counting"), device)
+    lit = np.argwhere(np.asarray(device.image)[:50])
+    height = lit[:, 0].max() - lit[:, 0].min()
+    assert height >= 25  # readable from the floor
+
+
+class FlakyDevice:
+    """A display whose I2C writes fail while `broken` is set."""
+
+    def __init__(self):
+        self.inner = dummy(width=128, height=64, mode="1")
+        self.size, self.mode = self.inner.size, self.inner.mode
+        self.broken = False
+        self.writes = 0
+
+    def display(self, image):
+        if self.broken:
+            raise OSError(121, "Remote I/O error")
+        self.writes += 1
+        self.inner.display(image)
+
+    def cleanup(self):
+        pass
+
+
+def test_missing_display_is_retried_and_counting_goes_on():
+    now = [0.0]
+    device = FlakyDevice()
+    attempts = []
+
+    def opener():
+        attempts.append(now[0])
+        if now[0] < 10:
+            raise OSError("no I2C device at 0x3c")
+        return device
+
+    display = Display(opener, retry_s=5.0, clock=lambda: now[0])
+    for t in range(0, 12):
+        now[0] = float(t)
+        display.show(Screen(t, "counting"))
+    assert attempts == [0.0, 5.0, 10.0]
+    assert display.device is device and display.error is None
+    assert device.writes == 2  # t=10 and t=11
+
+
+def test_failing_writes_drop_the_display_until_retry():
+    now = [0.0]
+    device = FlakyDevice()
+    display = Display(lambda: device, retry_s=30.0, clock=lambda: now[0])
+    display.show(Screen(1, "counting"))
+    device.broken = True
+    display.show(Screen(2, "counting"))
+    assert display.device is None and "Remote I/O" in display.error
+    device.broken = False
+    now[0] = 31.0
+    display.show(Screen(3, "counting"))
+    assert device.writes == 2
+
+
+def test_same_screen_is_not_resent():
+    device = FlakyDevice()
+    display = Display(lambda: device)
+    for _ in range(5):
+        display.show(Screen(4, "counting"))
+    assert device.writes == 1
+
+
+def test_gif_recorder_writes_each_distinct_screen(tmp_path):
+    now = [0.0]
+    recorder = GifRecorder(tmp_path / "oled.gif", (128, 64))
+    display = Display(lambda: None, clock=lambda: now[0], recorder=recorder)
+    for t, count in enumerate([0, 0, 1, 1, 2]):
+        now[0] = float(t)
+        display.show(Screen(count, "counting"))
+    display.close()
+    gif = Image.open(tmp_path / "oled.gif")
+    assert gif.n_frames == 3

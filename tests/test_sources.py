@@ -1,0 +1,90 @@
+import av
+import numpy as np
+import pytest
+
+from appliance.errors import SourceError
+from appliance.sources import PiCameraSource, VideoFileSource
+
+
+def make_clip(path, frames=20, fps=10, size=(64, 48)):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            img = np.zeros((size[1], size[0], 3), np.uint8)
+            img[:, : (i * 3) % size[0]] = 200
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def read_all(source):
+    frames = []
+    with source:
+        while (frame := source.read()) is not None:
+            frames.append(frame)
+    return frames
+
+
+def test_file_frames_carry_timestamps(tmp_path):
+    frames = read_all(VideoFileSource(make_clip(tmp_path / "a.mp4")))
+    assert len(frames) == 20
+    assert frames[0].image.shape == (48, 64, 3) and frames[0].format == "RGB"
+    assert np.allclose([f.t for f in frames], np.arange(20) / 10, atol=1e-3)
+
+
+def test_file_can_give_the_pis_yuv420_layout(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4")
+    rgb = read_all(VideoFileSource(clip))
+    yuv = read_all(VideoFileSource(clip, pixel_format="YUV420"))
+    assert yuv[5].image.shape == (72, 64) and yuv[5].format == "YUV420"
+    assert yuv[5].size == rgb[5].size == (64, 48)
+
+
+class FakeTime:
+    """A clock the source sleeps on, plus a slow consumer that advances it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, s):
+        self.now += s
+
+
+def test_realtime_paces_and_late_frames_are_dropped(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=30, fps=10)
+    fake = FakeTime()
+    source = VideoFileSource(clip, realtime=True, clock=fake.clock, sleep=fake.sleep)
+    seen = []
+    with source:
+        while (frame := source.read()) is not None:
+            seen.append(frame.t)
+            fake.now += 0.25  # the consumer takes 250 ms per frame: it can do 4 fps of 10
+    assert seen[-1] == pytest.approx(2.9, abs=0.15)  # no lag built up
+    assert 10 <= len(seen) <= 14 and source.skipped >= 15
+    assert all(b > a for a, b in zip(seen, seen[1:]))
+
+
+def test_missing_and_foreign_files_name_the_file(tmp_path):
+    with pytest.raises(SourceError, match="absent.mp4"):
+        VideoFileSource(tmp_path / "absent.mp4").open()
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(SourceError, match="junk.mp4"):
+        VideoFileSource(junk).open()
+
+
+def test_pi_camera_without_picamera2_is_a_clear_error():
+    try:
+        import picamera2  # noqa: F401
+    except ImportError:
+        with pytest.raises(SourceError, match="Pi camera 0.*picamera2"):
+            PiCameraSource().open()
+    else:
+        pytest.skip("picamera2 present: this is a Pi")

@@ -1,0 +1,51 @@
+"""sd_notify through a real AF_UNIX datagram socket standing in for systemd."""
+import pytest
+
+pytest.importorskip("systemd.daemon", reason="systemd-python not installed")
+
+from appliance.systemd import Notifier  # noqa: E402
+
+
+def test_ready_status_watchdog_stopping(notify_socket, monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "3000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    now = [0.0]
+    notifier = Notifier(clock=lambda: now[0])
+    assert notifier.watchdog_interval_s == pytest.approx(1.0)
+    notifier.ready("ready reps=4 total=10")
+    notifier.progress()
+    now[0] = 0.5
+    notifier.progress()  # not due yet
+    now[0] = 1.1
+    notifier.progress()
+    notifier.status("counting reps=5 total=11")
+    notifier.status("counting reps=5 total=11")  # unchanged: not resent
+    notifier.stopping()
+    assert notify_socket() == [
+        "READY=1\nSTATUS=ready reps=4 total=10",
+        "WATCHDOG=1",
+        "WATCHDOG=1",
+        "STATUS=counting reps=5 total=11",
+        "STOPPING=1",
+    ]
+
+
+def test_no_watchdog_pings_without_watchdog_usec(notify_socket, monkeypatch):
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    notifier = Notifier()
+    notifier.progress()
+    notifier.stopping()
+    assert notify_socket() == ["STOPPING=1"]
+
+
+def test_watchdog_for_another_pid_is_ignored(notify_socket, monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "3000000")
+    monkeypatch.setenv("WATCHDOG_PID", "1")
+    assert Notifier().watchdog_interval_s is None
+
+
+def test_silent_without_notify_socket(monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    notifier = Notifier()
+    assert not notifier.enabled
+    notifier.ready("ready")  # nothing to send to, nothing raised
