@@ -1,0 +1,595 @@
+"""Streaming push-up rep counters: ours (`RepCounter`) and two baselines.
+
+All counters take one frame at a time -- ``update(t, keypoints, gate_open)`` -- and return True
+exactly on the frame where a rep is counted. They are pure (no I/O), cheap per frame (a few
+dozen numpy/scipy operations on 9 keypoints) and causal: nothing looks ahead beyond the
+low-pass filter's own delay, and history is never re-filtered (the filter runs sample by sample
+with its state, ``scipy.signal.lfilter(..., zi=...)``).
+
+What counts as one rep (the rule `RepCounter` implements)
+---------------------------------------------------------
+One rep is one *push*: the body goes from a bottom position up to the top (arms extended), and
+the rep is counted once, when the push reaches the top. Concretely, on the signal
+``s = (wrist height - shoulder height) / arm length`` -- how high the shoulders are above the
+hands on the floor, in body-scale units (independent of zoom, of where the person is in the
+frame and of a panning camera) -- after low-pass filtering:
+
+* a *descent* is confirmed when ``s`` falls from its running peak by at least
+  ``max(min_amplitude, descent_fraction * A)`` where ``A`` is the adaptive rep amplitude
+  (a prior to start with, then the mean of recent reps' top-to-bottom amplitudes);
+* the rep is *counted* when, after a confirmed descent (or at the start of tracking), ``s`` rises
+  from the running valley by ``max(min_amplitude, count_fraction * A)`` -- i.e. near the top,
+  before the body has fully settled, so the announcement is not late;
+* and only if the rep is plausible as a push-up: the cycle took at least ``min_rep_s``, at least
+  ``refractory_s`` passed since the last count, the body posture was push-up-like for at least
+  ``min_posture_fraction`` of the cycle and at the counting frame (see *Posture gate*), and the
+  recognition gate (``gate_open``) was open at the counting frame.
+
+Consequences: a clip that starts at the bottom counts its first push (the valley is where
+tracking starts); a clip that ends at the bottom or mid-descent does not count the unfinished
+rep; a partial push that starts mid-ascent counts only if it still covers ``count_fraction`` of
+a rep's amplitude; holding a plank, jitter and tiny dips (below ``min_amplitude``) never count;
+a rep cycle that lasts longer than ``max_rep_s`` (e.g. lying on the floor, getting up) is
+abandoned.
+
+Posture gate (keypoint plausibility)
+------------------------------------
+A frame is push-up-like when at least one shoulder and one wrist are seen (score >=
+``min_score``) and:
+
+* the lower wrist is below the shoulders: ``s >= min_arm_drop`` (rejects pull-ups, presses,
+  sit-ups, bench press, lying on the back);
+* if the hips are seen: the shoulder-to-hip line is near horizontal *in body-scale units*:
+  the hips are at most ``max_hip_drop`` scales below and ``max_hip_rise`` scales above the
+  shoulders (rejects standing, walking, squats, lunges, dips, downward dog; allows incline,
+  decline, knee push-ups and front views where the torso is foreshortened);
+* at the counting frame (top of the push) and if the hips are seen: the wrists are at least
+  ``min_wrist_below_hip`` scales below the hips, i.e. the body is held up on the arms (rejects
+  cobra / upward dog / curls, where the hands are at hip height).
+
+Missing keypoints and people leaving
+------------------------------------
+A frame with no usable shoulder/wrist is a gap: gaps shorter than ``max_gap_s`` are bridged
+(the filter is fed the last value); a longer gap resets the filter and the rep state, so a
+person walking out mid-rep and someone else walking in starts fresh (a rep in progress is lost,
+never double counted). ``count`` is kept across gaps; ``reset()`` zeroes it.
+
+Baselines
+---------
+`SeedCounter` is the seed's algorithm: head height, FIR low-pass (``firwin``), adaptive mean
+and standard deviation over the last ``seed_lag`` samples, label 1 when ``s > mu + h*sigma``,
+one rep per 0 -> 1 transition of the label. `ElbowAngleCounter` is the common recipe: down
+when the elbow angle goes below ``elbow_down_deg``, a rep when it then goes above
+``elbow_up_deg``.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+from scipy import signal as sps
+
+from .keypoints import (
+    HEAD,
+    LEFT_ELBOW,
+    LEFT_HIP,
+    LEFT_SHOULDER,
+    LEFT_WRIST,
+    RIGHT_ELBOW,
+    RIGHT_HIP,
+    RIGHT_SHOULDER,
+    RIGHT_WRIST,
+    names,
+)
+
+__all__ = [
+    "CounterSettings",
+    "CounterDebug",
+    "RepCounter",
+    "SeedCounter",
+    "ElbowAngleCounter",
+    "TraceResult",
+    "count_trace",
+    "COUNTERS",
+]
+
+
+@dataclass
+class CounterSettings:
+    """Tunable counter parameters (the ``[counter]`` table of the config file, by field name).
+
+    Lengths are in body-scale units (max of shoulder width and upper-arm length, tracked over
+    the last ``scale_window_s``); times in seconds.
+    """
+
+    # --- ours (RepCounter) ---
+    min_score: float = 0.3          # keypoint score below this = not seen
+    cutoff_hz: float = 4.0          # Butterworth low-pass cutoff on the signal
+    filter_order: int = 2
+    nominal_fps: float = 30.0       # used until the frame interval is known
+    scale_window_s: float = 4.0     # arm length = 90th percentile over this window
+    arm_per_body_scale: float = 2.3  # arm length / body scale, when no forearm is seen
+    min_amplitude: float = 0.2      # smallest top-to-bottom movement that can be a rep
+    amplitude_prior: float = 0.45   # expected rep amplitude before any rep was seen
+    amplitude_memory: float = 0.5   # weight of the old amplitude when a new rep is seen
+    descent_fraction: float = 0.35  # fall from the peak (x amplitude) that confirms a descent
+    count_fraction: float = 0.65    # rise from the valley (x amplitude) that counts a rep
+    refractory_s: float = 0.2       # no two counts closer than this
+    min_rep_s: float = 0.15         # a descent+push shorter than this is jitter
+    max_rep_s: float = 12.0         # a cycle longer than this is abandoned
+    max_gap_s: float = 0.6          # longer gaps reset the filter and the rep state
+    min_arm_drop: float = -0.1      # s below this: wrists not below shoulders (posture fails)
+    max_hip_drop: float = 0.7       # hips more than this below the shoulders: upright body
+    max_hip_rise: float = 0.45      # hips more than this above the shoulders: downward dog etc.
+    min_top_arm_drop: float = 0.5   # at the top: shoulders at least this high above the wrists
+    max_top_hip_ratio: float = 0.6  # at the top: hip drop / arm drop at most this (not upright,
+                                    # not lying with the hips on the floor)
+    min_posture_fraction: float = 0.7  # share of posture-ok frames needed over a rep cycle
+    # --- seed baseline (SeedCounter) ---
+    seed_lag: int = 60
+    seed_h: float = 0.1
+    seed_numtaps: int = 15
+    seed_cutoff_hz: float = 2.0
+    # --- elbow-angle baseline (ElbowAngleCounter) ---
+    elbow_down_deg: float = 90.0
+    elbow_up_deg: float = 160.0
+
+
+class CounterDebug(NamedTuple):
+    """The counter's view of the last frame, for plots and the OLED debug page."""
+
+    t: float
+    signal: float       # filtered signal (NaN while nobody is tracked)
+    mean: float         # centre line (RepCounter: between the thresholds; Seed: window mean)
+    upper: float        # the level that counts a rep
+    lower: float        # the level that confirms a descent
+    label: int          # 1 = up phase, 0 = down phase (RepCounter: 1 while seeking the descent)
+    posture_ok: bool
+    gate_open: bool
+    counted: bool
+
+
+_NAN_DEBUG = CounterDebug(math.nan, math.nan, math.nan, math.nan, math.nan, 0, False, False, False)
+
+
+def _seen(kp: np.ndarray, i: int, min_score: float) -> bool:
+    if i >= kp.shape[0]:
+        return False
+    x, y, s = kp[i]
+    return bool(np.isfinite(x) and np.isfinite(y) and np.isfinite(s) and s >= min_score)
+
+
+def _dist(kp: np.ndarray, a: int, b: int) -> float:
+    return float(math.hypot(kp[a, 0] - kp[b, 0], kp[a, 1] - kp[b, 1]))
+
+
+def _check_keypoints(keypoints: np.ndarray) -> np.ndarray:
+    kp = np.asarray(keypoints, dtype=np.float32)
+    if kp.ndim != 2 or kp.shape[1] != 3:
+        raise ValueError(f"keypoints must be [K, 3], got {kp.shape}")
+    names(kp.shape[0])
+    return kp
+
+
+class _LiveFilter:
+    """A scipy IIR/FIR filter run one sample at a time with its state (never re-filters)."""
+
+    def __init__(self, b: np.ndarray, a: np.ndarray):
+        self.b, self.a = np.asarray(b, float), np.asarray(a, float)
+        self._zi0 = sps.lfilter_zi(self.b, self.a)
+        self.zi: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.zi = None
+
+    def __call__(self, x: float) -> float:
+        if self.zi is None:  # start in steady state at the first value: no start-up transient
+            self.zi = self._zi0 * x
+        y, self.zi = sps.lfilter(self.b, self.a, [x], zi=self.zi)
+        return float(y[0])
+
+
+class _FrameClock:
+    """Tracks the frame interval from the timestamps (for filter design)."""
+
+    def __init__(self, nominal_fps: float):
+        self.nominal_fps = nominal_fps
+        self.last_t: float | None = None
+        self.dts: deque[float] = deque(maxlen=15)
+
+    def reset(self) -> None:
+        self.last_t = None
+        self.dts.clear()
+
+    def tick(self, t: float) -> float:
+        """Returns the time since the previous frame (0 for the first)."""
+        dt = 0.0 if self.last_t is None else t - self.last_t
+        self.last_t = t
+        if dt > 0 and dt < 0.5:
+            self.dts.append(dt)
+        return dt
+
+    @property
+    def fps(self) -> float:
+        if not self.dts:
+            return self.nominal_fps
+        return float(min(max(1.0 / float(np.median(self.dts)), 5.0), 240.0))
+
+
+class _CounterBase:
+    """Shared bookkeeping: count, last debug record, reset."""
+
+    def __init__(self, settings: CounterSettings | None = None):
+        self.settings = settings if settings is not None else CounterSettings()
+        self._count = 0
+        self.last: CounterDebug = _NAN_DEBUG
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def reset(self) -> None:
+        self._count = 0
+        self.last = _NAN_DEBUG
+
+
+# ----------------------------------------------------------------------------------------------
+# Ours
+# ----------------------------------------------------------------------------------------------
+class RepCounter(_CounterBase):
+    """Our counter: shoulder height above the hands in body-scale units, posture-gated,
+    amplitude-adaptive hysteresis; see the module docstring for the rule."""
+
+    def __init__(self, settings: CounterSettings | None = None):
+        super().__init__(settings)
+        self._clock = _FrameClock(self.settings.nominal_fps)
+        self._filter: _LiveFilter | None = None
+        self._filter_fps = 0.0
+        self._scales: deque[tuple[float, float]] = deque()
+        self._arms: deque[tuple[float, float]] = deque()
+        self._reset_tracking()
+
+    # -- state -----------------------------------------------------------------------------
+    def reset(self) -> None:
+        super().reset()
+        self._clock.reset()
+        self._filter = None
+        self._scales.clear()
+        self._arms.clear()
+        self._reset_tracking()
+
+    def _reset_tracking(self) -> None:
+        """Forget the rep in progress (after a long gap or at start)."""
+        self._tracking = False
+        self._last_seen_t = -math.inf
+        self._last_raw = math.nan
+        self._seeking_descent = False   # False: at/near bottom, waiting for the push
+        self._peak = -math.inf
+        self._valley = math.inf
+        self._bounce = -math.inf
+        self._push_valley = math.nan
+        self._cycle_start_t = math.nan
+        self._cycle_frames = 0
+        self._cycle_ok = 0
+        self._last_count_t = -math.inf
+        self._amp = self.settings.amplitude_prior
+        if self._filter is not None:
+            self._filter.reset()
+
+    # -- features --------------------------------------------------------------------------
+    def _features(self, t: float, kp: np.ndarray):
+        """(raw signal, posture_ok, top_ok) for one frame, or None when not measurable."""
+        st = self.settings
+        ms = st.min_score
+        sh = [i for i in (LEFT_SHOULDER, RIGHT_SHOULDER) if _seen(kp, i, ms)]
+        wr = [i for i in (LEFT_WRIST, RIGHT_WRIST) if _seen(kp, i, ms)]
+        if not sh or not wr:
+            return None
+        # scale: arm length (upper arm + forearm, the longer side), a high percentile over the
+        # last scale_window_s (the arm is foreshortened at the bottom of a front-view rep);
+        # falls back on the body scale (shoulder width / upper arm) when no forearm is seen
+        arm, body = 0.0, 0.0
+        for s_i, e_i, w_i in ((LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST), (RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST)):
+            if s_i in sh and _seen(kp, e_i, ms):
+                body = max(body, _dist(kp, s_i, e_i))
+                if w_i in wr:
+                    arm = max(arm, _dist(kp, s_i, e_i) + _dist(kp, e_i, w_i))
+        if len(sh) == 2:
+            body = max(body, _dist(kp, LEFT_SHOULDER, RIGHT_SHOULDER))
+        if arm > 0:
+            self._arms.append((t, arm))
+        if body > 0:
+            self._scales.append((t, body))
+        for q in (self._arms, self._scales):
+            while q and q[0][0] < t - st.scale_window_s:
+                q.popleft()
+        if self._arms:
+            scale = float(np.percentile([c for _, c in self._arms], 90))
+        elif self._scales:
+            scale = st.arm_per_body_scale * float(np.median([c for _, c in self._scales]))
+        else:
+            return None
+        if not scale > 1e-4:
+            return None
+        sh_y = float(np.mean([kp[i, 1] for i in sh]))
+        wr_y = float(max(kp[i, 1] for i in wr))  # the lower wrist: the hand on the floor
+        s = (wr_y - sh_y) / scale
+        posture = s >= st.min_arm_drop
+        top_ok = s >= st.min_top_arm_drop
+        hp = [i for i in (LEFT_HIP, RIGHT_HIP) if _seen(kp, i, ms)]
+        if hp:
+            hip_y = float(np.mean([kp[i, 1] for i in hp]))
+            drop = (hip_y - sh_y) / scale
+            posture = posture and (-st.max_hip_rise <= drop <= st.max_hip_drop)
+            top_ok = top_ok and drop <= st.max_top_hip_ratio * (wr_y - sh_y) / scale
+        return s, bool(posture), bool(top_ok and posture)
+
+    def _filtered(self, x: float) -> float:
+        fps = self._clock.fps
+        if self._filter is None or abs(fps - self._filter_fps) > 0.2 * self._filter_fps:
+            wn = min(self.settings.cutoff_hz / (fps / 2.0), 0.95)
+            b, a = sps.butter(self.settings.filter_order, wn)
+            old = self._filter
+            self._filter, self._filter_fps = _LiveFilter(b, a), fps
+            if old is not None and old.zi is not None and self._tracking:
+                self._filter.zi = self._filter._zi0 * self.last.signal if np.isfinite(self.last.signal) else None
+        return self._filter(x)
+
+    # -- per frame ---------------------------------------------------------------------------
+    def update(self, t: float, keypoints: np.ndarray, gate_open: bool = True) -> bool:
+        kp = _check_keypoints(keypoints)
+        st = self.settings
+        t = float(t)
+        self._clock.tick(t)
+        feats = self._features(t, kp)
+        if feats is None:
+            if self._tracking and t - self._last_seen_t > st.max_gap_s:
+                self._reset_tracking()
+            if not self._tracking:
+                self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), False)
+                return False
+            raw, posture, top_ok = self._last_raw, False, False  # bridge a short gap
+        else:
+            raw, posture, top_ok = feats
+            if self._tracking and t - self._last_seen_t > st.max_gap_s:
+                self._reset_tracking()
+            self._last_seen_t = t
+            self._last_raw = raw
+        if not self._tracking:
+            self._tracking = True
+            self._seeking_descent = False
+            self._valley = math.inf
+            self._bounce = -math.inf
+            self._cycle_start_t = t
+            self._cycle_frames = self._cycle_ok = 0
+            if self._filter is not None:
+                self._filter.reset()
+        s = self._filtered(raw)
+
+        self._cycle_frames += 1
+        self._cycle_ok += int(posture)
+        amp = max(self._amp, st.min_amplitude)
+        counted = False
+        if self._seeking_descent:
+            self._peak = max(self._peak, s)
+            if s < self._peak - max(st.min_amplitude, st.descent_fraction * amp):
+                # descent confirmed: learn the amplitude of the push just finished; the new
+                # cycle starts here
+                rep_amp = self._peak - self._push_valley
+                if np.isfinite(rep_amp) and rep_amp >= st.min_amplitude:
+                    self._amp = st.amplitude_memory * self._amp + (1 - st.amplitude_memory) * rep_amp
+                self._seeking_descent = False
+                self._valley = self._bounce = s
+                self._cycle_start_t = t
+                self._cycle_frames, self._cycle_ok = 1, int(posture)
+        else:
+            if s < self._valley:
+                self._valley = s
+                self._bounce = s
+            self._bounce = max(self._bounce, s)
+            if (self._bounce - self._valley >= st.min_amplitude
+                    and s < self._bounce - max(st.min_amplitude, st.descent_fraction * amp)):
+                # a push that fell short of the count level and went down again: not a rep,
+                # but it tells the amplitude of this person's reps; a new cycle starts
+                self._amp = st.amplitude_memory * self._amp + (1 - st.amplitude_memory) * (self._bounce - self._valley)
+                self._valley = self._bounce = s
+                self._cycle_start_t = t
+                self._cycle_frames, self._cycle_ok = 1, int(posture)
+            if t - self._cycle_start_t > st.max_rep_s:
+                # too long down there: start over from here (no rep)
+                self._valley = self._bounce = s
+                self._cycle_start_t = t
+                self._cycle_frames, self._cycle_ok = 1, int(posture)
+            rise_needed = max(st.min_amplitude, st.count_fraction * amp)
+            if s >= self._valley + rise_needed:
+                ok = (
+                    top_ok
+                    and bool(gate_open)
+                    and t - self._cycle_start_t >= st.min_rep_s
+                    and t - self._last_count_t >= st.refractory_s
+                    and self._cycle_ok >= st.min_posture_fraction * self._cycle_frames
+                )
+                if ok:
+                    self._count += 1
+                    self._last_count_t = t
+                    counted = True
+                # either way the push is over: look for the next descent from here
+                self._seeking_descent = True
+                self._peak = s
+                self._push_valley = self._valley
+        if self._seeking_descent:
+            lower = self._peak - max(st.min_amplitude, st.descent_fraction * amp)
+            upper = lower + max(st.min_amplitude, st.count_fraction * amp)
+            label = 1
+        else:
+            upper = self._valley + max(st.min_amplitude, st.count_fraction * amp)
+            lower = upper - max(st.min_amplitude, st.count_fraction * amp) + max(st.min_amplitude, st.descent_fraction * amp)
+            lower = min(lower, upper)
+            label = 0
+        self.last = CounterDebug(t, s, 0.5 * (upper + lower), upper, lower, label, bool(posture), bool(gate_open), counted)
+        return counted
+
+
+# ----------------------------------------------------------------------------------------------
+# Baselines
+# ----------------------------------------------------------------------------------------------
+class SeedCounter(_CounterBase):
+    """The seed's algorithm: head height, FIR low-pass, sliding z-score, count 0->1 labels."""
+
+    def __init__(self, settings: CounterSettings | None = None):
+        super().__init__(settings)
+        self._clock = _FrameClock(self.settings.nominal_fps)
+        self._filter: _LiveFilter | None = None
+        self._window: deque[float] = deque(maxlen=max(2, int(self.settings.seed_lag)))
+        self._label = 0
+        self._last_raw = math.nan
+
+    def reset(self) -> None:
+        super().reset()
+        self._clock.reset()
+        self._filter = None
+        self._window.clear()
+        self._label = 0
+        self._last_raw = math.nan
+
+    def update(self, t: float, keypoints: np.ndarray, gate_open: bool = True) -> bool:
+        kp = _check_keypoints(keypoints)
+        st = self.settings
+        self._clock.tick(float(t))
+        if _seen(kp, HEAD, st.min_score):
+            self._last_raw = 1.0 - float(kp[HEAD, 1])  # head height, up = larger
+        if not np.isfinite(self._last_raw):
+            self.last = CounterDebug(float(t), math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), False)
+            return False
+        if self._filter is None:
+            fps = self._clock.fps
+            taps = sps.firwin(int(st.seed_numtaps), min(st.seed_cutoff_hz / (fps / 2.0), 0.95))
+            self._filter = _LiveFilter(taps, np.array([1.0]))
+        s = self._filter(self._last_raw)
+        counted = False
+        if len(self._window) >= self._window.maxlen:  # a full window of the last n samples
+            mu = float(np.mean(self._window))
+            sd = float(np.std(self._window))
+            upper = mu + st.seed_h * sd
+            label = 1 if s > upper else 0
+            if label == 1 and self._label == 0 and gate_open:
+                self._count += 1
+                counted = True
+            self._label = label
+        else:
+            mu = upper = math.nan
+        self._window.append(s)
+        self.last = CounterDebug(float(t), s, mu, upper, mu, self._label, True, bool(gate_open), counted)
+        return counted
+
+
+class ElbowAngleCounter(_CounterBase):
+    """The common recipe: down below ``elbow_down_deg``, a rep when back above ``elbow_up_deg``."""
+
+    def __init__(self, settings: CounterSettings | None = None):
+        super().__init__(settings)
+        self._down = False
+
+    def reset(self) -> None:
+        super().reset()
+        self._down = False
+
+    def _angle(self, kp: np.ndarray) -> float:
+        ms = self.settings.min_score
+        angles, weights = [], []
+        for s_i, e_i, w_i in ((LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST), (RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST)):
+            if _seen(kp, s_i, ms) and _seen(kp, e_i, ms) and _seen(kp, w_i, ms):
+                u = kp[s_i, :2] - kp[e_i, :2]
+                v = kp[w_i, :2] - kp[e_i, :2]
+                nu, nv = float(np.hypot(*u)), float(np.hypot(*v))
+                if nu > 0 and nv > 0:
+                    c = float(np.clip(np.dot(u, v) / (nu * nv), -1.0, 1.0))
+                    angles.append(math.degrees(math.acos(c)))
+                    weights.append(float(kp[e_i, 2]))
+        if not angles:
+            return math.nan
+        return float(np.average(angles, weights=weights))
+
+    def update(self, t: float, keypoints: np.ndarray, gate_open: bool = True) -> bool:
+        kp = _check_keypoints(keypoints)
+        st = self.settings
+        a = self._angle(kp)
+        counted = False
+        if np.isfinite(a):
+            if a < st.elbow_down_deg:
+                self._down = True
+            elif a > st.elbow_up_deg and self._down:
+                self._down = False
+                if gate_open:
+                    self._count += 1
+                    counted = True
+        mid = 0.5 * (st.elbow_down_deg + st.elbow_up_deg)
+        self.last = CounterDebug(float(t), a, mid, st.elbow_up_deg, st.elbow_down_deg, 0 if self._down else 1,
+                                 bool(np.isfinite(a)), bool(gate_open), counted)
+        return counted
+
+
+COUNTERS = {"ours": RepCounter, "seed": SeedCounter, "elbow": ElbowAngleCounter}
+
+
+# ----------------------------------------------------------------------------------------------
+# Offline helper
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TraceResult:
+    """A whole trace run through a counter, frame by frame (exactly as live)."""
+
+    reps: int
+    rep_times_s: list[float]
+    rep_frames: list[int] = field(default_factory=list)
+    t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    signal: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    label: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    posture_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def to_json(self) -> dict:
+        return {"reps": int(self.reps), "rep_times_s": [round(float(x), 3) for x in self.rep_times_s]}
+
+
+def count_trace(
+    keypoints: np.ndarray,
+    fps: float,
+    settings: CounterSettings | None = None,
+    counter_cls=RepCounter,
+    gate: np.ndarray | None = None,
+) -> TraceResult:
+    """Run a keypoint trace [T, K, 3] through a fresh counter at ``fps`` frames per second.
+
+    ``gate`` (optional, [T] bool) is the recognition gate per frame; without it the gate is
+    open and the counter's own posture logic does all the rejecting.
+    """
+    kp = np.asarray(keypoints, dtype=np.float32)
+    if kp.ndim != 3 or kp.shape[2] != 3:
+        raise ValueError(f"keypoints must be [T, K, 3], got {kp.shape}")
+    names(kp.shape[1])
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    counter = counter_cls(settings)
+    n = kp.shape[0]
+    cols = {k: np.full(n, np.nan) for k in ("t", "signal", "mean", "upper", "lower")}
+    label = np.zeros(n, dtype=np.int8)
+    posture = np.zeros(n, dtype=bool)
+    times, frames = [], []
+    for i in range(n):
+        t = i / float(fps)
+        g = True if gate is None else bool(gate[i])
+        if counter.update(t, kp[i], g):
+            times.append(t)
+            frames.append(i)
+        d = counter.last
+        cols["t"][i] = t
+        cols["signal"][i], cols["mean"][i], cols["upper"][i], cols["lower"][i] = d.signal, d.mean, d.upper, d.lower
+        label[i], posture[i] = d.label, d.posture_ok
+    return TraceResult(counter.count, times, frames, cols["t"], cols["signal"], cols["mean"], cols["upper"],
+                       cols["lower"], label, posture)
