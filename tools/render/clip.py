@@ -1,0 +1,229 @@
+"""render_clip: scenario -> frames -> H.264 mp4 + exact label npz."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import body as B
+from . import motion as M
+from .camera import Camera, fit_camera
+from .raster import FrameBuffers
+from .scene import Look, Room, draw_person
+
+VIEWS = {"front": (0.0,), "oblique": (45.0, -45.0), "side": (90.0, -90.0), "side-left": (-90.0,),
+         "side-right": (90.0,), "oblique-left": (-45.0,), "oblique-right": (45.0,)}
+
+# Per-keypoint depth tolerance (m, for a 1.75 m person): a keypoint is visible when the
+# nearest surface at its pixel is no more than this in front of the joint centre.
+_VIS_TOL = np.array([0.05, 0.06, 0.09, 0.13, 0.09, 0.06, 0.05, 0.12, 0.12])
+
+_LUT_SIZE = 4096
+_SRGB_LUT = (np.linspace(0, 1, _LUT_SIZE) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8)
+
+
+def to_srgb(lin: np.ndarray) -> np.ndarray:
+    return _SRGB_LUT[np.clip(lin * (_LUT_SIZE - 1), 0, _LUT_SIZE - 1).astype(np.int32)]
+
+
+def view_azimuth(view: str, rng) -> float:
+    """Camera azimuth in degrees: 0 in front of the person, +90 on their right, -90 on their left."""
+    if view in VIEWS:
+        options = VIEWS[view]
+        base = options[int(rng.integers(len(options)))]
+        return float(base + rng.uniform(-8.0, 8.0))
+    try:
+        return float(view)
+    except ValueError:
+        raise ValueError(f"unknown view {view!r}; choose from {sorted(VIEWS)} or an azimuth in degrees") from None
+
+
+def _shadow_segments(joints: np.ndarray):
+    J = B.J
+    pairs = [("shoulder_l", "elbow_l"), ("elbow_l", "wrist_l"), ("shoulder_r", "elbow_r"), ("elbow_r", "wrist_r"),
+             ("hip_l", "knee_l"), ("knee_l", "ankle_l"), ("hip_r", "knee_r"), ("knee_r", "ankle_r"),
+             ("pelvis", "neck"), ("neck", "head"), ("ankle_l", "toe_l"), ("ankle_r", "toe_r")]
+    radii = np.array([0.045, 0.035, 0.045, 0.035, 0.07, 0.05, 0.07, 0.05, 0.15, 0.08, 0.04, 0.04])
+    a = np.stack([joints[J[p]] for p, _ in pairs])
+    b = np.stack([joints[J[q]] for _, q in pairs])
+    return a, b, radii
+
+
+def _shadow_factor(fxz: np.ndarray, joints: np.ndarray, light: np.ndarray, k: float, strength: float) -> np.ndarray:
+    """Multiplicative darkening (<= 1) of floor points fxz [N,2] under the body."""
+    a, b, r = _shadow_segments(joints)
+    r = r * k
+    # project segment end points onto the floor along the light (soft, widening with height)
+    shift = light[[0, 2]] / max(light[1], 0.2)
+    pa = a[:, [0, 2]] - a[:, 1:2] * shift
+    pb = b[:, [0, 2]] - b[:, 1:2] * shift
+    ha, hb = a[:, 1], b[:, 1]
+    occ = np.zeros(len(fxz), np.float32)
+    for i in range(len(r)):
+        d = pb[i] - pa[i]
+        l2 = float(d @ d)
+        e = fxz - pa[i]
+        t = np.clip((e @ d) / l2, 0, 1) if l2 > 1e-9 else np.zeros(len(fxz))
+        e = e - t[:, None] * d
+        dist = np.sqrt(np.einsum("ij,ij->i", e, e))
+        h = ha[i] + t * (hb[i] - ha[i])
+        soft = r[i] * 0.6 + 0.35 * h
+        val = np.clip((r[i] + soft - dist) / (2 * soft), 0, 1) * np.clip(1.2 - h, 0.2, 1.0)
+        occ = np.maximum(occ, val.astype(np.float32))
+    return 1.0 - strength * occ
+
+
+def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "side", tempo: float = 1.0,
+                seed: int = 0, width: int = 320, height: int = 240, fps: float = 25.0,
+                camera_height: float = 0.1, depth="full", pause_top: float = 0.0, pause_bottom: float = 0.0,
+                get_up: bool = True, duration: float | None = None, sag: float = 0.0,
+                person_height: float | None = None, zoom: float | None = None, hfov_deg: float = 62.2,
+                noise: float | None = None, blur: float | None = None, crf: int = 20,
+                write_video: bool = True, frames_out: list | None = None, masks_out: list | None = None) -> dict:
+    """Render one clip to `path` (mp4, H.264 yuv420p) and `path` with .npz (labels).
+
+    Returns the labels dict (also saved): keypoints [T,9,3] float32 (x, y in 0..1, y down;
+    visibility), visibility [T,9], fps, rep_top_times_s, reps, scenario, view.
+    `frames_out`, if a list, receives every rendered RGB frame (uint8 [H,W,3]); `masks_out`
+    receives each frame's person mask (bool [H,W]). `path` may be None with write_video=False.
+    """
+    rng = np.random.default_rng([seed, 7])
+    opts = M.Options(reps=reps if scenario == "pushups" else 0, tempo=tempo, depth=depth, pause_top=pause_top,
+                     pause_bottom=pause_bottom, get_up=get_up, duration=duration, sag=sag, height=person_height)
+    motion = M.build(scenario, opts, fps, seed)
+    T = motion.frames
+    joints = motion.joints
+    dims = motion.dims
+
+    # camera: fit the whole clip's body from the chosen direction
+    az = view_azimuth(view, rng)
+    if motion.present.any():
+        pts = joints[motion.present].reshape(-1, 3)
+        pad = np.array([[0, 0.12 * dims.k, 0], [0, -0.0, 0]])
+        pts = np.concatenate([pts, pts.max(0, keepdims=True) + pad[:1], pts.min(0, keepdims=True)])
+    else:
+        pts = np.array([[-0.2, 0.0, -0.3], [1.8, 0.6, 0.3]])
+    if zoom is None:
+        zoom = float(rng.uniform(1.0, 1.25))
+    cam = fit_camera(pts, az, camera_height, width, height, hfov_deg, zoom=zoom, roll_deg=float(rng.normal(0, 1.5)))
+
+    # appearance
+    look = Look.random(rng)
+    centre = pts.mean(0)
+    room = Room.random(rng, (centre[0], centre[2]), cam.position[[0, 2]])
+    la = rng.uniform(0, 2 * np.pi)
+    light = np.array([0.6 * np.cos(la), 1.0, 0.6 * np.sin(la)])
+    light /= np.linalg.norm(light)
+    bg_lin, floor_xz = room.render(cam, light)
+    gains = np.clip(rng.normal(1.0, 0.05, 3), 0.88, 1.12).astype(np.float32)
+    exposure = float(rng.uniform(0.85, 1.2))
+    bg_lin *= gains * exposure
+    bg = to_srgb(bg_lin)
+    light_cam = cam.dir_to_camera(light)
+    up_cam = cam.dir_to_camera(np.array([0.0, 1.0, 0.0]))
+    key = float(rng.uniform(0.6, 0.85))
+    ambient = float(rng.uniform(0.35, 0.5))
+    noise_sigma = float(rng.uniform(1.5, 4.0)) if noise is None else float(noise)
+    blur_w = float(rng.uniform(0.12, 0.3)) if blur is None else float(blur)
+    shadow_strength = float(rng.uniform(0.35, 0.6))
+    noise_bank = rng.normal(0, noise_sigma, (4, height + 8, width + 8, 3)).astype(np.float32)
+    floor_ok = np.isfinite(floor_xz[..., 0])
+
+    fb = FrameBuffers(cam)
+    kp = np.full((T, 9, 3), np.nan, np.float32)
+    vis = np.zeros((T, 9), np.float32)
+    tol = _VIS_TOL * dims.k * dims.girth
+
+    container = stream = None
+    if write_video:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        import av
+
+        container = av.open(str(path), "w")
+        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+
+    try:
+        for f in range(T):
+            frame = bg.copy()
+            if motion.present[f]:
+                jf = joints[f]
+                # contact shadow on the floor around the body
+                foot = jf[:, [0, 2]]
+                lo = foot.min(0) - 0.5
+                hi = foot.max(0) + 0.5
+                box = floor_ok & (floor_xz[..., 0] > lo[0]) & (floor_xz[..., 0] < hi[0]) & \
+                    (floor_xz[..., 1] > lo[1]) & (floor_xz[..., 1] < hi[1])
+                sidx = np.nonzero(box)
+                if sidx[0].size:
+                    fac = _shadow_factor(floor_xz[sidx], jf, light, dims.k, shadow_strength)
+                    frame[sidx] = (frame[sidx] * (fac ** 0.45)[:, None]).astype(np.uint8)
+                fb.reset()
+                draw_person(fb, cam, jf, motion.r_trunk[f], motion.r_head[f], dims, look)
+                res = fb.shade(light_cam, up_cam, key=key, ambient=ambient)
+                if res is not None:
+                    sl, mask, lit = res
+                    frame[sl][mask] = to_srgb(lit * (gains * exposure))
+                # labels: projection + in-frame + depth test against the drawn body
+                pc = cam.to_camera(jf[list(B.KEYPOINT_JOINTS)])
+                uv = cam.project_camera(pc)
+                kp[f, :, 0] = uv[:, 0] / width
+                kp[f, :, 1] = uv[:, 1] / height
+                ui = np.floor(uv).astype(int)
+                inside = (pc[:, 2] > 0.05) & (ui[:, 0] >= 0) & (ui[:, 0] < width) & (ui[:, 1] >= 0) & (ui[:, 1] < height)
+                for k in np.nonzero(inside)[0]:
+                    x, y = ui[k]
+                    zz = fb.z[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
+                    vis[f, k] = float(np.max(zz) >= pc[k, 2] - tol[k])
+            if masks_out is not None:
+                masks_out.append(np.isfinite(fb.z) if motion.present[f] else np.zeros((height, width), bool))
+            # sensor: slight blur + noise
+            if blur_w > 0:
+                fl = frame.astype(np.float32)
+                c = 1 - 2 * blur_w
+                fl[1:-1] = fl[1:-1] * c + (fl[:-2] + fl[2:]) * blur_w
+                fl[:, 1:-1] = fl[:, 1:-1] * c + (fl[:, :-2] + fl[:, 2:]) * blur_w
+            else:
+                fl = frame.astype(np.float32)
+            nb = noise_bank[f % 4]
+            oy, ox = (f * 3) % 8, (f * 5) % 8
+            fl += nb[oy:oy + height, ox:ox + width]
+            out = np.clip(fl, 0, 255).astype(np.uint8)
+            if frames_out is not None:
+                frames_out.append(out)
+            if container is not None:
+                import av
+
+                vf = av.VideoFrame.from_ndarray(out, format="rgb24")
+                for packet in stream.encode(vf):
+                    container.mux(packet)
+        if container is not None:
+            for packet in stream.encode():
+                container.mux(packet)
+    finally:
+        if container is not None:
+            container.close()
+
+    kp[:, :, 2] = vis
+    labels = dict(
+        keypoints=kp,
+        visibility=vis.copy(),
+        fps=np.float32(fps),
+        rep_top_times_s=np.asarray(motion.rep_top_times, np.float64),
+        reps=np.int64(len(motion.rep_top_times)),
+        scenario=np.str_(scenario),
+        view=np.str_(view),
+        azimuth_deg=np.float32(az),
+        camera_height=np.float32(camera_height),
+        seed=np.int64(seed),
+        width=np.int64(width),
+        height=np.int64(height),
+        rep_depths=np.asarray(motion.info.get("rep_depths", []), np.float32),
+        rep_bottom_times_s=np.asarray(motion.info.get("rep_bottom_times", []), np.float64),
+    )
+    if write_video:
+        np.savez_compressed(os.fspath(Path(path).with_suffix(".npz")), **labels)
+    return labels
