@@ -17,7 +17,7 @@ VIEWS = {"front": (0.0,), "oblique": (45.0, -45.0), "side": (90.0, -90.0), "side
 
 # Per-keypoint depth tolerance (m, for a 1.75 m person): a keypoint is visible when the
 # nearest surface at its pixel is no more than this in front of the joint centre.
-_VIS_TOL = np.array([0.05, 0.06, 0.09, 0.13, 0.09, 0.06, 0.05, 0.12, 0.12])
+_VIS_TOL = np.array([0.05, 0.06, 0.09, 0.16, 0.09, 0.06, 0.05, 0.12, 0.12])
 
 _LUT_SIZE = 4096
 _SRGB_LUT = (np.linspace(0, 1, _LUT_SIZE) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8)
@@ -59,18 +59,18 @@ def _shadow_factor(fxz: np.ndarray, joints: np.ndarray, light: np.ndarray, k: fl
     pa = a[:, [0, 2]] - a[:, 1:2] * shift
     pb = b[:, [0, 2]] - b[:, 1:2] * shift
     ha, hb = a[:, 1], b[:, 1]
-    occ = np.zeros(len(fxz), np.float32)
-    for i in range(len(r)):
-        d = pb[i] - pa[i]
-        l2 = float(d @ d)
-        e = fxz - pa[i]
-        t = np.clip((e @ d) / l2, 0, 1) if l2 > 1e-9 else np.zeros(len(fxz))
-        e = e - t[:, None] * d
-        dist = np.sqrt(np.einsum("ij,ij->i", e, e))
-        h = ha[i] + t * (hb[i] - ha[i])
-        soft = r[i] * 0.6 + 0.35 * h
-        val = np.clip((r[i] + soft - dist) / (2 * soft), 0, 1) * np.clip(1.2 - h, 0.2, 1.0)
-        occ = np.maximum(occ, val.astype(np.float32))
+    d = pb - pa  # [S,2]
+    l2 = np.maximum(np.einsum("ij,ij->i", d, d), 1e-9)
+    ex = fxz[:, 0:1] - pa[:, 0]
+    ez = fxz[:, 1:2] - pa[:, 1]
+    t = np.clip((ex * d[:, 0] + ez * d[:, 1]) / l2, 0, 1)
+    ex -= t * d[:, 0]
+    ez -= t * d[:, 1]
+    dist = np.sqrt(ex * ex + ez * ez)
+    h = ha + t * (hb - ha)
+    soft = r * 0.6 + 0.35 * h
+    val = np.clip((r + soft - dist) / (2 * soft), 0, 1) * np.clip(1.2 - h, 0.2, 1.0)
+    occ = val.max(axis=1)
     return 1.0 - strength * occ
 
 
@@ -133,7 +133,7 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
     fb = FrameBuffers(cam)
     kp = np.full((T, 9, 3), np.nan, np.float32)
     vis = np.zeros((T, 9), np.float32)
-    tol = _VIS_TOL * dims.k * dims.girth
+    tol = _VIS_TOL * dims.k * max(dims.girth, 1.0)
 
     container = stream = None
     if write_video:
@@ -144,29 +144,58 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
         container = av.open(str(path), "w")
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.options = {"crf": str(crf), "preset": "superfast"}
+
+    c = 1 - 2 * blur_w
+
+    def blur(img):
+        out = img.astype(np.float32)
+        if blur_w > 0:
+            out[1:-1] = out[1:-1] * c + (out[:-2] + out[2:]) * blur_w
+            out[:, 1:-1] = out[:, 1:-1] * c + (out[:, :-2] + out[:, 2:]) * blur_w
+        return out
+
+    bg_blur = np.clip(blur(bg) + 0.5, 0, 255).astype(np.uint8)
+    noise16 = np.round(noise_bank).astype(np.int16)
+    buf16 = np.empty((height, width, 3), np.int16)
 
     try:
         for f in range(T):
-            frame = bg.copy()
+            frame = bg_blur.copy()
             if motion.present[f]:
                 jf = joints[f]
                 # contact shadow on the floor around the body
                 foot = jf[:, [0, 2]]
-                lo = foot.min(0) - 0.5
-                hi = foot.max(0) + 0.5
+                lo = foot.min(0) - 0.35
+                hi = foot.max(0) + 0.35
                 box = floor_ok & (floor_xz[..., 0] > lo[0]) & (floor_xz[..., 0] < hi[0]) & \
                     (floor_xz[..., 1] > lo[1]) & (floor_xz[..., 1] < hi[1])
                 sidx = np.nonzero(box)
-                if sidx[0].size:
-                    fac = _shadow_factor(floor_xz[sidx], jf, light, dims.k, shadow_strength)
-                    frame[sidx] = (frame[sidx] * (fac ** 0.45)[:, None]).astype(np.uint8)
                 fb.reset()
                 draw_person(fb, cam, jf, motion.r_trunk[f], motion.r_head[f], dims, look)
-                res = fb.shade(light_cam, up_cam, key=key, ambient=ambient)
-                if res is not None:
-                    sl, mask, lit = res
-                    frame[sl][mask] = to_srgb(lit * (gains * exposure))
+                # the region that changes: body box and shadow box, plus a pixel for the blur
+                x0, y0, x1, y1 = fb.x0, fb.y0, fb.x1, fb.y1
+                if sidx[0].size:
+                    y0, y1 = min(y0, int(sidx[0].min())), max(y1, int(sidx[0].max()) + 1)
+                    x0, x1 = min(x0, int(sidx[1].min())), max(x1, int(sidx[1].max()) + 1)
+                if x1 > x0 and y1 > y0:
+                    x0, y0 = max(x0 - 2, 0), max(y0 - 2, 0)
+                    x1, y1 = min(x1 + 2, width), min(y1 + 2, height)
+                    work = bg[y0:y1, x0:x1].copy()
+                    if sidx[0].size:
+                        fac = _shadow_factor(floor_xz[sidx], jf, light, dims.k, shadow_strength)
+                        sy, sx = sidx[0] - y0, sidx[1] - x0
+                        work[sy, sx] = (work[sy, sx] * (fac ** 0.45)[:, None]).astype(np.uint8)
+                    res = fb.shade(light_cam, up_cam, key=key, ambient=ambient)
+                    if res is not None:
+                        sl, mask, lit = res
+                        work[sl[0].start - y0:sl[0].stop - y0, sl[1].start - x0:sl[1].stop - x0][mask] = \
+                            to_srgb(lit * (gains * exposure))
+                    wb = blur(work)
+                    iy0, ix0 = (1 if y0 > 0 else 0), (1 if x0 > 0 else 0)
+                    iy1, ix1 = (work.shape[0] - 1 if y1 < height else work.shape[0]), \
+                        (work.shape[1] - 1 if x1 < width else work.shape[1])
+                    frame[y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1] = np.clip(wb[iy0:iy1, ix0:ix1] + 0.5, 0, 255)
                 # labels: projection + in-frame + depth test against the drawn body
                 pc = cam.to_camera(jf[list(B.KEYPOINT_JOINTS)])
                 uv = cam.project_camera(pc)
@@ -180,18 +209,12 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
                     vis[f, k] = float(np.max(zz) >= pc[k, 2] - tol[k])
             if masks_out is not None:
                 masks_out.append(np.isfinite(fb.z) if motion.present[f] else np.zeros((height, width), bool))
-            # sensor: slight blur + noise
-            if blur_w > 0:
-                fl = frame.astype(np.float32)
-                c = 1 - 2 * blur_w
-                fl[1:-1] = fl[1:-1] * c + (fl[:-2] + fl[2:]) * blur_w
-                fl[:, 1:-1] = fl[:, 1:-1] * c + (fl[:, :-2] + fl[:, 2:]) * blur_w
-            else:
-                fl = frame.astype(np.float32)
-            nb = noise_bank[f % 4]
+            # sensor noise
+            nb = noise16[f % 4]
             oy, ox = (f * 3) % 8, (f * 5) % 8
-            fl += nb[oy:oy + height, ox:ox + width]
-            out = np.clip(fl, 0, 255).astype(np.uint8)
+            np.add(frame, nb[oy:oy + height, ox:ox + width], out=buf16)
+            np.clip(buf16, 0, 255, out=buf16)
+            out = buf16.astype(np.uint8)
             if frames_out is not None:
                 frames_out.append(out)
             if container is not None:
