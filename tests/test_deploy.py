@@ -1,0 +1,388 @@
+"""Deployment scripts: flash.sh (refusals, write + read-back), install.sh --dry-run, the unit
+file, the image's boot-settings script, shellcheck and systemd-analyze when installed.
+
+All fast and local; the image build and the emulated daemon run are `make deploy-test`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+FLASH = DEPLOY / "flash.sh"
+INSTALL = DEPLOY / "install.sh"
+UNIT = DEPLOY / "pushup-counter.service"
+SCRIPTS = sorted(DEPLOY.glob("*.sh")) + [DEPLOY / "image" / "pushup-boot-settings", DEPLOY / "image" / "pushup-grow-data"]
+
+
+def run(cmd, env=None, input=None, check=False):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(c) for c in cmd], env=full_env, input=input, capture_output=True, text=True, check=check, timeout=120)
+
+
+# --- flash.sh -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image(tmp_path):
+    """A small sparse image with data in two places, its sha256 beside it."""
+    img = tmp_path / "test.img"
+    with open(img, "wb") as f:
+        f.truncate(8 << 20)
+        f.seek(4096)
+        f.write(b"boot sector stand-in" * 100)
+        f.seek(5 << 20)
+        f.write(os.urandom(256 << 10))
+    digest = hashlib.sha256(img.read_bytes()).hexdigest()
+    (tmp_path / "test.img.sha256").write_text(f"{digest}  test.img\n")
+    return img
+
+
+def fake_system(tmp_path, disk="sdz", removable="1", size_sectors=1 << 21, mounts="", root_device="vda"):
+    """A fake /sys/block/DISK (+ partition DISK1) and /proc/mounts, and a regular file standing
+    in for /dev/DISK (FLASH_ASSUME_BLOCK=1)."""
+    sysfs = tmp_path / "sys"
+    block = sysfs / "block" / disk
+    (block / f"{disk}1").mkdir(parents=True)
+    (block / "removable").write_text(removable + "\n")
+    (block / "size").write_text(f"{size_sectors}\n")
+    (sysfs / "block" / root_device / f"{root_device}1").mkdir(parents=True, exist_ok=True)
+    proc_mounts = tmp_path / "mounts"
+    proc_mounts.write_text(f"/dev/{root_device}1 / ext4 rw 0 0\nproc /proc proc rw 0 0\n" + mounts)
+    swaps = tmp_path / "swaps"
+    swaps.write_text("Filename\tType\tSize\tUsed\tPriority\n")
+    dev = tmp_path / "dev"
+    dev.mkdir(exist_ok=True)
+    target = dev / disk
+    target.write_bytes(b"\xff" * (9 << 20))  # old card contents
+    env = {"FLASH_SYSFS_ROOT": str(sysfs), "FLASH_PROC_MOUNTS": str(proc_mounts), "FLASH_PROC_SWAPS": str(swaps),
+           "FLASH_ASSUME_BLOCK": "1", "FLASH_ROOT_DEVICE": f"{root_device}1"}
+    return target, env
+
+
+def image_digest(img: Path) -> str:
+    return hashlib.sha256(img.read_bytes()).hexdigest()
+
+
+def prefix_digest(path: Path, length: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read(length)).hexdigest()
+
+
+def test_flash_plain_file_with_dd_verifies_by_read_back(tmp_path, image):
+    target = tmp_path / "card.bin"
+    target.write_bytes(b"\xff" * (10 << 20))
+    r = run(["bash", FLASH, "--yes", image, target])
+    assert r.returncode == 0, r.stderr
+    assert "with dd" in r.stderr and "verified sha256" in r.stderr
+    assert prefix_digest(target, image.stat().st_size) == image_digest(image)
+
+
+@pytest.mark.skipif(shutil.which("bmaptool") is None, reason="bmaptool not installed")
+def test_flash_plain_file_with_bmap(tmp_path, image):
+    subprocess.run(["bmaptool", "create", "-o", f"{image}.bmap", str(image)], check=True, capture_output=True)
+    target = tmp_path / "card.bin"
+    r = run(["bash", FLASH, "--yes", image, target])
+    assert r.returncode == 0, r.stderr
+    assert "with bmaptool" in r.stderr and "mapped ranges" in r.stderr
+    assert prefix_digest(target, image.stat().st_size) == image_digest(image)
+
+
+def test_flash_detects_a_corrupt_image_sha256(tmp_path, image):
+    (tmp_path / "test.img.sha256").write_text("0" * 64 + "  test.img\n")
+    r = run(["bash", FLASH, "--yes", image, tmp_path / "card.bin"])
+    assert r.returncode != 0 and "VERIFY FAILED" in r.stderr
+
+
+def test_flash_fake_removable_disk_is_written(tmp_path, image):
+    target, env = fake_system(tmp_path)
+    r = run(["bash", FLASH, "--yes", image, target], env=env)
+    assert r.returncode == 0, r.stderr
+    assert prefix_digest(target, image.stat().st_size) == image_digest(image)
+
+
+def test_flash_refuses_non_removable_disk_unless_forced(tmp_path, image):
+    target, env = fake_system(tmp_path, removable="0")
+    before = image_digest(target)
+    r = run(["bash", FLASH, "--yes", image, target], env=env)
+    assert r.returncode != 0 and "not a removable disk" in r.stderr
+    assert image_digest(target) == before  # untouched
+    r = run(["bash", FLASH, "--yes", "--force", image, target], env=env)
+    assert r.returncode == 0, r.stderr
+    assert prefix_digest(target, image.stat().st_size) == image_digest(image)
+
+
+def test_flash_sd_card_in_builtin_reader_counts_as_removable(tmp_path, image):
+    target, env = fake_system(tmp_path, disk="mmcblk0", removable="0")
+    device = Path(env["FLASH_SYSFS_ROOT"]) / "block" / "mmcblk0" / "device"
+    device.mkdir()
+    (device / "type").write_text("SD\n")
+    r = run(["bash", FLASH, "--yes", image, target], env=env)
+    assert r.returncode == 0, r.stderr
+
+
+def test_flash_refuses_the_system_disk_even_forced(tmp_path, image):
+    target, env = fake_system(tmp_path, removable="1")
+    env["FLASH_ROOT_DEVICE"] = "sdz1"
+    r = run(["bash", FLASH, "--yes", "--force", image, target], env=env)
+    assert r.returncode != 0 and "system disk" in r.stderr
+
+
+def test_flash_refuses_system_disk_found_from_mounts(tmp_path, image):
+    target, env = fake_system(tmp_path, root_device="sdz")
+    del env["FLASH_ROOT_DEVICE"]
+    mounts = Path(env["FLASH_PROC_MOUNTS"])
+    mounts.write_text("/dev/sdz1 / ext4 rw 0 0\n")
+    r = run(["bash", FLASH, "--yes", "--force", image, target], env=env)
+    assert r.returncode != 0 and "system disk" in r.stderr
+
+
+def test_flash_refuses_a_mounted_device_even_forced(tmp_path, image):
+    target, env = fake_system(tmp_path, mounts="/dev/sdz1 /media/card vfat rw 0 0\n")
+    r = run(["bash", FLASH, "--yes", "--force", image, target], env=env)
+    assert r.returncode != 0 and "mounted on /media/card" in r.stderr
+
+
+def test_flash_refuses_a_partition(tmp_path, image):
+    target, env = fake_system(tmp_path)
+    partition = target.parent / "sdz1"
+    partition.write_bytes(b"")
+    r = run(["bash", FLASH, "--yes", image, partition], env=env)
+    assert r.returncode != 0 and "partition" in r.stderr
+
+
+def test_flash_refuses_a_disk_smaller_than_the_image(tmp_path, image):
+    target, env = fake_system(tmp_path, size_sectors=1024)
+    r = run(["bash", FLASH, "--yes", image, target], env=env)
+    assert r.returncode != 0 and "smaller than" in r.stderr
+
+
+def test_flash_asks_first_and_will_not_ask_a_pipe(tmp_path, image):
+    target = tmp_path / "card.bin"
+    r = run(["bash", FLASH, image, target], input="yes\n")
+    assert r.returncode != 0 and "--yes" in r.stderr
+    assert not target.exists()
+
+
+@pytest.fixture
+def loop_device(tmp_path):
+    if os.geteuid() != 0 or shutil.which("losetup") is None:
+        pytest.skip("needs root and losetup")
+    backing = tmp_path / "loop.bin"
+    backing.write_bytes(b"\xff" * (16 << 20))
+    r = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"losetup not permitted here: {r.stderr.strip()}")
+    dev = r.stdout.strip()
+    yield dev
+    subprocess.run(["losetup", "-d", dev], check=False)
+
+
+def test_flash_real_loop_device(loop_device, image):
+    # A loop device reports removable=0: refused, then written with --force and read back.
+    r = run(["bash", FLASH, "--yes", image, loop_device])
+    assert r.returncode != 0 and "not a removable disk" in r.stderr
+    r = run(["bash", FLASH, "--yes", "--force", image, loop_device])
+    assert r.returncode == 0, r.stderr
+    assert prefix_digest(Path(loop_device), image.stat().st_size) == image_digest(image)
+
+
+# --- install.sh -----------------------------------------------------------------------------
+
+
+def test_install_dry_run_prints_the_steps(tmp_path):
+    wheel = tmp_path / "pushup_counter-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    r = run(["bash", INSTALL, "--dry-run", "--wheel", wheel], env={"PI_BOOT_CONFIG": str(tmp_path / "config.txt")})
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    steps = [
+        "+ apt-get update",
+        "apt-get install -y --no-install-recommends python3-venv",
+        "python3-picamera2",
+        "python3-lgpio",
+        "python3-systemd",
+        "+ python3 -m venv --system-site-packages /opt/pushup-counter/venv",
+        f"+ /opt/pushup-counter/venv/bin/pip install --upgrade --constraint /opt/pushup-counter/constraints.txt {wheel}\\[pi\\]",
+        "+ install -m 0644 " + str(DEPLOY / "pushup-counter.service") + " /etc/systemd/system/pushup-counter.service",
+        "+ systemctl daemon-reload",
+        "+ systemctl enable pushup-counter.service",
+        "+ systemctl restart pushup-counter.service",
+    ]
+    positions = []
+    for step in steps:
+        assert step in out, f"missing {step!r} in:\n{out}"
+        positions.append(out.index(step))
+    assert positions[:1] + positions[5:] == sorted(positions[:1] + positions[5:]), "steps out of order"
+    assert re.search(r"\+ (useradd .*--system.*--groups video\\?,gpio\\?,i2c pushup|usermod --append --groups video\\?,gpio\\?,i2c pushup)", out)
+    assert "camera_auto_detect=1" in out
+    assert "raspi-config nonint do_i2c 0" in out or "dtparam=i2c_arm=on" in out
+    # the config: installed when absent, never overwritten
+    if not Path("/etc/pushup-counter/config.toml").exists():
+        assert "/etc/pushup-counter/config.toml" in out and "install -m 0644 " + str(DEPLOY / "config.toml") in out
+    assert not (tmp_path / "config.txt").exists(), "a dry run must change nothing"
+
+
+def test_install_dry_run_debian_only_and_no_start(tmp_path):
+    wheel = tmp_path / "pushup_counter-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    r = run(["bash", INSTALL, "-n", "--wheel", wheel, "--debian-only", "--no-start", "--no-boot-config"])
+    assert r.returncode == 0, r.stderr
+    assert "picamera2" not in r.stdout and "lgpio" not in r.stdout
+    assert "systemctl enable" in r.stdout and "systemctl restart" not in r.stdout
+    assert "config.txt" not in r.stdout
+
+
+def test_uninstall_keeps_state_unless_purge():
+    r = run(["bash", INSTALL, "--dry-run", "--uninstall"])
+    assert r.returncode == 0, r.stderr
+    assert "+ systemctl disable --now pushup-counter.service" in r.stdout
+    assert "+ rm -rf /opt/pushup-counter" in r.stdout
+    assert "/var/lib/pushup-counter" not in [line for line in r.stdout.splitlines() if line.startswith("+ rm")][0]
+    assert not any("/var/lib/pushup-counter" in line for line in r.stdout.splitlines() if line.startswith("+"))
+    r = run(["bash", INSTALL, "--dry-run", "--uninstall", "--purge"])
+    assert r.returncode == 0, r.stderr
+    assert "+ rm -rf /etc/pushup-counter /var/lib/pushup-counter" in r.stdout
+    assert "+ userdel pushup" in r.stdout
+
+
+def test_install_rejects_unknown_options():
+    assert run(["bash", INSTALL, "--frobnicate"]).returncode == 2
+    assert run(["bash", INSTALL, "--purge"]).returncode == 2
+
+
+# --- the unit file --------------------------------------------------------------------------
+
+
+def unit_entries(path: Path) -> dict[str, list[str]]:
+    entries: dict[str, list[str]] = {}
+    section = ""
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        entries.setdefault(f"{section}.{key}", []).append(value)
+    return entries
+
+
+def test_unit_has_the_required_keys():
+    u = unit_entries(UNIT)
+    one = {k: v[-1] for k, v in u.items()}
+    assert one["Service.Type"] == "notify"
+    assert one["Service.ExecStart"] == (
+        "/opt/pushup-counter/venv/bin/pushup-counter run --config /etc/pushup-counter/config.toml --state-dir ${STATE_DIRECTORY}")
+    assert re.fullmatch(r"\d+s?", one["Service.WatchdogSec"])
+    assert one["Service.Restart"] == "on-failure"
+    assert "Unit.StartLimitIntervalSec" in one and "Unit.StartLimitBurst" in one
+    assert one["Service.User"] == "pushup"
+    assert set(one["Service.SupplementaryGroups"].split()) == {"video", "gpio", "i2c"}
+    assert one["Service.StateDirectory"] == "pushup-counter" and one["Service.StateDirectoryMode"] == "0700"
+    assert one["Service.ConfigurationDirectory"] == "pushup-counter"
+    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
+                       "PrivateNetwork": "yes", "ProtectKernelTunables": "yes", "ProtectControlGroups": "yes",
+                       "RestrictNamespaces": "yes", "LockPersonality": "yes", "CapabilityBoundingSet": "",
+                       "UMask": "0077", "DevicePolicy": "closed"}.items():
+        assert one.get(f"Service.{key}") == value, key
+    assert "@system-service" in u["Service.SystemCallFilter"]
+    assert "PrivateDevices" not in one, "would hide the camera, I2C and GPIO devices"
+    allowed = " ".join(u["Service.DeviceAllow"])
+    for dev in ("char-video4linux", "char-media", "char-dma_heap", "char-i2c", "char-gpiochip"):
+        assert dev in allowed
+    assert one["Install.WantedBy"] == "multi-user.target"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_unit_passes_systemd_analyze_verify(tmp_path):
+    unit = tmp_path / "pushup-counter.service"
+    text = UNIT.read_text()
+    if not Path("/opt/pushup-counter/venv/bin/pushup-counter").exists():  # not installed here
+        text = text.replace("/opt/pushup-counter/venv/bin/pushup-counter", shutil.which("true"))
+    unit.write_text(text)
+    r = run(["systemd-analyze", "verify", unit])
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_unit_security_exposure_stays_low():
+    r = run(["systemd-analyze", "security", "--offline=yes", UNIT])
+    m = re.search(r"Overall exposure level for pushup-counter.service: ([\d.]+)", r.stdout + r.stderr)
+    if m is None:
+        pytest.skip(f"systemd-analyze security --offline not supported: {r.stderr.strip()[:200]}")
+    assert float(m.group(1)) <= 1.5, r.stdout
+
+
+# --- the image's boot-settings script -------------------------------------------------------
+
+
+def test_boot_settings_apply_hostname_wifi_ssh_and_config(tmp_path):
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen not installed")
+    boot, data, etc, runtime = (tmp_path / d for d in ("boot", "data", "etc", "run"))
+    for d in (boot, data, etc / "pushup-counter", runtime):
+        d.mkdir(parents=True)
+    (etc / "hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\tpushup-counter\n")
+    (boot / "pushup-counter.txt").write_text(
+        (DEPLOY / "image" / "pushup-counter.txt").read_text()
+        .replace("hostname=pushup-counter", "hostname=gym-pi")
+        .replace("wifi_country=", "wifi_country=GB").replace("wifi_ssid=", 'wifi_ssid="Home Net"')
+        .replace("wifi_password=", "wifi_password=s3cret\r")
+        .replace("ssh_authorized_key=", "ssh_authorized_key=ssh-ed25519 AAAAC3Nza owner@laptop"))
+    (boot / "pushup-counter.toml").write_text("[buzzer]\nenabled = false\n")
+    calls = tmp_path / "systemctl.log"
+    fake_systemctl = tmp_path / "systemctl"
+    fake_systemctl.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake_systemctl.chmod(0o755)
+    env = {"PUSHUP_BOOT_DIR": str(boot), "PUSHUP_DATA_DIR": str(data), "PUSHUP_ETC_DIR": str(etc),
+           "PUSHUP_RUN_DIR": str(runtime), "PUSHUP_SYSTEMCTL": str(fake_systemctl)}
+    r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert (etc / "hostname").read_text() == "gym-pi\n"
+    assert "127.0.1.1\tgym-pi" in (etc / "hosts").read_text()
+    wpa = (etc / "wpa_supplicant" / "wpa_supplicant-wlan0.conf").read_text()
+    assert 'ssid="Home Net"' in wpa and 'psk="s3cret"' in wpa and "country=GB" in wpa
+    assert (runtime / "pushup-ssh" / "authorized_keys_root").read_text() == "ssh-ed25519 AAAAC3Nza owner@laptop\n"
+    assert (data / "ssh" / "ssh_host_ed25519_key").exists()
+    assert (etc / "pushup-counter" / "config.toml").read_text() == "[buzzer]\nenabled = false\n"
+    log = calls.read_text()
+    assert "start wpa_supplicant@wlan0.service" in log and "start ssh.service" in log
+
+
+def test_boot_settings_default_file_leaves_ssh_off(tmp_path):
+    boot, etc = tmp_path / "boot", tmp_path / "etc"
+    boot.mkdir()
+    etc.mkdir()
+    (etc / "hosts").write_text("127.0.1.1\told\n")
+    shutil.copy(DEPLOY / "image" / "pushup-counter.txt", boot / "pushup-counter.txt")
+    env = {"PUSHUP_BOOT_DIR": str(boot), "PUSHUP_DATA_DIR": str(tmp_path / "data"), "PUSHUP_ETC_DIR": str(etc),
+           "PUSHUP_RUN_DIR": str(tmp_path / "run"), "PUSHUP_SYSTEMCTL": "false"}
+    r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "SSH stays off" in r.stdout
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
+
+
+def test_default_config_loads():
+    from appliance.config import load_config
+
+    load_config(DEPLOY / "config.toml")
+
+
+# --- shellcheck -----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_shellcheck_clean(script):
+    r = run(["shellcheck", "--shell=bash", script])
+    assert r.returncode == 0, r.stdout
