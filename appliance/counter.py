@@ -122,11 +122,15 @@ class CounterSettings:
     max_rep_s: float = 12.0         # a cycle longer than this is abandoned
     max_gap_s: float = 0.6          # longer gaps reset the filter and the rep state
     min_arm_drop: float = -0.1      # s below this: wrists not below shoulders (posture fails)
+    max_wrist_level: float = 0.6    # both wrists seen and this far apart in height: a hand is up
+    front_width_ratio: float = 0.7  # shoulder width / arm length above this: a front-ish view
     max_hip_drop: float = 0.7       # hips more than this below the shoulders: upright body
+    max_front_hip_drop: float = 0.75  # same, front views, in shoulder widths (torso foreshortened)
     max_hip_rise: float = 0.45      # hips more than this above the shoulders: downward dog etc.
     min_top_arm_drop: float = 0.5   # at the top: shoulders at least this high above the wrists
-    max_top_hip_ratio: float = 0.6  # at the top: hip drop / arm drop at most this (not upright,
-                                    # not lying with the hips on the floor)
+    max_top_hip_ratio: float = 0.8  # at the top: hip drop / arm drop at most this (not upright)
+    min_hip_follow: float = 0.1     # over a push the hips rise at least this share of the
+    max_hip_follow: float = 1.05    # shoulders' rise and at most this (side views)
     min_posture_fraction: float = 0.7  # share of posture-ok frames needed over a rep cycle
     # --- seed baseline (SeedCounter) ---
     seed_lag: int = 60
@@ -239,36 +243,52 @@ class _CounterBase:
 # ----------------------------------------------------------------------------------------------
 # Ours
 # ----------------------------------------------------------------------------------------------
+class _Features(NamedTuple):
+    s: float          # shoulders above the lower wrist, in arm lengths
+    hh: float         # hips above the lower wrist, in arm lengths (NaN: hips not seen)
+    front: bool       # front-ish view (shoulder width large against the upper arm)
+    posture: bool     # push-up-like frame
+    top_ok: bool      # push-up-like top position (arms extended, body held up on them)
+
+
 class RepCounter(_CounterBase):
-    """Our counter: shoulder height above the hands in body-scale units, posture-gated,
+    """Our counter: shoulder height above the hands in arm lengths, posture-gated,
     amplitude-adaptive hysteresis; see the module docstring for the rule."""
 
     def __init__(self, settings: CounterSettings | None = None):
         super().__init__(settings)
         self._clock = _FrameClock(self.settings.nominal_fps)
-        self._filter: _LiveFilter | None = None
-        self._filter_fps = 0.0
+        self._ba: tuple[np.ndarray, np.ndarray] | None = None
+        self._ba_fps = 0.0
+        self._fs: _LiveFilter | None = None     # filter state of the signal
+        self._fh: _LiveFilter | None = None     # filter state of the hip height
         self._scales: deque[tuple[float, float]] = deque()
         self._arms: deque[tuple[float, float]] = deque()
+        self._widths: deque[tuple[float, float]] = deque()
+        self.rejected: deque[tuple[float, str]] = deque(maxlen=50)  # (t, why) pushes not counted
         self._reset_tracking()
 
     # -- state -----------------------------------------------------------------------------
     def reset(self) -> None:
         super().reset()
         self._clock.reset()
-        self._filter = None
+        self._ba, self._fs, self._fh = None, None, None
         self._scales.clear()
         self._arms.clear()
+        self._widths.clear()
+        self.rejected.clear()
         self._reset_tracking()
 
     def _reset_tracking(self) -> None:
-        """Forget the rep in progress (after a long gap or at start)."""
+        """Forget the rep in progress (after a long gap or at start); the count stays."""
         self._tracking = False
         self._last_seen_t = -math.inf
-        self._last_raw = math.nan
-        self._seeking_descent = False   # False: at/near bottom, waiting for the push
+        self._last_feats: _Features | None = None
+        self._last_hh = math.nan
+        self._seeking_descent = False   # False: at/near the bottom, waiting for the push
         self._peak = -math.inf
         self._valley = math.inf
+        self._valley_hh = math.nan
         self._bounce = -math.inf
         self._push_valley = math.nan
         self._cycle_start_t = math.nan
@@ -276,12 +296,23 @@ class RepCounter(_CounterBase):
         self._cycle_ok = 0
         self._last_count_t = -math.inf
         self._amp = self.settings.amplitude_prior
-        if self._filter is not None:
-            self._filter.reset()
+        if self._fs is not None:
+            self._fs.reset()
+            self._fh.reset()
+
+    def _new_cycle(self, t: float, s: float, hh: float, posture: bool) -> None:
+        self._valley = self._bounce = s
+        self._valley_hh = hh
+        self._cycle_start_t = t
+        self._cycle_frames, self._cycle_ok = 1, int(posture)
+
+    def _learn_amplitude(self, amp: float) -> None:
+        st = self.settings
+        if np.isfinite(amp) and amp >= st.min_amplitude:
+            self._amp = st.amplitude_memory * self._amp + (1 - st.amplitude_memory) * amp
 
     # -- features --------------------------------------------------------------------------
-    def _features(self, t: float, kp: np.ndarray):
-        """(raw signal, posture_ok, top_ok) for one frame, or None when not measurable."""
+    def _features(self, t: float, kp: np.ndarray) -> _Features | None:
         st = self.settings
         ms = st.min_score
         sh = [i for i in (LEFT_SHOULDER, RIGHT_SHOULDER) if _seen(kp, i, ms)]
@@ -291,19 +322,21 @@ class RepCounter(_CounterBase):
         # scale: arm length (upper arm + forearm, the longer side), a high percentile over the
         # last scale_window_s (the arm is foreshortened at the bottom of a front-view rep);
         # falls back on the body scale (shoulder width / upper arm) when no forearm is seen
-        arm, body = 0.0, 0.0
+        arm, upper, width = 0.0, 0.0, 0.0
         for s_i, e_i, w_i in ((LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST), (RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST)):
             if s_i in sh and _seen(kp, e_i, ms):
-                body = max(body, _dist(kp, s_i, e_i))
+                upper = max(upper, _dist(kp, s_i, e_i))
                 if w_i in wr:
                     arm = max(arm, _dist(kp, s_i, e_i) + _dist(kp, e_i, w_i))
         if len(sh) == 2:
-            body = max(body, _dist(kp, LEFT_SHOULDER, RIGHT_SHOULDER))
+            width = _dist(kp, LEFT_SHOULDER, RIGHT_SHOULDER)
         if arm > 0:
             self._arms.append((t, arm))
-        if body > 0:
-            self._scales.append((t, body))
-        for q in (self._arms, self._scales):
+        if max(upper, width) > 0:
+            self._scales.append((t, max(upper, width)))
+        if width > 0:
+            self._widths.append((t, width))
+        for q in (self._arms, self._scales, self._widths):
             while q and q[0][0] < t - st.scale_window_s:
                 q.popleft()
         if self._arms:
@@ -314,29 +347,45 @@ class RepCounter(_CounterBase):
             return None
         if not scale > 1e-4:
             return None
+        # front-ish view: the shoulders look wide against the arm (a clip-level, not a
+        # per-frame, judgement: the upper arm foreshortens at the bottom of every front rep)
+        width = float(np.median([c for _, c in self._widths])) if self._widths else 0.0
+        front = width >= st.front_width_ratio * scale
         sh_y = float(np.mean([kp[i, 1] for i in sh]))
         wr_y = float(max(kp[i, 1] for i in wr))  # the lower wrist: the hand on the floor
         s = (wr_y - sh_y) / scale
         posture = s >= st.min_arm_drop
+        if len(wr) == 2 and abs(float(kp[LEFT_WRIST, 1] - kp[RIGHT_WRIST, 1])) > st.max_wrist_level * scale:
+            posture = False          # one hand off the floor: shoulder taps, rows, reach-ups
         top_ok = s >= st.min_top_arm_drop
         hp = [i for i in (LEFT_HIP, RIGHT_HIP) if _seen(kp, i, ms)]
+        hh = math.nan
         if hp:
             hip_y = float(np.mean([kp[i, 1] for i in hp]))
-            drop = (hip_y - sh_y) / scale
-            posture = posture and (-st.max_hip_rise <= drop <= st.max_hip_drop)
-            top_ok = top_ok and drop <= st.max_top_hip_ratio * (wr_y - sh_y) / scale
-        return s, bool(posture), bool(top_ok and posture)
+            hh = (wr_y - hip_y) / scale
+            drop = hip_y - sh_y
+            if front:   # torso foreshortened: measure it against the shoulder width
+                posture = posture and -st.max_hip_rise * scale <= drop <= st.max_front_hip_drop * width
+                top_ok = top_ok and drop <= st.max_front_hip_drop * width
+            else:
+                posture = posture and -st.max_hip_rise * scale <= drop <= st.max_hip_drop * scale
+                top_ok = top_ok and drop <= st.max_top_hip_ratio * (wr_y - sh_y)
+        return _Features(s, hh, bool(front), bool(posture), bool(top_ok and posture))
 
-    def _filtered(self, x: float) -> float:
+    def _filter_pair(self, s: float, hh: float) -> tuple[float, float]:
         fps = self._clock.fps
-        if self._filter is None or abs(fps - self._filter_fps) > 0.2 * self._filter_fps:
+        if self._ba is None or abs(fps - self._ba_fps) > 0.2 * self._ba_fps:
             wn = min(self.settings.cutoff_hz / (fps / 2.0), 0.95)
-            b, a = sps.butter(self.settings.filter_order, wn)
-            old = self._filter
-            self._filter, self._filter_fps = _LiveFilter(b, a), fps
-            if old is not None and old.zi is not None and self._tracking:
-                self._filter.zi = self._filter._zi0 * self.last.signal if np.isfinite(self.last.signal) else None
-        return self._filter(x)
+            self._ba, self._ba_fps = sps.butter(self.settings.filter_order, wn), fps
+            old_s = self.last.signal if self._fs is not None and self._fs.zi is not None else math.nan
+            self._fs, self._fh = _LiveFilter(*self._ba), _LiveFilter(*self._ba)
+            if np.isfinite(old_s):   # keep going from where the old filter was
+                self._fs.zi = self._fs._zi0 * old_s
+        if np.isfinite(hh):
+            self._last_hh = hh
+        elif self._fh.zi is None or not np.isfinite(self._last_hh):
+            return self._fs(s), math.nan
+        return self._fs(s), self._fh(self._last_hh)
 
     # -- per frame ---------------------------------------------------------------------------
     def update(self, t: float, keypoints: np.ndarray, gate_open: bool = True) -> bool:
@@ -344,75 +393,68 @@ class RepCounter(_CounterBase):
         st = self.settings
         t = float(t)
         self._clock.tick(t)
-        feats = self._features(t, kp)
-        if feats is None:
-            if self._tracking and t - self._last_seen_t > st.max_gap_s:
-                self._reset_tracking()
-            if not self._tracking:
+        f = self._features(t, kp)
+        if self._tracking and t - self._last_seen_t > st.max_gap_s:
+            self._reset_tracking()            # nobody (usable) for too long: start over
+        if f is None:
+            if not self._tracking or self._last_feats is None:
                 self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), False)
                 return False
-            raw, posture, top_ok = self._last_raw, False, False  # bridge a short gap
+            lf = self._last_feats              # bridge a short gap with the last values
+            f = _Features(lf.s, lf.hh, lf.front, False, False)
         else:
-            raw, posture, top_ok = feats
-            if self._tracking and t - self._last_seen_t > st.max_gap_s:
-                self._reset_tracking()
             self._last_seen_t = t
-            self._last_raw = raw
+            self._last_feats = f
         if not self._tracking:
             self._tracking = True
             self._seeking_descent = False
-            self._valley = math.inf
-            self._bounce = -math.inf
-            self._cycle_start_t = t
-            self._cycle_frames = self._cycle_ok = 0
-            if self._filter is not None:
-                self._filter.reset()
-        s = self._filtered(raw)
+            if self._fs is not None:
+                self._fs.reset()
+                self._fh.reset()
+            s, hh = self._filter_pair(f.s, f.hh)
+            self._new_cycle(t, s, hh, f.posture)
+        else:
+            s, hh = self._filter_pair(f.s, f.hh)
 
         self._cycle_frames += 1
-        self._cycle_ok += int(posture)
+        self._cycle_ok += int(f.posture)
         amp = max(self._amp, st.min_amplitude)
+        fall_needed = max(st.min_amplitude, st.descent_fraction * amp)
+        rise_needed = max(st.min_amplitude, st.count_fraction * amp)
         counted = False
         if self._seeking_descent:
             self._peak = max(self._peak, s)
-            if s < self._peak - max(st.min_amplitude, st.descent_fraction * amp):
-                # descent confirmed: learn the amplitude of the push just finished; the new
+            if s < self._peak - fall_needed:
+                # descent confirmed: learn the amplitude of the push just finished; a new
                 # cycle starts here
-                rep_amp = self._peak - self._push_valley
-                if np.isfinite(rep_amp) and rep_amp >= st.min_amplitude:
-                    self._amp = st.amplitude_memory * self._amp + (1 - st.amplitude_memory) * rep_amp
+                self._learn_amplitude(self._peak - self._push_valley)
                 self._seeking_descent = False
-                self._valley = self._bounce = s
-                self._cycle_start_t = t
-                self._cycle_frames, self._cycle_ok = 1, int(posture)
+                self._new_cycle(t, s, hh, f.posture)
         else:
             if s < self._valley:
-                self._valley = s
-                self._bounce = s
+                self._valley = self._bounce = s
+                self._valley_hh = hh
             self._bounce = max(self._bounce, s)
-            if (self._bounce - self._valley >= st.min_amplitude
-                    and s < self._bounce - max(st.min_amplitude, st.descent_fraction * amp)):
+            if self._bounce - self._valley >= st.min_amplitude and s < self._bounce - fall_needed:
                 # a push that fell short of the count level and went down again: not a rep,
-                # but it tells the amplitude of this person's reps; a new cycle starts
-                self._amp = st.amplitude_memory * self._amp + (1 - st.amplitude_memory) * (self._bounce - self._valley)
-                self._valley = self._bounce = s
-                self._cycle_start_t = t
-                self._cycle_frames, self._cycle_ok = 1, int(posture)
-            if t - self._cycle_start_t > st.max_rep_s:
-                # too long down there: start over from here (no rep)
-                self._valley = self._bounce = s
-                self._cycle_start_t = t
-                self._cycle_frames, self._cycle_ok = 1, int(posture)
-            rise_needed = max(st.min_amplitude, st.count_fraction * amp)
-            if s >= self._valley + rise_needed:
-                ok = (
-                    top_ok
-                    and bool(gate_open)
-                    and t - self._cycle_start_t >= st.min_rep_s
-                    and t - self._last_count_t >= st.refractory_s
-                    and self._cycle_ok >= st.min_posture_fraction * self._cycle_frames
+                # but it tells the amplitude of this person's reps
+                self._learn_amplitude(self._bounce - self._valley)
+                self._new_cycle(t, s, hh, f.posture)
+            elif t - self._cycle_start_t > st.max_rep_s:
+                self._new_cycle(t, s, hh, f.posture)      # too long down there: start over
+            elif s >= self._valley + rise_needed:
+                why = (
+                    "top posture" if not f.top_ok
+                    else "gate closed" if not gate_open
+                    else "too short" if t - self._cycle_start_t < st.min_rep_s
+                    else "refractory" if t - self._last_count_t < st.refractory_s
+                    else "posture" if self._cycle_ok < st.min_posture_fraction * self._cycle_frames
+                    else "hip motion" if not self._plank_motion_ok(s, hh, f.front)
+                    else ""
                 )
-                if ok:
+                if why:
+                    self.rejected.append((t, why))
+                else:
                     self._count += 1
                     self._last_count_t = t
                     counted = True
@@ -420,17 +462,31 @@ class RepCounter(_CounterBase):
                 self._seeking_descent = True
                 self._peak = s
                 self._push_valley = self._valley
+
         if self._seeking_descent:
-            lower = self._peak - max(st.min_amplitude, st.descent_fraction * amp)
-            upper = lower + max(st.min_amplitude, st.count_fraction * amp)
+            lower = self._peak - fall_needed
+            upper = lower + rise_needed
             label = 1
         else:
-            upper = self._valley + max(st.min_amplitude, st.count_fraction * amp)
-            lower = upper - max(st.min_amplitude, st.count_fraction * amp) + max(st.min_amplitude, st.descent_fraction * amp)
-            lower = min(lower, upper)
+            upper = self._valley + rise_needed
+            lower = min(upper, self._bounce - fall_needed) if self._bounce > self._valley else self._valley
             label = 0
-        self.last = CounterDebug(t, s, 0.5 * (upper + lower), upper, lower, label, bool(posture), bool(gate_open), counted)
+        self.last = CounterDebug(t, s, 0.5 * (upper + lower), upper, lower, label, f.posture, bool(gate_open), counted)
         return counted
+
+    def _plank_motion_ok(self, s: float, hh: float, front: bool) -> bool:
+        """The body rose as a plank pivoting on the feet (or knees): over the push the hips rose
+        by a part of what the shoulders rose -- not with them (the hands moved: curls, presses,
+        standing up) and not at all (hips on the floor: cobra, upward dog). Front views are
+        exempt: there the hips are hidden behind the torso and their height is unreliable."""
+        st = self.settings
+        if front or not (np.isfinite(hh) and np.isfinite(self._valley_hh)):
+            return True
+        rise = s - self._valley
+        if rise <= 0:
+            return False
+        slope = (hh - self._valley_hh) / rise
+        return st.min_hip_follow <= slope <= st.max_hip_follow
 
 
 # ----------------------------------------------------------------------------------------------
