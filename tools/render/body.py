@@ -62,13 +62,13 @@ BASE = dict(
 )
 
 RADII = dict(
-    thigh=(0.078, 0.055),
-    shin=(0.052, 0.036),
-    upper_arm=(0.048, 0.037),
-    forearm=(0.037, 0.028),
+    thigh=(0.085, 0.057),
+    shin=(0.056, 0.037),
+    upper_arm=(0.052, 0.04),
+    forearm=(0.04, 0.029),
     hand=(0.030, 0.022),
-    neck=(0.052, 0.050),
-    shoulders=0.058,
+    neck=(0.054, 0.050),
+    shoulders=0.06,
     heel=0.038,
     foot=(0.036, 0.026),
 )

@@ -112,6 +112,7 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
     look = Look.random(rng)
     centre = pts.mean(0)
     room = Room.random(rng, (centre[0], centre[2]), cam.position[[0, 2]])
+    room.furnish(rng, pts.min(0), pts.max(0), cam.position)
     la = rng.uniform(0, 2 * np.pi)
     light = np.array([0.6 * np.cos(la), 1.0, 0.6 * np.sin(la)])
     light /= np.linalg.norm(light)

@@ -218,7 +218,7 @@ def _progress(t: np.ndarray, reps) -> np.ndarray:
 
 def _pushup_params(geo: PushupGeometry, t: np.ndarray, progress: np.ndarray, sag: np.ndarray, rng) -> dict:
     theta = geo.theta(progress)
-    neck = -0.15 * progress + 0.05 + 0.05 * np.sin(2 * np.pi * 0.23 * t + rng.uniform(0, 6))
+    neck = -0.42 * progress + 0.05 + 0.05 * np.sin(2 * np.pi * 0.23 * t + rng.uniform(0, 6))
     p = plank_pose(theta, sag, neck)
     p.update(wx_l=geo.wx, wx_r=geo.wx, wz_l=-geo.wz, wz_r=geo.wz)
     return p
@@ -319,16 +319,13 @@ def standing(t: np.ndarray, opts: Options, dims: B.Dims, rng):
 def walking(t: np.ndarray, opts: Options, dims: B.Dims, rng):
     speed = rng.uniform(0.9, 1.3) * dims.k
     cadence = rng.uniform(0.85, 1.0)  # strides per second
-    span = 3.2
-    # back and forth along x between -span/2 and span/2 with turns
+    span = rng.uniform(2.4, 3.6)
+    # back and forth along x between -span/2 and span/2, slowing down and turning at the ends
     pos = speed * t + rng.uniform(0, 2 * span)
-    cyc = np.mod(pos, 2 * span)
-    forward = cyc < span
-    x = np.where(forward, cyc - span / 2, 1.5 * span - cyc)
-    # yaw follows direction with a smooth turn near the ends
-    yaw_target = np.where(forward, 0.0, np.pi)
-    edge = np.clip((np.abs(x) - (span / 2 - 0.25)) / 0.25, 0, 1)
-    yaw = yaw_target + np.where(forward, 1, -1) * edge * np.pi / 2 * 0  # turn implicitly
+    x = -0.5 * span * np.cos(np.pi * pos / span)
+    vel = np.sin(np.pi * pos / span)
+    yaw = np.pi * (1.0 - ease(0.5 + 1.5 * vel))
+    amp = np.clip(np.abs(vel) * 1.4, 0.35, 1.0)  # shorter steps while turning
     ph = 2 * np.pi * cadence * t
     swing_l = np.sin(ph)
     swing_r = np.sin(ph + np.pi)
@@ -339,13 +336,13 @@ def walking(t: np.ndarray, opts: Options, dims: B.Dims, rng):
     p["pitch"] = np.full_like(t, 0.06)
     p["neck"] = np.full_like(t, 0.05)
     for side, sw in (("l", swing_l), ("r", swing_r)):
-        hip = 0.38 * sw
-        knee = 0.08 + 0.55 * np.clip(np.sin(ph + (0.0 if side == "l" else np.pi) - 1.2), 0, 1) ** 1.5
+        hip = 0.38 * sw * amp
+        knee = 0.08 + 0.55 * amp * np.clip(np.sin(ph + (0.0 if side == "l" else np.pi) - 1.2), 0, 1) ** 1.5
         p[f"hip_flex_{side}"] = hip
         p[f"hip_abd_{side}"] = np.full_like(t, 0.04)
         p[f"knee_{side}"] = knee
-        p[f"ankle_{side}"] = hip - knee - 0.06 + 0.2 * np.clip(-sw, 0, 1) * 0
-        p[f"sh_flex_{side}"] = -0.3 * sw + 0.05
+        p[f"ankle_{side}"] = hip - knee - 0.06
+        p[f"sh_flex_{side}"] = -0.3 * sw * amp + 0.05
         p[f"sh_abd_{side}"] = np.full_like(t, 0.12)
         p[f"elbow_{side}"] = 0.35 + 0.15 * np.clip(-sw, 0, 1)
     joints, r_trunk, r_head = B.pose(p, dims)

@@ -92,7 +92,19 @@ def draw_person(fb: FrameBuffers, cam: Camera, joints: np.ndarray, r_trunk: np.n
         else:
             cap(sh, el, ua[0], ua[1], look.skin, 0.2)
             cap(el, wr, fa[0], fa[1], look.skin, 0.2)
-        cap(wr, hd, hr[0], hr[1], look.skin, 0.2)
+        # hand: a flattened ellipsoid, palm down when planted near the floor, else facing the thigh
+        wr_w, hd_w = joints[J[f"wrist_{s}"]], joints[J[f"hand_{s}"]]
+        ax = hd_w - wr_w
+        ax = ax / max(np.linalg.norm(ax), 1e-9)
+        w_floor = float(np.clip((0.2 - wr_w[1]) / 0.1, 0.0, 1.0))
+        ref = w_floor * np.array([0.0, 1.0, 0.0]) + (1 - w_floor) * r_trunk[:, 2]
+        ref = ref - (ref @ ax) * ax
+        ref = ref / max(np.linalg.norm(ref), 1e-9)
+        hand_rot = np.stack([ax, ref, np.cross(ax, ref)], 1)
+        hl = float(np.linalg.norm(hd_w - wr_w))
+        cap(wr, wr + (hd - wr) * 0.3, hr[0] * 0.9, hr[0] * 0.9, look.skin, 0.2)
+        fb.ellipsoid(cam.to_camera(wr_w + (hd_w - wr_w) * 0.62), cam.rotation @ hand_rot,
+                     np.array([hl * 0.62, 0.016 * k, 0.043 * k]), look.skin, 0.2)
         # legs
         th, sn = R["thigh"], R["shin"]
         if look.pants_len == "long":
@@ -110,17 +122,33 @@ def draw_person(fb: FrameBuffers, cam: Camera, joints: np.ndarray, r_trunk: np.n
     # torso (ellipsoids in the trunk frame) and shoulders
     cap(pc[J["shoulder_l"]], pc[J["shoulder_r"]], R["shoulders"], R["shoulders"], look.shirt)
     fb.ellipsoid(world([0.015 * k, 0.35 * k, 0.0]), rot_t, np.array([0.115, 0.17, 0.17]) * g, look.shirt)
-    fb.ellipsoid(world([0.01 * k, 0.17 * k, 0.0]), rot_t, np.array([0.105, 0.16, 0.155]) * g, look.shirt)
+    L_torso = B.lengths(dims)["torso"]
+    cap(world([0.0, L_torso - 0.085 * k, -0.115 * k]), world([0.0, L_torso - 0.085 * k, 0.115 * k]),
+        0.088 * g, 0.088 * g, look.shirt)
+    fb.ellipsoid(world([0.01 * k, 0.17 * k, 0.0]), rot_t, np.array([0.1, 0.16, 0.145]) * g, look.shirt)
     fb.ellipsoid(world([-0.01 * k, 0.0, 0.0]), rot_t, np.array([0.105, 0.12, 0.165]) * g, look.pants)
     # neck and head
     cap(pc[J["neck"]], pc[J["neck_top"]], R["neck"][0], R["neck"][1], look.skin, 0.2)
     head = joints[J["head"]]
-    fb.ellipsoid(cam.to_camera(head), rot_h, np.array([0.098, 0.115, 0.079]) * k, look.skin, 0.25)
-    hair_c = head + r_head @ (np.array([-0.018 - 0.01 * look.hair_len, 0.022, 0.0]) * k)
+    hk = 0.93 * k
+
+    def on_head(local):
+        return cam.to_camera(head + r_head @ (np.asarray(local) * hk))
+
+    fb.ellipsoid(cam.to_camera(head), rot_h, np.array([0.098, 0.115, 0.079]) * hk, look.skin, 0.25)
+    hair_c = head + r_head @ (np.array([-0.018 - 0.01 * look.hair_len, 0.022, 0.0]) * hk)
     fb.ellipsoid(cam.to_camera(hair_c), rot_h,
-                 np.array([0.1 + 0.012 * look.hair_len, 0.113 + 0.02 * look.hair_len, 0.084]) * k, look.hair, 0.3)
-    nose_a = cam.to_camera(head + r_head @ (np.array([0.085, -0.005, 0.0]) * k))
-    cap(nose_a, pc[J["nose"]], 0.014 * k, 0.012 * k, look.skin, 0.3)
+                 np.array([0.1 + 0.012 * look.hair_len, 0.113 + 0.02 * look.hair_len, 0.084]) * hk, look.hair, 0.3)
+    cap(on_head([0.085, -0.005, 0.0]), on_head([0.113, -0.022, 0.0]), 0.014 * hk, 0.012 * hk, look.skin, 0.3)
+    dark = look.hair * 0.6
+    eye = np.array([0.02, 0.02, 0.022]) * 0.0 + _srgb_to_lin(np.array([0.12, 0.1, 0.09]))
+    for z in (-0.031, 0.031):
+        fb.ellipsoid(on_head([0.084, 0.012, z]), rot_h, np.array([0.012, 0.008, 0.013]) * hk, eye, 0.6)
+        cap(on_head([0.088, 0.03, z - 0.016]), on_head([0.09, 0.032, z + 0.016]), 0.005 * hk, 0.005 * hk, dark)
+        fb.ellipsoid(on_head([-0.005, -0.005, np.sign(z) * 0.077]), rot_h, np.array([0.022, 0.032, 0.012]) * hk,
+                     look.skin * 0.92, 0.1)
+    lips = look.skin * np.array([0.85, 0.6, 0.6], np.float32)
+    cap(on_head([0.087, -0.05, -0.017]), on_head([0.087, -0.05, 0.017]), 0.007 * hk, 0.007 * hk, lips, 0.2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,6 +185,7 @@ class Room:
     floor_col: np.ndarray
     wall_col: np.ndarray
     seed: int
+    boxes: list = None  # furniture: (lo xyz, hi xyz, colour, kind)
 
     @classmethod
     def random(cls, rng, centre_xz, camera_xz=None) -> "Room":
@@ -178,6 +207,65 @@ class Room:
         return cls(lo, hi, float(rng.uniform(2.4, 2.8)), kind, np.asarray(col, np.float32),
                    WALL_COLOURS[rng.integers(len(WALL_COLOURS))], int(rng.integers(1 << 30)))
 
+    def furnish(self, rng, person_lo, person_hi, camera_pos) -> None:
+        """Put a few boxes of furniture along the walls behind the person (never in front of them)."""
+        self.boxes = []
+        centre = 0.5 * (np.asarray(person_lo) + np.asarray(person_hi))
+        v = centre[[0, 2]] - np.asarray(camera_pos)[[0, 2]]
+        v = v / max(np.linalg.norm(v), 1e-9)
+        corners = np.array([[x, z] for x in (person_lo[0], person_hi[0]) for z in (person_lo[2], person_hi[2])])
+        far = float((corners @ v).max()) + 0.3
+        walls = [(0, self.lo[0], np.array([-1.0, 0.0])), (0, self.hi[0], np.array([1.0, 0.0])),
+                 (2, self.lo[1], np.array([0.0, -1.0])), (2, self.hi[1], np.array([0.0, 1.0]))]
+        for axis, value, normal in walls:
+            if normal @ v < 0.3:
+                continue
+            for _ in range(int(rng.integers(0, 3))):
+                kind = ("sofa", "cabinet", "shelf", "table")[rng.integers(4)]
+                width = {"sofa": rng.uniform(1.6, 2.2), "cabinet": rng.uniform(0.6, 1.2),
+                         "shelf": rng.uniform(0.6, 1.0), "table": rng.uniform(0.8, 1.4)}[kind]
+                depth = {"sofa": 0.85, "cabinet": 0.45, "shelf": 0.35, "table": 0.7}[kind]
+                high = {"sofa": 0.85, "cabinet": rng.uniform(0.5, 0.9), "shelf": rng.uniform(1.4, 2.0),
+                        "table": 0.75}[kind]
+                other = 2 if axis == 0 else 0
+                span = (self.lo[1], self.hi[1]) if axis == 0 else (self.lo[0], self.hi[0])
+                u = rng.uniform(span[0] + width / 2, span[1] - width / 2) if span[1] - span[0] > width else None
+                if u is None:
+                    continue
+                lo = np.zeros(3)
+                hi = np.zeros(3)
+                inner = value - normal[0 if axis == 0 else 1] * depth
+                lo[axis], hi[axis] = min(value, inner), max(value, inner)
+                lo[other], hi[other] = u - width / 2, u + width / 2
+                lo[1], hi[1] = 0.0, high
+                box_xz = np.array([[x, z] for x in (lo[0], hi[0]) for z in (lo[2], hi[2])])
+                if (box_xz @ v).min() < far:
+                    continue
+                if any(np.all(lo < b[1]) and np.all(hi > b[0]) for b in self.boxes):
+                    continue
+                if kind in ("sofa",):
+                    col = _srgb_to_lin(CLOTHES[rng.integers(len(CLOTHES))] * 0.7 + 0.15)
+                else:
+                    col = _srgb_to_lin(WOODS[rng.integers(len(WOODS))])
+                if kind == "sofa":
+                    self.boxes.append((lo.copy(), np.where(np.arange(3) == 1, 0.45, hi), col, kind))
+                    back_lo, back_hi = lo.copy(), hi.copy()
+                    if normal[0 if axis == 0 else 1] > 0:
+                        back_lo[axis] = hi[axis] - 0.22
+                    else:
+                        back_hi[axis] = lo[axis] + 0.22
+                    self.boxes.append((back_lo, back_hi, col * 0.9, kind))
+                elif kind == "table":
+                    top_lo = lo.copy()
+                    top_lo[1] = high - 0.05
+                    self.boxes.append((top_lo, hi.copy(), col, kind))
+                    for cx in (lo[0] + 0.03, hi[0] - 0.08):
+                        for cz in (lo[2] + 0.03, hi[2] - 0.08):
+                            self.boxes.append((np.array([cx, 0.0, cz]), np.array([cx + 0.05, high - 0.05, cz + 0.05]),
+                                               col * 0.8, kind))
+                else:
+                    self.boxes.append((lo, hi, col, kind))
+
     def render(self, cam: Camera, light_world: np.ndarray, supersample: int = 2):
         """Linear-light background image [H,W,3] and the floor hit points [H,W,2] (x, z; NaN off floor)."""
         rng = np.random.default_rng(self.seed)
@@ -196,8 +284,31 @@ class Room:
                 ok = (ti > 1e-4) & (ti < t)
                 t = np.where(ok, ti, t)
                 surf = np.where(ok, sid, surf)
+        face = np.zeros((h, w), dtype=np.int8)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for i, (blo, bhi, _, _) in enumerate(self.boxes or []):
+                t1 = (blo - o) / d
+                t2 = (bhi - o) / d
+                tn = np.minimum(t1, t2)
+                tf = np.maximum(t1, t2)
+                tmin = tn.max(-1)
+                hit = (tf.min(-1) > np.maximum(tmin, 0)) & (tmin > 0) & (tmin < t)
+                t = np.where(hit, tmin, t)
+                surf = np.where(hit, 6 + i, surf)
+                face = np.where(hit, tn.argmax(-1), face)
         p = o + d * t[..., None]
         img = np.zeros((h, w, 3), dtype=np.float32)
+        for i, (blo, bhi, col, kind) in enumerate(self.boxes or []):
+            m = surf == 6 + i
+            if not m.any():
+                continue
+            fshade = np.array([0.78, 1.0, 0.68], np.float32)[face[m]]
+            tex = 0.94 + 0.06 * np.sin(p[..., 0][m] * 37 + p[..., 2][m] * 29 + p[..., 1][m] * 13)
+            if kind == "shelf":
+                tex = tex * np.where((p[..., 1][m] % 0.35) < 0.025, 0.6, 1.0)
+            elif kind == "cabinet":
+                tex = tex * np.where(np.abs(p[..., 1][m] - bhi[1] * 0.5) < 0.008, 0.6, 1.0)
+            img[m] = col[None] * (fshade * tex)[:, None]
         # floor
         fm = surf == 0
         fx, fz = p[..., 0], p[..., 2]
@@ -218,6 +329,7 @@ class Room:
         shade = np.ones((h, w), np.float32)
         shade[surf == 0] = 0.85 + 0.15 * max(light_world[1], 0)
         shade[(surf >= 2)] = 0.72
+        shade[surf >= 6] = 0.85
         shade[surf == 1] = 0.6
         img *= (fall * shade)[..., None]
         # downsample

@@ -38,7 +38,7 @@ def _tile(frame, kp, draw_kp: bool, size):
     return im.resize(size, Image.BILINEAR)
 
 
-def build_sheet(draw_kp: bool = False, width: int = 320, height: int = 240, tile=(200, 150), seed: int = 0):
+def build_sheet(draw_kp: bool = False, width: int = 320, height: int = 240, tile=(176, 132), seed: int = 0):
     tiles = []
     for r, (view, cam_h) in enumerate(ROWS):
         row = []
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     sheet = build_sheet(a.keypoints, seed=a.seed)
-    sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(a.out, optimize=True)
+    sheet.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(a.out, optimize=True)
     print(a.out)
     return 0
 
