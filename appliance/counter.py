@@ -121,6 +121,7 @@ class CounterSettings:
     min_rep_s: float = 0.15         # a descent+push shorter than this is jitter
     max_rep_s: float = 12.0         # a cycle longer than this is abandoned
     max_gap_s: float = 0.6          # longer gaps reset the filter and the rep state
+    warmup_s: float = 0.2           # the first frames of a track only set the starting level
     min_arm_drop: float = -0.1      # s below this: wrists not below shoulders (posture fails)
     max_wrist_level: float = 0.6    # both wrists seen and this far apart in height: a hand is up
     front_width_ratio: float = 0.7  # shoulder width / arm length above this: a front-ish view
@@ -185,6 +186,7 @@ class _LiveFilter:
         self.b, self.a = np.asarray(b, float), np.asarray(a, float)
         self._zi0 = sps.lfilter_zi(self.b, self.a)
         self.zi: np.ndarray | None = None
+        self.y = math.nan
 
     def reset(self) -> None:
         self.zi = None
@@ -193,7 +195,8 @@ class _LiveFilter:
         if self.zi is None:  # start in steady state at the first value: no start-up transient
             self.zi = self._zi0 * x
         y, self.zi = sps.lfilter(self.b, self.a, [x], zi=self.zi)
-        return float(y[0])
+        self.y = float(y[0])
+        return self.y
 
 
 class _FrameClock:
@@ -244,8 +247,9 @@ class _CounterBase:
 # Ours
 # ----------------------------------------------------------------------------------------------
 class _Features(NamedTuple):
-    s: float          # shoulders above the lower wrist, in arm lengths
-    hh: float         # hips above the lower wrist, in arm lengths (NaN: hips not seen)
+    s: float          # shoulders above the lower wrist, in frame heights
+    hh: float         # hips above the lower wrist, in frame heights (NaN: hips not seen)
+    scale: float      # arm length, in frame heights
     front: bool       # front-ish view (shoulder width large against the upper arm)
     posture: bool     # push-up-like frame
     top_ok: bool      # push-up-like top position (arms extended, body held up on them)
@@ -282,6 +286,7 @@ class RepCounter(_CounterBase):
     def _reset_tracking(self) -> None:
         """Forget the rep in progress (after a long gap or at start); the count stays."""
         self._tracking = False
+        self._track_start_t = -math.inf
         self._last_seen_t = -math.inf
         self._last_feats: _Features | None = None
         self._last_hh = math.nan
@@ -370,17 +375,18 @@ class RepCounter(_CounterBase):
             else:
                 posture = posture and -st.max_hip_rise * scale <= drop <= st.max_hip_drop * scale
                 top_ok = top_ok and drop <= st.max_top_hip_ratio * (wr_y - sh_y)
-        return _Features(s, hh, bool(front), bool(posture), bool(top_ok and posture))
+        return _Features(s * scale, hh * scale, scale, bool(front), bool(posture), bool(top_ok and posture))
 
     def _filter_pair(self, s: float, hh: float) -> tuple[float, float]:
         fps = self._clock.fps
         if self._ba is None or abs(fps - self._ba_fps) > 0.2 * self._ba_fps:
             wn = min(self.settings.cutoff_hz / (fps / 2.0), 0.95)
             self._ba, self._ba_fps = sps.butter(self.settings.filter_order, wn), fps
-            old_s = self.last.signal if self._fs is not None and self._fs.zi is not None else math.nan
+            old = (self._fs, self._fh)
             self._fs, self._fh = _LiveFilter(*self._ba), _LiveFilter(*self._ba)
-            if np.isfinite(old_s):   # keep going from where the old filter was
-                self._fs.zi = self._fs._zi0 * old_s
+            for new_f, old_f in zip((self._fs, self._fh), old):
+                if old_f is not None and old_f.zi is not None and np.isfinite(old_f.y):
+                    new_f.zi = new_f._zi0 * old_f.y   # carry on from the old filter's output
         if np.isfinite(hh):
             self._last_hh = hh
         elif self._fh.zi is None or not np.isfinite(self._last_hh):
@@ -401,55 +407,61 @@ class RepCounter(_CounterBase):
                 self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), False)
                 return False
             lf = self._last_feats              # bridge a short gap with the last values
-            f = _Features(lf.s, lf.hh, lf.front, False, False)
+            f = _Features(lf.s, lf.hh, lf.scale, lf.front, False, False)
         else:
             self._last_seen_t = t
             self._last_feats = f
+        # The filter and the levels (peak, valley) work in frame units; thresholds are in arm
+        # lengths, converted with the current scale. So a scale still settling (a clip that
+        # starts at the bottom, where the arm looks short) does not distort the levels.
         if not self._tracking:
             self._tracking = True
+            self._track_start_t = t
             self._seeking_descent = False
             if self._fs is not None:
                 self._fs.reset()
                 self._fh.reset()
-            s, hh = self._filter_pair(f.s, f.hh)
-            self._new_cycle(t, s, hh, f.posture)
+            x, hh = self._filter_pair(f.s, f.hh)
+            self._new_cycle(t, x, hh, f.posture)
         else:
-            s, hh = self._filter_pair(f.s, f.hh)
+            x, hh = self._filter_pair(f.s, f.hh)
+        scale = f.scale
 
         self._cycle_frames += 1
         self._cycle_ok += int(f.posture)
         amp = max(self._amp, st.min_amplitude)
-        fall_needed = max(st.min_amplitude, st.descent_fraction * amp)
-        rise_needed = max(st.min_amplitude, st.count_fraction * amp)
+        fall_needed = max(st.min_amplitude, st.descent_fraction * amp) * scale
+        rise_needed = max(st.min_amplitude, st.count_fraction * amp) * scale
         counted = False
         if self._seeking_descent:
-            self._peak = max(self._peak, s)
-            if s < self._peak - fall_needed:
+            self._peak = max(self._peak, x)
+            if x < self._peak - fall_needed:
                 # descent confirmed: learn the amplitude of the push just finished; a new
                 # cycle starts here
-                self._learn_amplitude(self._peak - self._push_valley)
+                self._learn_amplitude((self._peak - self._push_valley) / scale)
                 self._seeking_descent = False
-                self._new_cycle(t, s, hh, f.posture)
+                self._new_cycle(t, x, hh, f.posture)
         else:
-            if s < self._valley:
-                self._valley = self._bounce = s
+            if x < self._valley or t - self._track_start_t < st.warmup_s:
+                # (the first frames of a track are often off while the pose settles)
+                self._valley = self._bounce = x
                 self._valley_hh = hh
-            self._bounce = max(self._bounce, s)
-            if self._bounce - self._valley >= st.min_amplitude and s < self._bounce - fall_needed:
+            self._bounce = max(self._bounce, x)
+            if self._bounce - self._valley >= st.min_amplitude * scale and x < self._bounce - fall_needed:
                 # a push that fell short of the count level and went down again: not a rep,
                 # but it tells the amplitude of this person's reps
-                self._learn_amplitude(self._bounce - self._valley)
-                self._new_cycle(t, s, hh, f.posture)
+                self._learn_amplitude((self._bounce - self._valley) / scale)
+                self._new_cycle(t, x, hh, f.posture)
             elif t - self._cycle_start_t > st.max_rep_s:
-                self._new_cycle(t, s, hh, f.posture)      # too long down there: start over
-            elif s >= self._valley + rise_needed:
+                self._new_cycle(t, x, hh, f.posture)      # too long down there: start over
+            elif x >= self._valley + rise_needed:
                 why = (
                     "top posture" if not f.top_ok
                     else "gate closed" if not gate_open
                     else "too short" if t - self._cycle_start_t < st.min_rep_s
                     else "refractory" if t - self._last_count_t < st.refractory_s
                     else "posture" if self._cycle_ok < st.min_posture_fraction * self._cycle_frames
-                    else "hip motion" if not self._plank_motion_ok(s, hh, f.front)
+                    else "hip motion" if not self._plank_motion_ok(x, hh, f.front)
                     else ""
                 )
                 if why:
@@ -460,7 +472,7 @@ class RepCounter(_CounterBase):
                     counted = True
                 # either way the push is over: look for the next descent from here
                 self._seeking_descent = True
-                self._peak = s
+                self._peak = x
                 self._push_valley = self._valley
 
         if self._seeking_descent:
@@ -471,10 +483,11 @@ class RepCounter(_CounterBase):
             upper = self._valley + rise_needed
             lower = min(upper, self._bounce - fall_needed) if self._bounce > self._valley else self._valley
             label = 0
-        self.last = CounterDebug(t, s, 0.5 * (upper + lower), upper, lower, label, f.posture, bool(gate_open), counted)
+        self.last = CounterDebug(t, x / scale, 0.5 * (upper + lower) / scale, upper / scale, lower / scale, label,
+                                 f.posture, bool(gate_open), counted)
         return counted
 
-    def _plank_motion_ok(self, s: float, hh: float, front: bool) -> bool:
+    def _plank_motion_ok(self, x: float, hh: float, front: bool) -> bool:
         """The body rose as a plank pivoting on the feet (or knees): over the push the hips rose
         by a part of what the shoulders rose -- not with them (the hands moved: curls, presses,
         standing up) and not at all (hips on the floor: cobra, upward dog). Front views are
@@ -482,7 +495,7 @@ class RepCounter(_CounterBase):
         st = self.settings
         if front or not (np.isfinite(hh) and np.isfinite(self._valley_hh)):
             return True
-        rise = s - self._valley
+        rise = x - self._valley
         if rise <= 0:
             return False
         slope = (hh - self._valley_hh) / rise
