@@ -31,6 +31,7 @@ PARAMS = (
     "hip_flex_l", "hip_flex_r", "hip_abd_l", "hip_abd_r", "knee_l", "knee_r", "ankle_l", "ankle_r",
     "sh_flex_l", "sh_flex_r", "sh_abd_l", "sh_abd_r", "elbow_l", "elbow_r",
     "ik_l", "ik_r",  # weight 0..1 of planting the wrist on the target below
+    "flare_l", "flare_r",  # planted arms: elbows out (> 0) or tucked along the body (< 0)
     "wx_l", "wz_l", "wx_r", "wz_r",  # wrist targets on the floor (world x, z)
 )
 
@@ -179,7 +180,8 @@ def forward_kinematics(params: dict, dims: Dims, root_y: np.ndarray | float = 0.
         if np.any(w > 0):
             target = np.stack([p[f"wx_{side_name}"], np.full(T, 0.042 * k), p[f"wz_{side_name}"]], -1)
             lateral = _mv(_ry(p["yaw"]), [0.0, 0.0, side])
-            pole = -0.75 * heading + 0.55 * np.array([0.0, 1.0, 0.0]) + 0.55 * lateral
+            flare = p[f"flare_{side_name}"][:, None]
+            pole = -0.75 * heading + 0.55 * np.array([0.0, 1.0, 0.0]) + (0.55 + flare) * lateral
             ik_el, reached = ik_elbow(shoulder, target, L["upper_arm"], L["forearm"], pole)
             ik_hand = reached + heading * L["hand"] + np.array([0.0, -0.018 * k, 0.0])
             elbow = (1 - w) * elbow + w * ik_el

@@ -145,7 +145,7 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
         container = av.open(str(path), "w")
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "superfast"}
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
 
     c = 1 - 2 * blur_w
 

@@ -118,6 +118,7 @@ class Keyframes:
 class PushupGeometry:
     def __init__(self, dims: B.Dims, sag: float = 0.0, hand_out: float = 0.07, hand_fwd: float = 0.03):
         self.dims = dims
+        self.flare = 0.0
         L = B.lengths(dims)
         self.arm = L["upper_arm"] + L["forearm"]
         thetas = np.radians(np.linspace(0.0, 40.0, 161))
@@ -220,7 +221,7 @@ def _pushup_params(geo: PushupGeometry, t: np.ndarray, progress: np.ndarray, sag
     theta = geo.theta(progress)
     neck = -0.42 * progress + 0.05 + 0.05 * np.sin(2 * np.pi * 0.23 * t + rng.uniform(0, 6))
     p = plank_pose(theta, sag, neck)
-    p.update(wx_l=geo.wx, wx_r=geo.wx, wz_l=-geo.wz, wz_r=geo.wz)
+    p.update(wx_l=geo.wx, wx_r=geo.wx, wz_l=-geo.wz, wz_r=geo.wz, flare_l=geo.flare, flare_r=geo.flare)
     return p
 
 
@@ -235,7 +236,12 @@ def _blend(a: dict, b: dict, w: np.ndarray) -> dict:
 
 def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = False):
     sag_base = opts.sag + float(np.clip(rng.normal(0.03, 0.04), -0.04, 0.12))
-    geo = PushupGeometry(dims, sag=sag_base)
+    # personal style: hand width and placement, elbow flare
+    hand_out = float(rng.uniform(0.02, 0.2))
+    hand_fwd = float(rng.uniform(-0.03, 0.08))
+    flare = float(rng.uniform(-0.45, 0.6))
+    geo = PushupGeometry(dims, sag=sag_base, hand_out=hand_out, hand_fwd=hand_fwd)
+    geo.flare = flare
     # pelvis x of the plank (toes anchored at 0) at the top pose
     top = plank_pose(np.array([geo.theta_top]), sag_base)
     top.update(wx_l=geo.wx, wx_r=geo.wx, wz_l=-geo.wz, wz_r=geo.wz)
@@ -274,7 +280,7 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
     if opts.get_up:
         # keyframed transitions in and out, blended onto the plank motion
         quad_x = geo.wx - 0.47 * dims.k
-        wr = dict(wx_l=geo.wx, wx_r=geo.wx, wz_l=-geo.wz, wz_r=geo.wz)
+        wr = dict(wx_l=geo.wx, wx_r=geo.wx, wz_l=-geo.wz, wz_r=geo.wz, flare_l=flare, flare_r=flare)
         stand = dict(stand_pose(rng), x=quad_x + 0.08)
         crouch = dict(crouch_pose(), x=quad_x - 0.02)
         quad = dict(quadruped_pose(), x=quad_x, **wr)
@@ -299,19 +305,40 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
     return joints, r_trunk, r_head, tops, info
 
 
+GESTURES = {
+    "rest": {},
+    "hips": _sym(sh_abd=0.55, sh_flex=-0.25, elbow=1.7),
+    "crossed": _sym(sh_flex=0.35, sh_abd=0.05, elbow=2.0),
+    "phone": dict(sh_flex_r=0.25, elbow_r=1.6, sh_flex_l=0.2, elbow_l=1.3, neck=0.45),
+    "stretch": _sym(sh_flex=2.6, sh_abd=0.3, elbow=0.3),
+    "wave": dict(sh_abd_r=1.3, sh_flex_r=0.4, elbow_r=1.4),
+    "scratch": dict(sh_flex_l=1.2, sh_abd_l=0.9, elbow_l=2.3, neck=0.15),
+}
+
+
 def standing(t: np.ndarray, opts: Options, dims: B.Dims, rng):
     base = stand_pose(rng)
-    p = {k: np.full_like(t, v) for k, v in base.items()}
-    ph = rng.uniform(0, 6, size=6)
-    p["pitch"] = p["pitch"] + 0.02 * np.sin(2 * np.pi * 0.2 * t + ph[0])
-    # occasional arm gestures (crossing arms, hands on hips, reaching)
-    p["sh_flex_l"] = p["sh_flex_l"] + 0.35 * np.clip(np.sin(2 * np.pi * 0.07 * t + ph[1]), 0, 1)
-    p["elbow_l"] = p["elbow_l"] + 1.2 * np.clip(np.sin(2 * np.pi * 0.07 * t + ph[1]), 0, 1)
-    p["sh_abd_r"] = p["sh_abd_r"] + 0.4 * np.clip(np.sin(2 * np.pi * 0.05 * t + ph[2]), 0, 1)
-    p["elbow_r"] = p["elbow_r"] + 1.4 * np.clip(np.sin(2 * np.pi * 0.05 * t + ph[2]), 0, 1)
-    p["neck"] = p["neck"] + 0.1 * np.sin(2 * np.pi * 0.11 * t + ph[3])
-    p["yaw"] = 0.25 * np.sin(2 * np.pi * 0.03 * t + ph[4])
-    p["x"] = 0.5 + 0.03 * np.sin(2 * np.pi * 0.1 * t + ph[5])
+    kf = Keyframes()
+    names = list(GESTURES)
+    time = 0.0
+    while time <= t[-1] + 3.0:
+        g = GESTURES[names[int(rng.integers(len(names)))]] if rng.random() < 0.7 else {}
+        pose = dict(base, **g)
+        pose["x"] = 0.5 + rng.normal(0, 0.05)
+        pose["z"] = rng.normal(0, 0.05)
+        pose["yaw"] = rng.normal(0, 0.35)
+        pose["pitch"] = base["pitch"] + rng.normal(0, 0.03)
+        hold = rng.uniform(0.8, 2.5)
+        kf.add(time, pose).add(time + hold, pose)
+        time += hold + rng.uniform(0.5, 1.2)
+    p = kf.sample(t)
+    ph = rng.uniform(0, 6, size=3)
+    p["pitch"] = p["pitch"] + 0.015 * np.sin(2 * np.pi * 0.2 * t + ph[0])
+    p["neck"] = p.get("neck", 0.0) + 0.08 * np.sin(2 * np.pi * 0.11 * t + ph[1])
+    # weight shift from one leg to the other
+    shift = 0.05 * np.sin(2 * np.pi * 0.07 * t + ph[2])
+    p["hip_abd_l"] = p["hip_abd_l"] + shift
+    p["hip_abd_r"] = p["hip_abd_r"] - shift
     joints, r_trunk, r_head = B.pose(p, dims)
     return joints, r_trunk, r_head
 

@@ -139,17 +139,25 @@ def draw_person(fb: FrameBuffers, cam: Camera, joints: np.ndarray, r_trunk: np.n
     hair_c = head + r_head @ (np.array([-0.018 - 0.01 * look.hair_len, 0.022, 0.0]) * hk)
     fb.ellipsoid(cam.to_camera(hair_c), rot_h,
                  np.array([0.1 + 0.012 * look.hair_len, 0.113 + 0.02 * look.hair_len, 0.084]) * hk, look.hair, 0.3)
-    cap(on_head([0.085, -0.005, 0.0]), on_head([0.113, -0.022, 0.0]), 0.014 * hk, 0.012 * hk, look.skin, 0.3)
-    dark = look.hair * 0.6
-    eye = np.array([0.02, 0.02, 0.022]) * 0.0 + _srgb_to_lin(np.array([0.12, 0.1, 0.09]))
-    for z in (-0.031, 0.031):
-        fb.ellipsoid(on_head([0.084, 0.012, z]), rot_h, np.array([0.012, 0.008, 0.013]) * hk, eye, 0.6)
-        cap(on_head([0.088, 0.03, z - 0.016]), on_head([0.09, 0.032, z + 0.016]), 0.005 * hk, 0.005 * hk, dark)
-        fb.ellipsoid(on_head([-0.005, -0.005, np.sign(z) * 0.077]), rot_h, np.array([0.022, 0.032, 0.012]) * hk,
-                     look.skin * 0.92, 0.1)
-    lips = look.skin * np.array([0.85, 0.6, 0.6], np.float32)
-    cap(on_head([0.087, -0.05, -0.017]), on_head([0.087, -0.05, 0.017]), 0.007 * hk, 0.007 * hk, lips, 0.2)
-
+    hc = cam.to_camera(head)
+    view = hc / np.linalg.norm(hc)
+    facing = -float(rot_h[:, 0] @ view)  # > 0: the face turns towards the camera
+    side_view = float(rot_h[:, 2] @ view)  # > 0: the camera sees the person's left side
+    if facing > -0.35:
+        cap(on_head([0.085, -0.005, 0.0]), on_head([0.113, -0.022, 0.0]), 0.013 * hk, 0.011 * hk, look.skin, 0.3)
+        dark = look.hair * 0.6
+        eye = _srgb_to_lin(np.array([0.12, 0.1, 0.09]))
+        for z in (-0.031, 0.031):
+            if facing < 0.2 and np.sign(z) * side_view > 0.3:
+                continue  # the far eye is hidden behind the nose and face
+            fb.ellipsoid(on_head([0.084, 0.012, z]), rot_h, np.array([0.012, 0.008, 0.013]) * hk, eye, 0.6)
+            cap(on_head([0.088, 0.03, z - 0.016]), on_head([0.09, 0.032, z + 0.016]), 0.005 * hk, 0.005 * hk, dark)
+        lips = look.skin * np.array([0.85, 0.6, 0.6], np.float32)
+        cap(on_head([0.087, -0.05, -0.017]), on_head([0.087, -0.05, 0.017]), 0.007 * hk, 0.007 * hk, lips, 0.2)
+    for z in (-1.0, 1.0):
+        if z * side_view < 0.35:  # the ear on the person's side z faces the camera
+            fb.ellipsoid(on_head([-0.005, -0.005, z * 0.077]), rot_h, np.array([0.022, 0.032, 0.012]) * hk,
+                         look.skin * 0.92, 0.1)
 
 # ---------------------------------------------------------------------------------------------
 # Room
