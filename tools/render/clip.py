@@ -99,7 +99,14 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
     # camera: fit the whole clip's body from the chosen direction
     az = view_azimuth(view, rng)
     if motion.present.any():
-        pts = joints[motion.present].reshape(-1, 3)
+        framed = motion.present.copy()
+        span = motion.info.get("plank_span")
+        if span is not None and camera_height < 0.3:
+            # a floor-level appliance is aimed at the mat: frame the push-ups; the person
+            # standing before and after may leave the top of the picture
+            t = np.arange(T) / fps
+            framed &= (t >= span[0]) & (t <= span[1])
+        pts = joints[framed].reshape(-1, 3)
         pad = np.array([[0, 0.12 * dims.k, 0], [0, -0.0, 0]])
         pts = np.concatenate([pts, pts.max(0, keepdims=True) + pad[:1], pts.min(0, keepdims=True)])
     else:
@@ -120,6 +127,11 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
     gains = np.clip(rng.normal(1.0, 0.05, 3), 0.88, 1.12).astype(np.float32)
     exposure = float(rng.uniform(0.85, 1.2))
     bg_lin *= gains * exposure
+    # lens shading (vignetting), applied to the background here and to the body below
+    yy, xx = np.mgrid[0:height, 0:width]
+    rr = ((xx + 0.5 - width / 2) ** 2 + (yy + 0.5 - height / 2) ** 2) / ((width / 2) ** 2 + (height / 2) ** 2)
+    vignette = (1.0 - float(rng.uniform(0.1, 0.4)) * rr).astype(np.float32)
+    bg_lin *= vignette[..., None]
     bg = to_srgb(bg_lin)
     light_cam = cam.dir_to_camera(light)
     up_cam = cam.dir_to_camera(np.array([0.0, 1.0, 0.0]))
@@ -191,7 +203,7 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
                     if res is not None:
                         sl, mask, lit = res
                         work[sl[0].start - y0:sl[0].stop - y0, sl[1].start - x0:sl[1].stop - x0][mask] = \
-                            to_srgb(lit * (gains * exposure))
+                            to_srgb(lit * (gains * exposure) * vignette[sl][mask][:, None])
                     wb = blur(work)
                     iy0, ix0 = (1 if y0 > 0 else 0), (1 if x0 > 0 else 0)
                     iy1, ix1 = (work.shape[0] - 1 if y1 < height else work.shape[0]), \

@@ -301,7 +301,8 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
         r_trunk = np.where(use_kf[:, None, None], kt, r_trunk)
         r_head = np.where(use_kf[:, None, None], kh, r_head)
     tops = np.array([r[3] for r in reps], dtype=np.float64)
-    info = dict(rep_depths=[r[4] for r in reps], rep_bottom_times=[r[1] for r in reps], plank_start=start, end_time=(end + 0.5 + (3.6 if opts.get_up else 0.5)))
+    info = dict(rep_depths=[r[4] for r in reps], rep_bottom_times=[r[1] for r in reps], plank_start=start,
+                plank_span=(get_in, end + 0.5), end_time=(end + 0.5 + (3.6 if opts.get_up else 0.5)))
     return joints, r_trunk, r_head, tops, info
 
 

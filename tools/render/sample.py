@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .clip import render_clip
 
-SAMPLE = dict(scenario="pushups", reps=10, view="oblique", tempo=0.85, seed=5, width=320, height=240, fps=25.0,
+SAMPLE = dict(scenario="pushups", reps=10, view="oblique", tempo=0.85, seed=5, width=320, height=240, fps=25.0, zoom=1.15,
               camera_height=0.1)
 
 

@@ -37,6 +37,7 @@ class Look:
     sleeves: str  # "short", "long", "none"
     pants_len: str  # "long", "shorts"
     hair_len: float
+    hair_style: str = "short"  # short, long, ponytail, buzz
 
     @classmethod
     def random(cls, rng) -> "Look":
@@ -54,6 +55,7 @@ class Look:
             sleeves=("short", "long", "none")[rng.choice(3, p=[0.6, 0.25, 0.15])],
             pants_len=("long", "shorts")[rng.integers(2)],
             hair_len=float(rng.uniform(0.0, 1.0)),
+            hair_style=("short", "short", "long", "ponytail", "buzz")[rng.integers(5)],
         )
 
 
@@ -136,9 +138,15 @@ def draw_person(fb: FrameBuffers, cam: Camera, joints: np.ndarray, r_trunk: np.n
         return cam.to_camera(head + r_head @ (np.asarray(local) * hk))
 
     fb.ellipsoid(cam.to_camera(head), rot_h, np.array([0.098, 0.115, 0.079]) * hk, look.skin, 0.25)
-    hair_c = head + r_head @ (np.array([-0.018 - 0.01 * look.hair_len, 0.022, 0.0]) * hk)
-    fb.ellipsoid(cam.to_camera(hair_c), rot_h,
-                 np.array([0.1 + 0.012 * look.hair_len, 0.113 + 0.02 * look.hair_len, 0.084]) * hk, look.hair, 0.3)
+    hair_col = look.hair if look.hair_style != "buzz" else 0.5 * look.hair + 0.5 * look.skin * 0.6
+    hl = look.hair_len if look.hair_style != "buzz" else 0.0
+    hair_c = head + r_head @ (np.array([-0.018 - 0.01 * hl, 0.022, 0.0]) * hk)
+    fb.ellipsoid(cam.to_camera(hair_c), rot_h, np.array([0.1 + 0.012 * hl, 0.113 + 0.02 * hl, 0.084]) * hk,
+                 hair_col, 0.3)
+    if look.hair_style == "long":  # hair down to the shoulders, following the head
+        fb.ellipsoid(on_head([-0.055, -0.06, 0.0]), rot_h, np.array([0.07, 0.13, 0.088]) * hk, look.hair, 0.3)
+    elif look.hair_style == "ponytail":
+        cap(on_head([-0.1, 0.03, 0.0]), on_head([-0.15, -0.12, 0.0]), 0.03 * hk, 0.018 * hk, look.hair, 0.3)
     hc = cam.to_camera(head)
     view = hc / np.linalg.norm(hc)
     facing = -float(rot_h[:, 0] @ view)  # > 0: the face turns towards the camera
