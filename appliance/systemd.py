@@ -1,35 +1,56 @@
 """Talking to systemd: READY, WATCHDOG, STATUS, STOPPING through sd_notify, and journald logging.
 
-Uses systemd-python (apt python3-systemd on the Pi). Silent when NOTIFY_SOCKET is unset, so
-the same daemon runs on a desktop. The watchdog is pinged only from the main loop after it
-has processed a frame: a stuck loop stops the pings and systemd restarts the service.
+The notify protocol is one datagram to $NOTIFY_SOCKET, sent here with Python's socket module
+rather than systemd-python's sd_notify: that C call holds the GIL and blocks without limit
+while the socket's queue is full, and raises InterruptedError when SIGTERM lands during the
+send. Here a send waits at most SEND_TIMEOUT_S with the GIL released, retries EINTR, and a
+failure is logged (at most once a minute) instead of stopping the count. Silent when
+NOTIFY_SOCKET is unset, so the same daemon runs on a desktop. Journald logging uses
+systemd-python (apt python3-systemd on the Pi) when it is there.
+
+The watchdog is pinged only from the main loop after it has processed a frame (or while it
+waits to retry the camera): a stuck loop stops the pings and systemd restarts the service.
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 
 log = logging.getLogger(__name__)
 
 try:
-    from systemd import daemon as _daemon
     from systemd import journal as _journal
-except ImportError:  # desktop without systemd-python: nothing to notify, nothing to journal
-    _daemon = None
+except ImportError:  # desktop without systemd-python: log to stderr
     _journal = None
+
+
+SEND_TIMEOUT_S = 0.5
+
+
+def _notify_address(value: str | None):
+    """$NOTIFY_SOCKET -> an AF_UNIX address ("@name" is the abstract namespace), or None."""
+    if not value:
+        return None
+    if value.startswith("@"):
+        return "\0" + value[1:]
+    if value.startswith("/"):
+        return value
+    log.warning("NOTIFY_SOCKET=%s is not a unix socket path; systemd will not hear from us", value)
+    return None
 
 
 class Notifier:
     def __init__(self, clock=time.monotonic):
         self._clock = clock
-        self.enabled = bool(os.environ.get("NOTIFY_SOCKET")) and _daemon is not None
-        if os.environ.get("NOTIFY_SOCKET") and _daemon is None:
-            log.warning("NOTIFY_SOCKET is set but systemd-python is not installed; systemd will not hear from us")
+        self._address = _notify_address(os.environ.get("NOTIFY_SOCKET"))
+        self.enabled = self._address is not None
         self.watchdog_interval_s = self._watchdog_interval()
         self._last_ping = float("-inf")
         self._last_status = None
+        self._last_error_log = float("-inf")
 
     @staticmethod
     def _watchdog_interval() -> float | None:
@@ -44,8 +65,17 @@ class Notifier:
             return None
 
     def _send(self, message: str) -> None:
-        if self.enabled:
-            _daemon.notify(message)
+        if not self.enabled:
+            return
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.settimeout(SEND_TIMEOUT_S)
+                sock.sendto(message.encode(), self._address)
+        except OSError as exc:  # socket.timeout included
+            now = time.monotonic()
+            if now - self._last_error_log >= 60.0:
+                self._last_error_log = now
+                log.warning("cannot notify systemd (%s): %s", message.split("\n")[0], exc or type(exc).__name__)
 
     def ready(self, status: str) -> None:
         self._last_status = status
