@@ -53,10 +53,19 @@ class RunOptions:
 
 
 class App:
-    def __init__(self, config, options: RunOptions, clock=time.monotonic):
+    """The daemon. `source` and `pipeline` are seams for tests and tools/soak.py: the CLI
+    passes neither, and then they are built from the config and options as before. `clock`
+    and `sleep` drive every wait (camera backoff, retries), so tests can use a fake clock.
+    """
+
+    def __init__(self, config, options: RunOptions, clock=time.monotonic, *, source: FrameSource | None = None,
+                 pipeline: Pipeline | None = None, sleep=time.sleep):
         self.config = config
         self.options = options
         self.clock = clock
+        self._sleep = sleep
+        self._source = source
+        self._pipeline = pipeline
         self.notifier = Notifier(clock)
         self.store = StateStore(options.state_dir or config.state.dir)
         self.state = self.store.load()
@@ -71,6 +80,10 @@ class App:
         self._last_frame_t = None
         self._status = "starting"
         self._ready_sent = False
+        self._last_retry = float("-inf")
+        self._last_stat = float("-inf")
+        self._bad_frames = 0  # skipped since the last log line about them
+        self._last_bad_log = float("-inf")
 
     # --- setup -------------------------------------------------------------------------
     def _make_display(self) -> Display:
@@ -93,16 +106,16 @@ class App:
 
     # --- the loop ------------------------------------------------------------------------
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
         self._show()
         try:
             try:
-                pipeline = load_pipeline(self.config)
+                pipeline = self._pipeline if self._pipeline is not None else load_pipeline(self.config)
             except Exception:
                 self._status = "model error"
                 self._show()
                 raise
-            source = make_source(self.options.source, self.config.camera, realtime=self.options.realtime)
+            source = self._source if self._source is not None else make_source(self.options.source, self.config.camera, realtime=self.options.realtime)
             if self.options.record_dir:
                 from appliance.preview import PreviewWriter
 
@@ -112,6 +125,7 @@ class App:
             pass
         finally:
             self._shutdown()
+            signal.signal(signal.SIGTERM, previous_handler)
         return 0
 
     def _loop(self, pipeline: Pipeline, source: FrameSource) -> None:
@@ -121,14 +135,22 @@ class App:
             source.close()  # releases the camera on every exit path, SIGTERM included
 
     def _frames(self, pipeline: Pipeline, source: FrameSource) -> None:
+        """Read, process, announce, until the end of a file, SIGTERM or a long press.
+
+        A live camera that fails to open, raises mid-stream, returns no frame, or gives only
+        unusable frames for [camera].frame_timeout_s is closed and reopened with a doubling
+        backoff (reset by the next good frame); the count is untouched throughout. A file
+        that fails is an error (exit 4): there is nothing to wait for.
+        """
         backoff = 0.5
         opened = False
+        last_good = self.clock()
         while not self._stop:
             if not opened:
                 try:
                     self._blocking(source.open)
                     opened = True
-                    backoff = 0.5
+                    last_good = self.clock()
                     log.info("reading frames from %s", source.name)
                 except SourceError as exc:
                     if not source.live:
@@ -136,24 +158,44 @@ class App:
                     self._camera_trouble(str(exc), backoff)
                     backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
                     continue
+            trouble = None
             try:
                 frame = self._blocking(source.read)
             except SourceError as exc:
                 if not source.live:
                     raise
-                source.close()
-                opened = False
-                self._camera_trouble(str(exc), backoff)
-                continue
-            if frame is None:
-                log.info("end of %s", source.name)
-                break
-            try:
-                result = pipeline.process(frame)
-            except ValueError as exc:  # a frame of the wrong shape or dtype: skip it, say so
-                log.warning("skipping bad frame: %s", exc)
-                continue
-            self._after_frame(pipeline, frame, result)
+                frame, trouble = None, str(exc)
+            if frame is None and trouble is None:
+                if not source.live:
+                    log.info("end of %s", source.name)
+                    break
+                trouble = f"{source.name} returned no frame"
+            if frame is not None:
+                try:
+                    result = pipeline.process(frame)
+                except ValueError as exc:  # a frame of the wrong shape or dtype: skip it, say so
+                    self._bad_frame(exc)
+                    if source.live and self.clock() - last_good > self.config.camera.frame_timeout_s:
+                        trouble = f"{source.name} gave no usable frame for {self.config.camera.frame_timeout_s:.1f} s ({exc})"
+                    else:
+                        continue
+                else:
+                    last_good = self.clock()
+                    backoff = 0.5
+                    self._after_frame(pipeline, frame, result)
+                    continue
+            source.close()
+            opened = False
+            self._camera_trouble(trouble, backoff)
+            backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
+
+    def _bad_frame(self, exc: Exception) -> None:
+        """Log the first bad frame, then at most one summary line a minute (30 fps of them would flood the journal)."""
+        self._bad_frames += 1
+        if self.clock() - self._last_bad_log >= 60.0:
+            log.warning("skipping bad frame: %s (%d skipped since the last report)", exc, self._bad_frames)
+            self._last_bad_log = self.clock()
+            self._bad_frames = 0
 
     def _blocking(self, call):
         self._in_blocking_read = True
@@ -165,15 +207,22 @@ class App:
             self._in_blocking_read = False
 
     def _camera_trouble(self, message: str, wait_s: float) -> None:
+        """Show and log the camera problem, then wait `wait_s` before the next attempt.
+
+        READY=1 goes out here too if no frame ever came: the daemon is up and retrying, and
+        a camera that never appears must not become a start-timeout restart loop. The
+        watchdog is pinged while waiting because this loop is alive; a read that hangs is
+        not here, so it is not pinged over.
+        """
         log.error("%s; retrying in %.1f s", message, wait_s)
         self._status = "camera error"
         self._show()
-        self.notifier.status(self._status_line())
+        self._announce()
         deadline = self.clock() + wait_s
         while not self._stop and self.clock() < deadline:
             self.notifier.progress()  # the loop is alive and retrying: no restart needed
             self._handle_button()
-            time.sleep(min(0.1, max(0.0, deadline - self.clock())))
+            self._sleep(min(0.1, max(0.0, deadline - self.clock())))
 
     def _after_frame(self, pipeline: Pipeline, frame, result) -> None:
         if result.rep_counted:
@@ -183,7 +232,7 @@ class App:
             self.beeper.rep()
         self._handle_button(pipeline)
         self._pick_up_external_reset(pipeline)
-        if self.store.pending and self.clock() - getattr(self, "_last_retry", 0) > 5:
+        if self.store.pending and self.clock() - self._last_retry > 5:
             self._last_retry = self.clock()
             self._save()
         self._update_fps(frame.t)
@@ -201,13 +250,17 @@ class App:
             from appliance.preview import annotate
 
             self.preview.add(annotate(frame, result.keypoints, self.state.reps, result.gate_open))
+        self._announce()
+        self.notifier.progress()
+
+    def _announce(self) -> None:
+        """STATUS= to systemd; the first one carries READY=1."""
         if not self._ready_sent:
             self.notifier.ready(self._status_line())
             self._ready_sent = True
-            log.info("ready: first frame processed, count %d", self.state.reps)
+            log.info("ready (%s), count %d", self._status, self.state.reps)
         else:
             self.notifier.status(self._status_line())
-        self.notifier.progress()
 
     def _update_fps(self, t: float) -> None:
         if self._last_frame_t is not None and t > self._last_frame_t:
@@ -245,7 +298,7 @@ class App:
     def _pick_up_external_reset(self, pipeline: Pipeline) -> None:
         """`pushup-counter reset` while the daemon runs: take the file's count once a second."""
         now = self.clock()
-        if now - getattr(self, "_last_stat", float("-inf")) < 1.0:
+        if now - self._last_stat < 1.0:
             return
         self._last_stat = now
         mtime = self._stat_state()
@@ -270,12 +323,20 @@ class App:
         self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None))
 
     def _shutdown(self) -> None:
+        """STOPPING=1, a last try at an unsaved count, then release every device.
+
+        Each release is tried even if an earlier one fails, so the GPIO pins and the display
+        are always given back; the failure is logged.
+        """
         self.notifier.stopping()
         if self.store.pending:
             self._save()
+        steps = [self.display.close, self.beeper.close, self.button.close]
         if self.preview is not None:
-            self.preview.close()
-        self.display.close()
-        self.beeper.close()
-        self.button.close()
+            steps.insert(0, self.preview.close)
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:
+                log.warning("on shutdown, %s failed: %s", getattr(step, "__qualname__", step), exc)
         log.info("stopped at %d reps (total %d)", self.state.reps, self.state.total)

@@ -122,7 +122,7 @@ class Display:
         try:
             render(screen, self.device)
             self._last_screen = screen
-        except (OSError, RuntimeError) as exc:
+        except Exception as exc:  # not only OSError: luma turns an I2C EIO into its own DeviceNotFoundError
             self._fail(f"display write failed: {exc}")
 
     def _open(self) -> None:

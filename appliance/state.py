@@ -44,7 +44,7 @@ class StateStore:
             if not all(isinstance(getattr(state, k), int) and getattr(state, k) >= 0 for k in ("reps", "total", "resets")):
                 raise ValueError("negative or non-integer counts")
             return state
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # nothing saved yet (or no directory to save in)
             return State()
         except PermissionError as exc:
             raise StateError(f"state file {self.path} is not readable: {exc.strerror}") from None
