@@ -1,0 +1,701 @@
+"""Fault injection against the daemon loop (issue 7), no models needed.
+
+Each test runs the real `App` (real StateStore, Display, Notifier, gpiozero devices on
+MockFactory pins) with a scripted fake camera (`ScriptedSource`) and a stub pipeline that
+counts a rep on marked frames, injects one fault, and asserts what the user sees (count,
+OLED screen), what is logged, and that no rep is lost. A fake clock drives backoffs and
+retries where the timing is asserted, so these tests are fast and deterministic.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import stat
+import sys
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+from luma.core.device import dummy
+from luma.core.error import DeviceNotFoundError
+
+import appliance.app as app_module
+import appliance.state as state_module
+from appliance.app import App, RunOptions
+from appliance.config import Config
+from appliance.display import Display, draw_screen
+from appliance.errors import SourceError
+from appliance.frames import Frame, check_frame
+from appliance.pipeline import FrameResult
+from appliance.sources import FrameSource, VideoFileSource
+from appliance.state import State, StateStore
+
+MARK = (255, 0, 255)  # top-left pixel of a frame on which the stub pipeline counts a rep
+
+
+# --- test doubles ------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock that only moves when someone sleeps on it (or a test moves it)."""
+
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+
+
+def picture(rep: bool = False, value: int = 100) -> np.ndarray:
+    img = np.full((16, 16, 3), value, np.uint8)
+    if rep:
+        img[0, 0] = MARK
+    return img
+
+
+class StubPipeline:
+    """Stands in for the models: checks each frame as the real Pipeline does (ValueError on a
+    wrong shape or dtype) and counts a rep on every marked frame; `on_process` runs per frame."""
+
+    def __init__(self, on_process=None):
+        self.count = 0
+        self.frames = 0
+        self.on_process = on_process
+
+    def process(self, frame: Frame) -> FrameResult:
+        check_frame(frame)
+        if self.on_process is not None:
+            self.on_process(frame)
+        self.frames += 1
+        counted = frame.format == "RGB" and tuple(int(v) for v in frame.image[0, 0]) == MARK
+        self.count += counted
+        keypoints = np.full((9, 3), 0.5, np.float32)
+        keypoints[:, 2] = 0.9
+        return FrameResult(frame.t, keypoints, 0.9, True, counted, self.count)
+
+    def reset_count(self) -> None:
+        self.count = 0
+
+
+class ScriptedSource(FrameSource):
+    """A fake camera that plays a script, one step per read().
+
+    Steps: "rep" / "frame" (a good frame with / without a rep), "error" (SourceError
+    mid-stream), "none" (no frame), ("bad", array) (a frame of the wrong shape or dtype),
+    ("hang", s) (read blocks s seconds of real time), or a callable (run, then go on).
+    Each frame advances the clock by `frame_dt` through `sleep`. A live source whose script
+    is used up sends SIGTERM to this process, as systemd would; a file returns None.
+    """
+
+    name = "fake camera"
+
+    def __init__(self, script, live=True, clock=time.monotonic, sleep=time.sleep, frame_dt=1 / 30,
+                 open_failures=0, on_open=None):
+        self.script = list(script)
+        self.live = live
+        self.clock = clock
+        self.sleep = sleep
+        self.frame_dt = frame_dt
+        self.open_failures = open_failures
+        self.on_open = on_open
+        self.opens: list[float] = []  # clock at each open() attempt
+        self.faults: list[float] = []  # clock at each failed open() or read()
+        self.closes = 0
+        self.is_open = False
+        self.hangs: list[tuple[float, float]] = []  # real monotonic (start, end) of each hang
+        self.index = 0
+
+    def open(self) -> None:
+        self.opens.append(self.clock())
+        if self.on_open is not None:
+            self.on_open(self)
+        if self.open_failures:
+            self.open_failures -= 1
+            self.faults.append(self.clock())
+            raise SourceError(f"{self.name}: no camera found; check the ribbon cable")
+        self.is_open = True
+
+    def read(self):
+        assert self.is_open, "read() on a closed camera"
+        while self.script:
+            step = self.script.pop(0)
+            if callable(step):
+                step()
+                continue
+            if step == "error":
+                self.faults.append(self.clock())
+                raise SourceError(f"{self.name} stopped delivering frames: timeout")
+            if step == "none":
+                return None
+            if isinstance(step, tuple) and step[0] == "hang":
+                start = time.monotonic()
+                try:
+                    time.sleep(step[1])
+                finally:
+                    self.hangs.append((start, time.monotonic()))
+                continue
+            self.sleep(self.frame_dt)
+            image = step[1] if isinstance(step, tuple) else picture(rep=step == "rep")
+            self.index += 1
+            return Frame(image, "RGB", self.clock(), self.index)
+        if not self.live:
+            return None
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises out of this blocking read
+        for _ in range(500):
+            time.sleep(0.01)
+        raise AssertionError("SIGTERM did not stop the app")
+
+    def close(self) -> None:
+        self.closes += 1
+        self.is_open = False
+
+
+class RecordingOled:
+    """A luma dummy device standing in for the I2C OLED; `fail` makes writes raise."""
+
+    def __init__(self):
+        self.inner = dummy(width=128, height=64, mode="1")
+        self.size, self.mode = self.inner.size, self.inner.mode
+        self.images = []
+        self.fail: Exception | None = None
+
+    def display(self, image):
+        if self.fail is not None:
+            raise self.fail
+        self.inner.display(image)
+        self.images.append(self.inner.image.copy())
+
+    def cleanup(self):
+        pass
+
+
+def shows(device: RecordingOled, screen) -> bool:
+    """True when the OLED got exactly the picture of this screen at some point."""
+    want = np.asarray(draw_screen(screen, device.size, device.mode))
+    return any(np.array_equal(np.asarray(img), want) for img in device.images)
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def no_systemd(monkeypatch):
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def oled(monkeypatch):
+    """The OLED path of the daemon with the I2C device replaced; records every Screen shown."""
+    device = RecordingOled()
+    device.screens = []
+    monkeypatch.setattr(app_module, "open_oled", lambda config: device)
+    show = Display.show
+
+    def spy(self, screen):
+        device.screens.append(screen)
+        show(self, screen)
+
+    monkeypatch.setattr(Display, "show", spy)
+    return device
+
+
+class SystemdHarness:
+    """Plays systemd's part: a real NOTIFY_SOCKET, every message kept with its arrival time."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.02)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self):
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except (socket.timeout, BlockingIOError):
+                continue
+            except OSError:
+                return
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def texts(self, settle: float = 0.1) -> list[str]:
+        time.sleep(settle)
+        return [m for _, m in self.messages]
+
+    def pings(self) -> list[float]:
+        return [t for t, m in self.messages if m == "WATCHDOG=1"]
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def systemd(tmp_path, monkeypatch):
+    harness = SystemdHarness(tmp_path / "notify.sock")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    yield harness
+    harness.close()
+
+
+def make_app(tmp_path, source, pipeline=None, clock=None, display="none", **sections):
+    """An App on the fake camera; `sections` override config values, e.g. camera={"frame_timeout_s": 1}."""
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(config, section), key, value)
+    options = RunOptions(source="fake", display=display, state_dir=str(tmp_path / "state"))
+    kwargs = {}
+    if clock is not None:
+        kwargs = {"clock": clock, "sleep": clock.sleep}
+    return App(config, options, source=source, pipeline=pipeline or StubPipeline(), **kwargs)
+
+
+def saved(tmp_path) -> State:
+    return StateStore(tmp_path / "state").load()
+
+
+def log_lines(caplog, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+# --- camera --------------------------------------------------------------------------------
+
+
+def test_camera_error_mid_stream_reopens_with_backoff_and_keeps_the_count(tmp_path, oled, mock_pins, caplog):
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    script = ["rep", "rep", "rep", "error", "error", "error", "rep", "frame", "error", "rep", "frame"]
+    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled")
+    assert app.run() == 0
+    assert saved(tmp_path).reps == 5 and app.state.total == 5  # nothing lost across four reopens
+    waits = np.subtract(source.opens[1:], source.faults)
+    # back-to-back failures double the wait; a good frame resets it to 0.5 s
+    assert waits == pytest.approx([0.5, 1.0, 2.0, 0.5], abs=1e-6)
+    assert source.closes == len(source.opens)  # every open was closed again (last one on SIGTERM)
+    statuses = [(s.count, s.status) for s in oled.screens]
+    assert (3, "camera error") in statuses and (4, "camera error") in statuses
+    assert statuses[-1] == (5, "counting")
+    camera_error = next(s for s in oled.screens if s.status == "camera error")
+    assert shows(oled, camera_error)  # the real OLED picture, not only the Screen object
+    assert len(log_lines(caplog, "fake camera stopped delivering frames")) == 4
+
+
+def test_camera_that_never_appears_is_retried_without_a_crash_loop(tmp_path, oled, mock_pins, systemd, monkeypatch, caplog):
+    """systemd sees READY=1 with a clear STATUS and steady watchdog pings: it never restarts us."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("WATCHDOG_USEC", "3000000")  # ping every 1 s of (fake) time
+    StateStore(tmp_path / "state").save(State(reps=7, total=70, resets=1))
+    before = (tmp_path / "state" / "state.json").read_bytes()
+    clock = FakeClock()
+
+    def give_up_after_two_minutes(source):
+        if clock() - source.opens[0] > 120:
+            source.open_failures = 0
+            source.script = []  # opens now, and the empty script sends SIGTERM
+
+    source = ScriptedSource([], clock=clock, sleep=clock.sleep, open_failures=10**6, on_open=give_up_after_two_minutes)
+    app = make_app(tmp_path, source, clock=clock, display="oled", camera={"reopen_backoff_max_s": 30.0})
+    assert app.run() == 0
+    waits = np.diff(source.opens)
+    assert waits[:7] == pytest.approx([0.5, 1, 2, 4, 8, 16, 30], abs=1e-6)
+    assert np.allclose(waits[6:], 30.0)
+    messages = systemd.texts()
+    assert messages[0] == "READY=1\nSTATUS=camera error reps=7 total=70"
+    elapsed = clock() - source.opens[0]
+    assert messages.count("WATCHDOG=1") >= elapsed / 1.2 and messages[-1] == "STOPPING=1"  # ~1 per (fake) second
+    assert (tmp_path / "state" / "state.json").read_bytes() == before  # count kept, file untouched
+    assert oled.screens[-1].count == 7 and oled.screens[-1].status == "camera error"
+    assert len(log_lines(caplog, "no camera found")) == len(source.opens) - 1  # one line per retry, at most 2 a minute
+
+
+def fake_picamera2(clock, plan):
+    """A stand-in `picamera2` module: each wait() takes the next step of `plan`:
+    "frame"/"rep" returns a lores RGBA array, "timeout" blocks for the timeout and raises."""
+    log = types.SimpleNamespace(timeouts=[], cameras=0, stopped=0, closed=0)
+
+    class Picamera2:
+        @staticmethod
+        def global_camera_info():
+            return [{"Model": "fake"}]
+
+        def __init__(self, index):
+            log.cameras += 1
+
+        def create_video_configuration(self, **kwargs):
+            return kwargs
+
+        def configure(self, config):
+            assert config["lores"]["size"] == (320, 240)
+
+        def start(self):
+            pass
+
+        def capture_array(self, name, wait=False):
+            return name
+
+        def wait(self, job, timeout):
+            log.timeouts.append(timeout)
+            step = plan.pop(0) if plan else "end"
+            if step == "end":
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            if step == "timeout":
+                clock.sleep(timeout)
+                raise TimeoutError("frame wait timed out")
+            array = np.full((240, 320, 4), 90, np.uint8)
+            if step == "rep":
+                array[0, 0, :3] = MARK
+            clock.sleep(1 / 30)
+            return array
+
+        def stop(self):
+            log.stopped += 1
+
+        def close(self):
+            log.closed += 1
+
+    return types.SimpleNamespace(Picamera2=Picamera2), log
+
+
+def test_pi_camera_frame_timeout_reopens_and_keeps_the_count(tmp_path, oled, mock_pins, monkeypatch, caplog):
+    """The real PiCameraSource (through make_source, as the CLI builds it) on a fake picamera2:
+    [camera].frame_timeout_s bounds each frame wait; a timeout closes and reopens the camera."""
+    clock = FakeClock()
+    module, camlog = fake_picamera2(clock, ["rep", "rep", "timeout", "timeout", "rep", "frame"])
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    config = Config()
+    config.camera.frame_timeout_s = 1.5
+    config.camera.lores_format = "RGB"
+    config.button.shutdown_command = ["true"]
+    app = App(config, RunOptions(source="camera", display="oled", state_dir=str(tmp_path / "state")),
+              clock=clock, sleep=clock.sleep, pipeline=StubPipeline())
+    assert app.run() == 0
+    assert set(camlog.timeouts) == {1.5}
+    assert camlog.cameras == 3 and camlog.closed == 3  # reopened twice, released at the end
+    assert saved(tmp_path).reps == 3
+    assert [(s.count, s.status) for s in oled.screens].count((2, "camera error")) >= 1
+    assert "Pi camera 0 stopped delivering frames: frame wait timed out" in caplog.text
+
+
+def test_no_frame_and_bad_frames_from_a_live_camera(tmp_path, mock_pins, caplog):
+    """A bad frame is skipped and logged once (not 30 lines a second); only bad frames for
+    frame_timeout_s count as a camera fault; a read that returns nothing is one at once."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    bad = [("bad", np.zeros((16, 16, 3), np.float32)), ("bad", np.zeros((16, 16), np.uint8))] * 60  # 4 s at 30 fps
+    script = ["rep", *bad[:20], "rep", *bad, "rep", "none", "rep", "frame"]
+    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, camera={"frame_timeout_s": 3.0})
+    assert app.run() == 0
+    assert saved(tmp_path).reps == 4
+    skipped = log_lines(caplog, "skipping bad frame")
+    assert len(skipped) == 1 and "expected uint8" in skipped[0]
+    assert len(log_lines(caplog, "gave no usable frame for 3.0 s")) == 1
+    assert len(log_lines(caplog, "fake camera returned no frame")) == 1
+    assert len(source.opens) == 3
+
+
+def test_bad_frames_in_a_file_are_skipped(tmp_path, mock_pins):
+    source = ScriptedSource(["rep", ("bad", np.zeros((4, 4, 3), np.uint8)), "rep"], live=False)
+    app = make_app(tmp_path, source)
+    assert app.run() == 0 and saved(tmp_path).reps == 2
+
+
+def test_unreadable_video_file_is_one_error_and_the_state_is_unchanged(tmp_path, mock_pins):
+    StateStore(tmp_path / "state").save(State(reps=3, total=30))
+    before = os.stat(tmp_path / "state" / "state.json")
+    junk = tmp_path / "clip.mp4"
+    junk.write_bytes(b"\x00not a video" * 64)
+    app = make_app(tmp_path, VideoFileSource(junk))
+    with pytest.raises(SourceError, match=r"clip\.mp4 cannot be opened") as info:
+        app.run()
+    assert info.value.exit_code == 4 and "\n" not in str(info.value)
+    after = os.stat(tmp_path / "state" / "state.json")
+    assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+def test_full_disk_keeps_counting_in_memory_and_writes_when_it_can(tmp_path, oled, mock_pins, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    full = [False]
+    replace = os.replace
+
+    def no_space(src, dst):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(src, dst)
+
+    monkeypatch.setattr(state_module.os, "replace", no_space)
+
+    def disk_full():
+        full[0] = True
+
+    def disk_freed():
+        full[0] = False
+        clock.t += 6.0  # past the 5 s retry
+
+    script = ["rep", disk_full, "rep", "frame", "rep", "frame", disk_freed, "frame", "rep", "frame"]
+    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled")
+    assert app.run() == 0
+    state = saved(tmp_path)
+    assert (state.reps, state.total) == (4, 4)
+    statuses = [(s.count, s.status) for s in oled.screens]
+    assert (2, "storage error") in statuses and (3, "storage error") in statuses
+    assert statuses[-1] == (4, "counting")
+    assert shows(oled, next(s for s in oled.screens if s.status == "storage error"))
+    assert len(log_lines(caplog, "No space left on device")) == 1  # logged once, not per rep
+    assert len(log_lines(caplog, "state written to")) == 1
+    path = tmp_path / "state" / "state.json"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["state.json"]
+
+
+def test_state_dir_that_cannot_exist_yet(tmp_path, mock_pins, caplog):
+    """The state path runs through a regular file (a bad mount, a stray file): count in memory,
+    say so, and write as soon as the directory can be made."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    blocker = tmp_path / "state"
+    blocker.write_text("")
+
+    def fix_it():
+        blocker.unlink()
+        clock.t += 6.0
+
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    source = ScriptedSource(["rep", "rep", fix_it, "frame", "rep"], clock=clock, sleep=clock.sleep)
+    app = App(config, RunOptions(display="none", state_dir=str(blocker / "inner")), clock=clock, sleep=clock.sleep,
+              source=source, pipeline=StubPipeline())
+    statuses = []
+    app._show = lambda: statuses.append(app._status)  # noqa: E731 - what the OLED would say
+    assert app.run() == 0
+    assert StateStore(blocker / "inner").load().reps == 3
+    assert "storage error" in statuses and statuses[-1] == "counting"
+    assert "damaged" not in caplog.text  # a missing directory is not a damaged file
+    assert len(log_lines(caplog, "cannot write state")) == 1
+
+
+# --- OLED, buzzer, button -----------------------------------------------------------------
+
+
+def test_oled_i2c_failure_mid_run_keeps_counting_and_comes_back(tmp_path, oled, mock_pins, caplog):
+    """luma turns an I2C EIO into DeviceNotFoundError (not an OSError): it must not stop the count."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+
+    def unplug():
+        oled.fail = DeviceNotFoundError("I2C device not found on address: 0x3C")
+
+    def plug_back():
+        oled.fail = None
+        clock.t += 31.0  # past [display].retry_s
+
+    script = ["rep", unplug, "rep", "rep", "frame", "rep", plug_back, "frame", "rep"]
+    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled")
+    assert app.run() == 0
+    assert saved(tmp_path).reps == 5
+    assert len(log_lines(caplog, "display write failed")) == 1
+    assert len(log_lines(caplog, "display is back")) == 1
+    last = oled.screens[-1]
+    assert last.count == 5 and shows(oled, last)  # the screen caught up after the retry
+
+
+def test_missing_oled_counts_headless_and_logs_once(tmp_path, mock_pins, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    attempts = []
+
+    def no_oled(config):
+        attempts.append(clock())
+        raise DeviceNotFoundError("I2C device not found on address: 0x3C")
+
+    monkeypatch.setattr(app_module, "open_oled", no_oled)
+    step = lambda: setattr(clock, "t", clock.t + 31.0)  # noqa: E731
+    source = ScriptedSource(["rep", step, "rep", step, "rep", step, "rep"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled")
+    assert app.run() == 0
+    assert saved(tmp_path).reps == 4
+    assert len(attempts) == 4  # looked for again every retry_s
+    assert len(log_lines(caplog, "no display")) == 1
+
+
+def test_failing_buzzer_is_dropped_and_counting_goes_on(tmp_path, mock_pins, monkeypatch, caplog):
+    import gpiozero
+
+    caplog.set_level(logging.INFO)
+    calls = []
+
+    def broken_beep(self, *args, **kwargs):
+        calls.append(1)
+        raise OSError(errno.EIO, "GPIO write failed")
+
+    monkeypatch.setattr(gpiozero.Buzzer, "beep", broken_beep)
+    source = ScriptedSource(["rep"] * 4)
+    app = make_app(tmp_path, source)
+    assert app.run() == 0
+    assert saved(tmp_path).reps == 4
+    assert len(calls) == 1 and len(log_lines(caplog, "buzzer failed")) == 1
+
+
+def test_bouncing_button_resets_once_and_a_stuck_one_never(tmp_path, mock_pins):
+    pin = mock_pins.pin(27)
+
+    def bounce():
+        for _ in range(6):  # contact bounce: six presses within a millisecond
+            pin.drive_low()
+            pin.drive_high()
+
+    script = ["rep", "rep", "rep", bounce, "frame", "rep", "rep", pin.drive_low, "rep", ("hang", 0.7), "rep", "frame"]
+    source = ScriptedSource(script)
+    app = make_app(tmp_path, source, button={"long_press_s": 0.5})
+    assert app.run() == 0
+    state = saved(tmp_path)
+    assert (state.reps, state.total, state.resets) == (4, 7, 1)  # one reset, no shutdown while stuck
+    assert app._status != "shutting down"
+
+
+# --- watchdog, SIGTERM, clocks --------------------------------------------------------------
+
+
+def test_watchdog_pings_stop_while_a_read_hangs(tmp_path, mock_pins, systemd, monkeypatch):
+    """Pings come while frames flow, none while read() hangs: systemd (here the harness) would
+    kill and restart the daemon once WATCHDOG_USEC passes without one."""
+    watchdog_s = 0.6
+    monkeypatch.setenv("WATCHDOG_USEC", str(int(watchdog_s * 1e6)))
+    script = ["frame"] * 40 + ["rep", ("hang", 1.5)] + ["frame"] * 25
+    source = ScriptedSource(script, frame_dt=1 / 50)
+    app = make_app(tmp_path, source)
+    assert app.run() == 0
+    systemd.texts()
+    pings = np.array(systemd.pings())
+    (hang_start, hang_end), = source.hangs
+    before, after = pings[pings < hang_start], pings[pings > hang_end]
+    assert len(before) >= 3 and np.diff(before).max() < watchdog_s  # alive: well inside the period
+    assert len(after) >= 1
+    assert not np.any((pings > hang_start + 0.05) & (pings < hang_end - 0.05))  # nothing pinged over the hang
+    assert after[0] - before[-1] > watchdog_s  # the harness's verdict: kill and restart
+    assert saved(tmp_path).reps == 1
+
+
+def test_sigterm_stops_within_two_seconds_flushes_and_releases(tmp_path, mock_pins, systemd, monkeypatch):
+    from gpiozero import Button, Buzzer
+
+    full = [False]
+    replace = os.replace
+
+    def maybe_full(src, dst):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(src, dst)
+
+    monkeypatch.setattr(state_module.os, "replace", maybe_full)
+    sent = []
+
+    def term_later():
+        full[0] = False  # the disk has room again, but no frame comes to trigger the retry
+        threading.Timer(0.3, lambda: (sent.append(time.monotonic()), os.kill(os.getpid(), signal.SIGTERM))).start()
+
+    script = ["rep", lambda: full.__setitem__(0, True), "rep", "rep", term_later, ("hang", 30)]
+    source = ScriptedSource(script)
+    app = make_app(tmp_path, source)
+    handler = signal.getsignal(signal.SIGTERM)
+    assert app.run() == 0
+    stopped = time.monotonic() - sent[0]
+    assert stopped < 2.0
+    assert saved(tmp_path).reps == 3  # the in-memory reps were written on the way out
+    messages = systemd.texts()
+    assert messages[-1] == "STOPPING=1"
+    assert source.closes >= 1 and not source.is_open  # camera released
+    Button(27).close()  # GPIO released: the pins can be claimed again
+    Buzzer(17).close()
+    assert signal.getsignal(signal.SIGTERM) == handler
+
+
+def test_sigterm_during_camera_retry_stops_at_once(tmp_path, mock_pins, systemd):
+    source = ScriptedSource([], open_failures=10**6)
+    app = make_app(tmp_path, source, camera={"reopen_backoff_max_s": 30.0})
+    threading.Timer(0.8, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    start = time.monotonic()
+    assert app.run() == 0
+    assert time.monotonic() - start < 0.8 + 0.5
+    assert systemd.texts()[-1] == "STOPPING=1"
+
+
+def test_wall_clock_jumps_change_nothing(tmp_path, mock_pins, systemd, monkeypatch):
+    """NTP stepping the clock a year back and forth mid-run: counting, backoff and watchdog run
+    on the monotonic clock and do not notice."""
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # ping every 1/3 s
+    offset = [0.0]
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + offset[0])
+
+    def jump(seconds):
+        return lambda: offset.__setitem__(0, offset[0] + seconds)
+
+    year = 365 * 86400.0
+    script = ["frame"] * 10 + ["rep", jump(-year), "rep"] + ["frame"] * 10 + ["error", jump(2 * year), "rep"] + ["frame"] * 10 + ["rep"]
+    source = ScriptedSource(script, frame_dt=1 / 50)
+    app = make_app(tmp_path, source)
+    assert app.run() == 0
+    assert saved(tmp_path).reps == 4
+    (wait,) = np.subtract(source.opens[1:], source.faults)
+    assert 0.5 <= wait < 1.5  # the 0.5 s backoff in real seconds, not 0 and not a year
+    systemd.texts()
+    pings = systemd.pings()
+    assert len(pings) >= 3 and np.diff(pings).max() < 1.0  # never a gap systemd would act on
+
+
+def test_slow_consumer_never_builds_up_lag(tmp_path, mock_pins):
+    """A video at 10 fps read in real time by a loop that needs 0.25 s per frame: latest frame
+    wins, so the frame being processed is never more than one frame period behind."""
+    import av
+
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(60):
+            img = np.full((48, 64, 3), 4 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    clock = FakeClock()
+    lags = []
+    start = []
+
+    def slow(frame):
+        if not start:
+            start.append(clock() - frame.t)
+        lags.append(clock() - start[0] - frame.t)
+        clock.t += 0.25
+
+    source = VideoFileSource(clip, realtime=True, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline=StubPipeline(on_process=slow), clock=clock)
+    assert app.run() == 0
+    assert max(lags) <= 0.25 + 0.1 + 1e-6
+    assert 15 <= len(lags) <= 30 and source.skipped >= 30
+    assert clock() - start[0] < 6.0 + 0.5  # the 6 s clip took about 6 s, not 60 x 0.25 = 15 s
