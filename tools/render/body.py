@@ -70,8 +70,8 @@ RADII = dict(
     hand=(0.030, 0.022),
     neck=(0.054, 0.050),
     shoulders=0.06,
-    heel=0.038,
-    foot=(0.036, 0.026),
+    heel=0.042,
+    foot=(0.040, 0.030),
 )
 
 
@@ -196,7 +196,7 @@ def forward_kinematics(params: dict, dims: Dims, root_y: np.ndarray | float = 0.
 
 # Points that may touch the floor and their radii (to keep the body above y = 0).
 CONTACTS = (
-    ("toe_l", 0.026), ("toe_r", 0.026), ("heel_l", 0.038), ("heel_r", 0.038),
+    ("toe_l", 0.030), ("toe_r", 0.030), ("heel_l", 0.042), ("heel_r", 0.042),
     ("knee_l", 0.055), ("knee_r", 0.055), ("wrist_l", 0.042), ("wrist_r", 0.042),
     ("hand_l", 0.022), ("hand_r", 0.022),
 )
@@ -218,8 +218,10 @@ def floor_offset(joints: np.ndarray, dims: Dims, ik: dict | None = None) -> np.n
     return -np.stack(heights, -1).min(axis=-1)
 
 
-def pose(params: dict, dims: Dims, anchor: str | None = None, anchor_x=None):
+def pose(params: dict, dims: Dims, anchor: str | None = None, anchor_x=None, plant: bool = True):
     """FK, then drop the body onto the floor; optionally slide it so joint `anchor` sits at x.
+
+    With `plant`, a body whose IK-planted hands could not reach their targets is lowered.
 
     Returns joints [T,J,3], trunk rotations [T,3,3], head rotations [T,3,3].
     """
@@ -228,6 +230,24 @@ def pose(params: dict, dims: Dims, anchor: str | None = None, anchor_x=None):
     free = dict(p, ik_l=np.zeros(count), ik_r=np.zeros(count))
     joints0, _, _ = forward_kinematics(free, dims)
     root_y = floor_offset(joints0, dims, ik={"l": p["ik_l"], "r": p["ik_r"]})
+    shift = np.zeros(count)
     if anchor is not None:
-        p["x"] = p["x"] + (np.broadcast_to(np.asarray(anchor_x, dtype=np.float64), (count,)) - joints0[:, J[anchor], 0])
+        shift = np.broadcast_to(np.asarray(anchor_x, dtype=np.float64), (count,)) - joints0[:, J[anchor], 0]
+    # fully planted hands must reach the floor: lower the body (a little) where straight arms would not
+    L = lengths(dims)
+    reach = 0.995 * (L["upper_arm"] + L["forearm"])
+    drop = np.zeros(count)
+    for side in ("l", "r"):
+        w = p[f"ik_{side}"]
+        if not plant or not np.any(w > 0):
+            continue
+        sh = joints0[:, J[f"shoulder_{side}"]].copy()
+        sh[:, 1] += root_y
+        sh[:, 0] += shift
+        dxz = np.hypot(sh[:, 0] - p[f"wx_{side}"], sh[:, 2] - p[f"wz_{side}"])
+        top = 0.042 * dims.k + np.sqrt(np.maximum(reach ** 2 - dxz ** 2, 0.0))
+        need = np.clip(sh[:, 1] - top, 0.0, 0.05 * dims.k)  # never sink more than 5 cm into the floor
+        drop = np.maximum(drop, np.where(w >= 0.99, need, 0.0))
+    root_y = root_y - drop
+    p["x"] = p["x"] + shift
     return forward_kinematics(p, dims, root_y=root_y)

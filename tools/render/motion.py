@@ -73,7 +73,7 @@ def crouch_pose() -> dict:
 
 def quadruped_pose() -> dict:
     return _sym(pitch=np.radians(84), hip_flex=np.radians(88), hip_abd=0.05, knee=np.radians(92),
-                ankle=0.35, sh_flex=np.radians(88), sh_abd=0.1, elbow=0.0, neck=-0.25, ik=1.0)
+                ankle=1.25, sh_flex=np.radians(88), sh_abd=0.1, elbow=0.0, neck=-0.25, ik=1.0)
 
 
 def plank_pose(theta: float, sag: float = 0.0, neck: float = 0.0) -> dict:
@@ -124,7 +124,7 @@ class PushupGeometry:
         thetas = np.radians(np.linspace(0.0, 40.0, 161))
         params = plank_pose(thetas, sag)
         params = {k: np.broadcast_to(v, thetas.shape) for k, v in params.items()}
-        joints, r_trunk, _ = B.pose(params, dims, anchor="toe_l", anchor_x=0.0)
+        joints, r_trunk, _ = B.pose(params, dims, anchor="toe_l", anchor_x=0.0, plant=False)
         self.thetas = thetas
         sh = joints[:, B.J["shoulder_l"]]
         k = dims.k
@@ -285,7 +285,7 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
         crouch = dict(crouch_pose(), x=quad_x - 0.02)
         quad = dict(quadruped_pose(), x=quad_x, **wr)
         half = dict(quad, **{k: v for k, v in plank_pose(geo.theta_top, sag_base).items() if k.endswith("_l")})
-        half.update(pitch=np.radians(80), x=0.5 * (quad_x + plank_x))
+        half.update(pitch=np.radians(80), x=0.5 * (quad_x + plank_x), hip_flex_l=0.33)
         plank = dict(plank_pose(geo.theta_top, sag_base), x=plank_x, **wr)
         kf = Keyframes()
         kf.add(0.0, stand).add(0.5, stand).add(1.3, crouch).add(2.1, quad).add(2.7, half).add(get_in, plank)
