@@ -19,8 +19,13 @@ class FrameBuffers:
         self.h, self.w = h, w
         self.z = np.full((h, w), np.inf, dtype=np.float32)
         self.n = np.zeros((h, w, 3), dtype=np.float32)
-        self.albedo = np.zeros((h, w, 3), dtype=np.float32)
-        self.gloss = np.zeros((h, w), dtype=np.float32)
+        self.mat = np.zeros((h, w), dtype=np.uint8)  # index into the material palette
+        self._zf = self.z.reshape(-1)
+        self._nf = self.n.reshape(-1, 3)
+        self._mf = self.mat.reshape(-1)
+        self._materials: dict = {}
+        self._albedo: list = []
+        self._gloss: list = []
         self.x0, self.y0, self.x1, self.y1 = w, h, 0, 0  # touched box
         self._xs = np.arange(w, dtype=np.float32) + 0.5
         self._ys = np.arange(h, dtype=np.float32) + 0.5
@@ -31,6 +36,18 @@ class FrameBuffers:
             self.z[sl] = np.inf
         self.x0, self.y0, self.x1, self.y1 = self.w, self.h, 0, 0
 
+    def _material(self, albedo, gloss) -> int:
+        key = (np.asarray(albedo, np.float32).tobytes(), float(gloss))
+        mid = self._materials.get(key)
+        if mid is None:
+            mid = len(self._albedo)
+            if mid > 255:
+                raise RuntimeError("too many materials")
+            self._materials[key] = mid
+            self._albedo.append(np.asarray(albedo, np.float32))
+            self._gloss.append(float(gloss))
+        return mid
+
     def _box(self, umin, vmin, umax, vmax):
         x0 = max(int(np.floor(umin)), 0)
         y0 = max(int(np.floor(vmin)), 0)
@@ -39,20 +56,22 @@ class FrameBuffers:
         return x0, y0, x1, y1
 
     def _write(self, x0, y0, x1, y1, idx, z, nx, ny, nz, albedo, gloss):
-        zr = self.z[y0:y1, x0:x1]
-        closer = z < zr[idx]
-        if not closer.any():
+        fi = (idx[0] + y0) * self.w + (idx[1] + x0)
+        closer = z < self._zf[fi]
+        fi = fi[closer]
+        if fi.size == 0:
             return
-        iy, ix = idx[0][closer], idx[1][closer]
-        zr[iy, ix] = z[closer]
-        nr = self.n[y0:y1, x0:x1]
-        nr[iy, ix, 0] = nx[closer]
-        nr[iy, ix, 1] = ny[closer]
-        nr[iy, ix, 2] = nz[closer]
-        self.albedo[y0:y1, x0:x1][iy, ix] = albedo
-        self.gloss[y0:y1, x0:x1][iy, ix] = gloss
-        self.x0, self.y0 = min(self.x0, x0), min(self.y0, y0)
-        self.x1, self.y1 = max(self.x1, x1), max(self.y1, y1)
+        self._zf[fi] = z[closer]
+        self._nf[fi] = np.stack([nx[closer], ny[closer], nz[closer]], -1)
+        self._mf[fi] = self._material(albedo, gloss)
+        if x0 < self.x0:
+            self.x0 = x0
+        if y0 < self.y0:
+            self.y0 = y0
+        if x1 > self.x1:
+            self.x1 = x1
+        if y1 > self.y1:
+            self.y1 = y1
 
     def capsule(self, a, b, ra: float, rb: float, albedo, gloss: float = 0.0) -> None:
         """Tapered capsule between camera-space points a and b with radii ra, rb (metres)."""
@@ -74,7 +93,7 @@ class FrameBuffers:
         ex0 = px - pa[0]
         ey0 = py - pa[1]
         if l2 > 1e-9:
-            t = np.clip((ex0 * dx + ey0 * dy) * (1.0 / l2), 0.0, 1.0)
+            t = np.minimum(np.maximum((ex0 * dx + ey0 * dy) * (1.0 / l2), 0.0), 1.0)
         else:
             t = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
         ex = ex0 - t * dx
@@ -139,8 +158,9 @@ class FrameBuffers:
         sl = (slice(self.y0, self.y1), slice(self.x0, self.x1))
         mask = np.isfinite(self.z[sl])
         n = self.n[sl][mask]
-        alb = self.albedo[sl][mask]
-        gl = self.gloss[sl][mask]
+        mids = self.mat[sl][mask]
+        alb = np.asarray(self._albedo, np.float32)[mids]
+        gl = np.asarray(self._gloss, np.float32)[mids]
         ndl = n @ light_cam.astype(np.float32)
         diffuse = np.clip((ndl + 0.25) * (1 / 1.25), 0.0, 1.0)  # a little wrap for soft skin/cloth
         sky = 0.55 + 0.45 * (n @ up_cam.astype(np.float32))
