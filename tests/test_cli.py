@@ -18,7 +18,7 @@ def run_cli(*args):
 def test_status_and_reset(tmp_path, capsys):
     StateStore(tmp_path).save(State(reps=9, total=40))
     assert main(["status", "--state-dir", str(tmp_path), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[ "reps"] == 9
+    assert json.loads(capsys.readouterr().out)["reps"] == 9
     assert main(["reset", "--state-dir", str(tmp_path)]) == 0
     capsys.readouterr()
     assert main(["status", "--state-dir", str(tmp_path), "--json"]) == 0
@@ -40,30 +40,24 @@ def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path):
     assert err.strip().count("\n") == 0 and "[display].brightness" in err
 
 
-def plank_trace(reps=5, fps=30.0, period_s=2.0, count=9):
-    """A side-view plank whose shoulders and head dip and rise `reps` times."""
-    t = np.arange(int((reps + 1.5) * period_s * fps)) / fps
-    depth = np.where(t > 0.5 * period_s, 0.5 - 0.5 * np.cos(2 * np.pi * (t - 0.5 * period_s) / period_s), 0.0)
-    depth[t > (reps + 0.5) * period_s] = 0.0
-    base = np.array([[0.30, 0.80], [0.31, 0.68], [0.32, 0.55], [0.24, 0.52], [0.33, 0.55], [0.32, 0.68], [0.31, 0.80], [0.60, 0.60], [0.61, 0.60]])
-    kp = np.zeros((len(t), 9, 3), np.float32)
-    kp[:, :, :2] = base
-    kp[:, :, 2] = 0.9
-    drop = 0.12 * depth
-    for i, share in ((1, 0.5), (2, 1.0), (3, 1.0), (4, 1.0), (5, 0.5), (7, 0.5), (8, 0.5)):
-        kp[:, i, 1] += share * drop
-    return kp[:, :count], fps
+@pytest.fixture(scope="module")
+def rendered_trace():
+    """Exact keypoints of the project's rendered person doing 5 push-ups, seen from the side."""
+    from tools.render import render_clip
+
+    labels = render_clip("unused.mp4", scenario="pushups", reps=5, view="side", tempo=1.0, seed=11, write_video=False)
+    return labels["keypoints"].astype(np.float32), float(labels["fps"]), int(labels["reps"])
 
 
 @pytest.mark.parametrize("count", [7, 9])
-def test_count_trace_json(tmp_path, count):
-    keypoints, fps = plank_trace(reps=5, count=count)
+def test_count_trace_json(tmp_path, rendered_trace, count):
+    keypoints, fps, reps = rendered_trace
     trace = tmp_path / "trace.npz"
-    np.savez(trace, keypoints=keypoints, fps=np.float32(fps))
+    np.savez(trace, keypoints=keypoints[:, :count], fps=np.float32(fps))
     code, out, err = run_cli("count-trace", str(trace), "--json")
     assert code == 0, err
     report = json.loads(out)
-    assert report["reps"] == 5 and len(report["rep_times_s"]) == 5
+    assert report["reps"] == reps == 5 and len(report["rep_times_s"]) == 5
 
 
 def test_count_trace_refuses_a_foreign_file(tmp_path):
