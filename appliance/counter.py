@@ -112,7 +112,7 @@ class CounterSettings:
     nominal_fps: float = 30.0       # used until the frame interval is known
     scale_window_s: float = 4.0     # arm length = 90th percentile over this window
     arm_per_body_scale: float = 2.3  # arm length / body scale, when no forearm is seen
-    min_amplitude: float = 0.2      # smallest top-to-bottom movement that can be a rep
+    min_amplitude: float = 0.25     # smallest top-to-bottom movement that can be a rep
     amplitude_prior: float = 0.45   # expected rep amplitude before any rep was seen
     amplitude_memory: float = 0.5   # weight of the old amplitude when a new rep is seen
     descent_fraction: float = 0.35  # fall from the peak (x amplitude) that confirms a descent
@@ -123,6 +123,7 @@ class CounterSettings:
     max_gap_s: float = 0.6          # longer gaps reset the filter and the rep state
     warmup_s: float = 0.2           # the first frames of a track only set the starting level
     min_arm_drop: float = -0.1      # s below this: wrists not below shoulders (posture fails)
+    floor_window_s: float = 1.0     # each hand's height is a running median over this
     max_wrist_level: float = 0.6    # both wrists seen and this far apart in height: a hand is up
     front_width_ratio: float = 0.7  # shoulder width / arm length above this: a front-ish view
     max_hip_drop: float = 0.7       # hips more than this below the shoulders: upright body
@@ -132,6 +133,8 @@ class CounterSettings:
     max_top_hip_ratio: float = 0.8  # at the top: hip drop / arm drop at most this (not upright)
     min_hip_follow: float = 0.1     # over a push the hips rise at least this share of the
     max_hip_follow: float = 1.05    # shoulders' rise and at most this (side views)
+    max_hand_motion: float = 0.4    # over a push the hands move at most this share of the rise
+    max_bottom_elbow_deg: float = 150.0  # side views: the elbows must bend below this in a rep
     min_posture_fraction: float = 0.7  # share of posture-ok frames needed over a rep cycle
     # --- seed baseline (SeedCounter) ---
     seed_lag: int = 60
@@ -169,6 +172,23 @@ def _seen(kp: np.ndarray, i: int, min_score: float) -> bool:
 
 def _dist(kp: np.ndarray, a: int, b: int) -> float:
     return float(math.hypot(kp[a, 0] - kp[b, 0], kp[a, 1] - kp[b, 1]))
+
+
+def _elbow_angle(kp: np.ndarray, min_score: float) -> float:
+    """Elbow angle in degrees (180 = straight), score-weighted over the arms fully seen; NaN if none."""
+    angles, weights = [], []
+    for s_i, e_i, w_i in ((LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST), (RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST)):
+        if _seen(kp, s_i, min_score) and _seen(kp, e_i, min_score) and _seen(kp, w_i, min_score):
+            u = kp[s_i, :2] - kp[e_i, :2]
+            v = kp[w_i, :2] - kp[e_i, :2]
+            nu, nv = float(np.hypot(*u)), float(np.hypot(*v))
+            if nu > 0 and nv > 0:
+                c = float(np.clip(np.dot(u, v) / (nu * nv), -1.0, 1.0))
+                angles.append(math.degrees(math.acos(c)))
+                weights.append(float(kp[e_i, 2]))
+    if not angles:
+        return math.nan
+    return float(np.average(angles, weights=weights))
 
 
 def _check_keypoints(keypoints: np.ndarray) -> np.ndarray:
@@ -250,6 +270,8 @@ class _Features(NamedTuple):
     s: float          # shoulders above the lower wrist, in frame heights
     hh: float         # hips above the lower wrist, in frame heights (NaN: hips not seen)
     scale: float      # arm length, in frame heights
+    elbow: float      # elbow angle, degrees (NaN: no arm fully seen)
+    wy: float         # height of the lower wrist in the frame (y, frame heights)
     front: bool       # front-ish view (shoulder width large against the upper arm)
     posture: bool     # push-up-like frame
     top_ok: bool      # push-up-like top position (arms extended, body held up on them)
@@ -266,9 +288,12 @@ class RepCounter(_CounterBase):
         self._ba_fps = 0.0
         self._fs: _LiveFilter | None = None     # filter state of the signal
         self._fh: _LiveFilter | None = None     # filter state of the hip height
+        self._fw: _LiveFilter | None = None     # filter state of the hand height
         self._scales: deque[tuple[float, float]] = deque()
         self._arms: deque[tuple[float, float]] = deque()
         self._widths: deque[tuple[float, float]] = deque()
+        self._wrist_l: deque[tuple[float, float]] = deque()
+        self._wrist_r: deque[tuple[float, float]] = deque()
         self.rejected: deque[tuple[float, str]] = deque(maxlen=50)  # (t, why) pushes not counted
         self._reset_tracking()
 
@@ -276,10 +301,12 @@ class RepCounter(_CounterBase):
     def reset(self) -> None:
         super().reset()
         self._clock.reset()
-        self._ba, self._fs, self._fh = None, None, None
+        self._ba, self._fs, self._fh, self._fw = None, None, None, None
         self._scales.clear()
         self._arms.clear()
         self._widths.clear()
+        self._wrist_l.clear()
+        self._wrist_r.clear()
         self.rejected.clear()
         self._reset_tracking()
 
@@ -294,22 +321,26 @@ class RepCounter(_CounterBase):
         self._peak = -math.inf
         self._valley = math.inf
         self._valley_hh = math.nan
+        self._valley_wy = math.nan
         self._bounce = -math.inf
         self._push_valley = math.nan
         self._cycle_start_t = math.nan
         self._cycle_frames = 0
         self._cycle_ok = 0
+        self._cycle_elbow = math.inf
         self._last_count_t = -math.inf
         self._amp = self.settings.amplitude_prior
         if self._fs is not None:
-            self._fs.reset()
-            self._fh.reset()
+            for flt in (self._fs, self._fh, self._fw):
+                flt.reset()
 
-    def _new_cycle(self, t: float, s: float, hh: float, posture: bool) -> None:
+    def _new_cycle(self, t: float, s: float, hh: float, wy: float, posture: bool) -> None:
         self._valley = self._bounce = s
         self._valley_hh = hh
+        self._valley_wy = wy
         self._cycle_start_t = t
         self._cycle_frames, self._cycle_ok = 1, int(posture)
+        self._cycle_elbow = math.inf
 
     def _learn_amplitude(self, amp: float) -> None:
         st = self.settings
@@ -357,7 +388,15 @@ class RepCounter(_CounterBase):
         width = float(np.median([c for _, c in self._widths])) if self._widths else 0.0
         front = width >= st.front_width_ratio * scale
         sh_y = float(np.mean([kp[i, 1] for i in sh]))
-        wr_y = float(max(kp[i, 1] for i in wr))  # the lower wrist: the hand on the floor
+        # the floor: the lower hand, each hand's height a running median over floor_window_s
+        # (hands stay planted; a wrist mis-detected for a few frames at the bottom of a rep,
+        # hidden behind the chest, must not move the floor)
+        for i, q in ((LEFT_WRIST, self._wrist_l), (RIGHT_WRIST, self._wrist_r)):
+            if i in wr:
+                q.append((t, float(kp[i, 1])))
+            while q and q[0][0] < t - st.floor_window_s:
+                q.popleft()
+        wr_y = max(float(np.median([y for _, y in q])) for q in (self._wrist_l, self._wrist_r) if q)
         s = (wr_y - sh_y) / scale
         posture = s >= st.min_arm_drop
         if len(wr) == 2 and abs(float(kp[LEFT_WRIST, 1] - kp[RIGHT_WRIST, 1])) > st.max_wrist_level * scale:
@@ -375,23 +414,24 @@ class RepCounter(_CounterBase):
             else:
                 posture = posture and -st.max_hip_rise * scale <= drop <= st.max_hip_drop * scale
                 top_ok = top_ok and drop <= st.max_top_hip_ratio * (wr_y - sh_y)
-        return _Features(s * scale, hh * scale, scale, bool(front), bool(posture), bool(top_ok and posture))
+        return _Features(s * scale, hh * scale, scale, _elbow_angle(kp, ms), wr_y, bool(front), bool(posture),
+                         bool(top_ok and posture))
 
-    def _filter_pair(self, s: float, hh: float) -> tuple[float, float]:
+    def _filter3(self, s: float, hh: float, wy: float) -> tuple[float, float, float]:
+        """Low-pass the signal, the hip height and the hand height, one sample each."""
         fps = self._clock.fps
         if self._ba is None or abs(fps - self._ba_fps) > 0.2 * self._ba_fps:
             wn = min(self.settings.cutoff_hz / (fps / 2.0), 0.95)
             self._ba, self._ba_fps = sps.butter(self.settings.filter_order, wn), fps
-            old = (self._fs, self._fh)
-            self._fs, self._fh = _LiveFilter(*self._ba), _LiveFilter(*self._ba)
-            for new_f, old_f in zip((self._fs, self._fh), old):
+            old = (self._fs, self._fh, self._fw)
+            self._fs, self._fh, self._fw = _LiveFilter(*self._ba), _LiveFilter(*self._ba), _LiveFilter(*self._ba)
+            for new_f, old_f in zip((self._fs, self._fh, self._fw), old):
                 if old_f is not None and old_f.zi is not None and np.isfinite(old_f.y):
                     new_f.zi = new_f._zi0 * old_f.y   # carry on from the old filter's output
         if np.isfinite(hh):
             self._last_hh = hh
-        elif self._fh.zi is None or not np.isfinite(self._last_hh):
-            return self._fs(s), math.nan
-        return self._fs(s), self._fh(self._last_hh)
+        h = self._fh(self._last_hh) if np.isfinite(self._last_hh) else math.nan
+        return self._fs(s), h, self._fw(wy)
 
     # -- per frame ---------------------------------------------------------------------------
     def update(self, t: float, keypoints: np.ndarray, gate_open: bool = True) -> bool:
@@ -407,7 +447,7 @@ class RepCounter(_CounterBase):
                 self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), False)
                 return False
             lf = self._last_feats              # bridge a short gap with the last values
-            f = _Features(lf.s, lf.hh, lf.scale, lf.front, False, False)
+            f = _Features(lf.s, lf.hh, lf.scale, math.nan, lf.wy, lf.front, False, False)
         else:
             self._last_seen_t = t
             self._last_feats = f
@@ -419,16 +459,18 @@ class RepCounter(_CounterBase):
             self._track_start_t = t
             self._seeking_descent = False
             if self._fs is not None:
-                self._fs.reset()
-                self._fh.reset()
-            x, hh = self._filter_pair(f.s, f.hh)
-            self._new_cycle(t, x, hh, f.posture)
+                for flt in (self._fs, self._fh, self._fw):
+                    flt.reset()
+            x, hh, wy = self._filter3(f.s, f.hh, f.wy)
+            self._new_cycle(t, x, hh, wy, f.posture)
         else:
-            x, hh = self._filter_pair(f.s, f.hh)
+            x, hh, wy = self._filter3(f.s, f.hh, f.wy)
         scale = f.scale
 
         self._cycle_frames += 1
         self._cycle_ok += int(f.posture)
+        if np.isfinite(f.elbow):
+            self._cycle_elbow = min(self._cycle_elbow, f.elbow)
         amp = max(self._amp, st.min_amplitude)
         fall_needed = max(st.min_amplitude, st.descent_fraction * amp) * scale
         rise_needed = max(st.min_amplitude, st.count_fraction * amp) * scale
@@ -440,20 +482,21 @@ class RepCounter(_CounterBase):
                 # cycle starts here
                 self._learn_amplitude((self._peak - self._push_valley) / scale)
                 self._seeking_descent = False
-                self._new_cycle(t, x, hh, f.posture)
+                self._new_cycle(t, x, hh, wy, f.posture)
         else:
             if x < self._valley or t - self._track_start_t < st.warmup_s:
                 # (the first frames of a track are often off while the pose settles)
                 self._valley = self._bounce = x
                 self._valley_hh = hh
+                self._valley_wy = wy
             self._bounce = max(self._bounce, x)
             if self._bounce - self._valley >= st.min_amplitude * scale and x < self._bounce - fall_needed:
                 # a push that fell short of the count level and went down again: not a rep,
                 # but it tells the amplitude of this person's reps
                 self._learn_amplitude((self._bounce - self._valley) / scale)
-                self._new_cycle(t, x, hh, f.posture)
+                self._new_cycle(t, x, hh, wy, f.posture)
             elif t - self._cycle_start_t > st.max_rep_s:
-                self._new_cycle(t, x, hh, f.posture)      # too long down there: start over
+                self._new_cycle(t, x, hh, wy, f.posture)      # too long down there: start over
             elif x >= self._valley + rise_needed:
                 why = (
                     "top posture" if not f.top_ok
@@ -462,6 +505,9 @@ class RepCounter(_CounterBase):
                     else "refractory" if t - self._last_count_t < st.refractory_s
                     else "posture" if self._cycle_ok < st.min_posture_fraction * self._cycle_frames
                     else "hip motion" if not self._plank_motion_ok(x, hh, f.front)
+                    else "hands moved" if abs(wy - self._valley_wy) > st.max_hand_motion * (x - self._valley)
+                    else "elbows straight" if (not f.front and np.isfinite(self._cycle_elbow)
+                                               and self._cycle_elbow > st.max_bottom_elbow_deg)
                     else ""
                 )
                 if why:
@@ -567,20 +613,7 @@ class ElbowAngleCounter(_CounterBase):
         self._down = False
 
     def _angle(self, kp: np.ndarray) -> float:
-        ms = self.settings.min_score
-        angles, weights = [], []
-        for s_i, e_i, w_i in ((LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST), (RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST)):
-            if _seen(kp, s_i, ms) and _seen(kp, e_i, ms) and _seen(kp, w_i, ms):
-                u = kp[s_i, :2] - kp[e_i, :2]
-                v = kp[w_i, :2] - kp[e_i, :2]
-                nu, nv = float(np.hypot(*u)), float(np.hypot(*v))
-                if nu > 0 and nv > 0:
-                    c = float(np.clip(np.dot(u, v) / (nu * nv), -1.0, 1.0))
-                    angles.append(math.degrees(math.acos(c)))
-                    weights.append(float(kp[e_i, 2]))
-        if not angles:
-            return math.nan
-        return float(np.average(angles, weights=weights))
+        return _elbow_angle(kp, self.settings.min_score)
 
     def update(self, t: float, keypoints: np.ndarray, gate_open: bool = True) -> bool:
         kp = _check_keypoints(keypoints)
