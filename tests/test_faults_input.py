@@ -17,8 +17,8 @@ import pytest
 
 from appliance.__main__ import main
 from appliance.state import State, StateStore
-from conftest import MODELS, needs_models
-from test_faults import ScriptedSource, make_app, saved
+from conftest import MODELS
+from test_faults import ScriptedSource, make_app, needs_models, saved
 
 CARD = {
     "task": "keypoints",

@@ -7,7 +7,8 @@ import sys
 import av
 import numpy as np
 
-from conftest import ROOT, needs_models
+from conftest import ROOT
+from test_faults import needs_models
 from tools.soak import LoopingSource, proc_status
 
 
