@@ -289,7 +289,24 @@ DROPIN
     : > "$ROOT/etc/machine-id"
     rm -f "$ROOT/var/lib/dbus/machine-id"
 
-    # Boot partition: firmware settings and the owner's settings file.
+    # Boot partition: firmware settings and the owner's settings file. Debian's raspi-firmware
+    # writes config.txt and cmdline.txt from /etc/default/raspi-* (set in stage 1); Raspberry
+    # Pi OS's does not, so write them when missing.
+    if [ ! -f "$ROOT/boot/firmware/config.txt" ]; then
+        cat > "$ROOT/boot/firmware/config.txt" <<'CONFIG'
+# Push-up counter image (Raspberry Pi OS kernel)
+arm_64bit=1
+auto_initramfs=1
+dtparam=i2c_arm=on
+camera_auto_detect=1
+display_auto_detect=1
+disable_overscan=1
+CONFIG
+    fi
+    if [ ! -f "$ROOT/boot/firmware/cmdline.txt" ]; then
+        echo "console=tty1 root=LABEL=RASPIROOT rootfstype=ext4 rootwait fsck.repair=yes overlayroot=tmpfs:recurse=0 quiet" \
+            > "$ROOT/boot/firmware/cmdline.txt"
+    fi
     install -m 0644 "$HERE/image/pushup-counter.txt" "$ROOT/boot/firmware/pushup-counter.txt"
     rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/tmp/* "$ROOT"/var/log/*.log
 }
