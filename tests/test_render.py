@@ -135,3 +135,11 @@ def test_cli_writes_mp4_and_npz(tmp_path):
         frames = [f for f in container.decode(stream)]
     assert len(frames) == len(data["keypoints"])
     assert frames[0].format.name == "yuv420p" and (frames[0].width, frames[0].height) == (160, 120)
+
+
+def test_motion_blur_keeps_labels():
+    sharp, fs, _ = _clip(view="side", reps=1, tempo=3.0, seed=8)
+    blurred, fb, _ = _clip(view="side", reps=1, tempo=3.0, seed=8, motion_blur=3)
+    np.testing.assert_array_equal(sharp["keypoints"], blurred["keypoints"])
+    np.testing.assert_array_equal(sharp["rep_top_times_s"], blurred["rep_top_times_s"])
+    assert len(fs) == len(fb) and not np.array_equal(fs[len(fs) // 2], fb[len(fb) // 2])

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera-height", type=float, default=0.1, help="metres above the floor")
     p.add_argument("--zoom", type=float, default=None, help=">1 puts the camera further away")
     p.add_argument("--noise", type=float, default=None, help="sensor noise sigma (8-bit units)")
+    p.add_argument("--motion-blur", type=int, default=0, metavar="N",
+                   help="average N sub-frame renders over half the frame interval (N times slower)")
     p.add_argument("--crf", type=int, default=20)
     return p
 
@@ -45,7 +47,8 @@ def main(argv=None) -> int:
     labels = render_clip(a.out, scenario=a.scenario, reps=a.reps, view=a.view, tempo=a.tempo, seed=a.seed,
                          width=a.width, height=a.height, fps=a.fps, camera_height=a.camera_height, depth=a.depth,
                          pause_top=a.pause_top, pause_bottom=a.pause_bottom, get_up=not a.no_get_up,
-                         duration=a.duration, sag=a.sag, zoom=a.zoom, noise=a.noise, crf=a.crf)
+                         duration=a.duration, sag=a.sag, zoom=a.zoom, noise=a.noise, crf=a.crf,
+                         motion_blur=a.motion_blur)
     dt = time.perf_counter() - t0
     frames = len(labels["keypoints"])
     print(f"{a.out}: {frames} frames ({frames / a.fps:.1f} s), reps={int(labels['reps'])}, "

@@ -80,6 +80,7 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
                 get_up: bool = True, duration: float | None = None, sag: float = 0.0,
                 person_height: float | None = None, zoom: float | None = None, hfov_deg: float = 62.2,
                 noise: float | None = None, blur: float | None = None, crf: int = 20,
+                motion_blur: int = 0, shutter: float = 0.5,
                 write_video: bool = True, frames_out: list | None = None, masks_out: list | None = None) -> dict:
     """Render one clip to `path` (mp4, H.264 yuv420p) and `path` with .npz (labels).
 
@@ -87,11 +88,19 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
     visibility), visibility [T,9], fps, rep_top_times_s, reps, scenario, view.
     `frames_out`, if a list, receives every rendered RGB frame (uint8 [H,W,3]); `masks_out`
     receives each frame's person mask (bool [H,W]). `path` may be None with write_video=False.
+    `motion_blur` = N > 1 averages N renders spread over `shutter` of the frame interval
+    (N times slower; labels stay at the frame time, the centre of the exposure).
     """
     rng = np.random.default_rng([seed, 7])
     opts = M.Options(reps=reps if scenario == "pushups" else 0, tempo=tempo, depth=depth, pause_top=pause_top,
                      pause_bottom=pause_bottom, get_up=get_up, duration=duration, sag=sag, height=person_height)
-    motion = M.build(scenario, opts, fps, seed)
+    subs = int(motion_blur) if motion_blur and int(motion_blur) > 1 else 0
+    offsets = None
+    if subs:
+        offsets = np.linspace(-0.5, 0.5, subs) * shutter / fps
+        offsets = np.concatenate([offsets[np.abs(offsets) > 1e-12], [0.0]])  # the frame time last
+        subs = len(offsets)
+    motion = M.build(scenario, opts, fps, seed, sub_offsets=offsets)
     T = motion.frames
     joints = motion.joints
     dims = motion.dims
@@ -172,43 +181,62 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
     noise16 = np.round(noise_bank).astype(np.int16)
     buf16 = np.empty((height, width, 3), np.int16)
 
+    def compose(jf, rt, rh):
+        """Shadow and body over the raw background: (y0, y1, x0, x1, region uint8) or None."""
+        foot = jf[:, [0, 2]]
+        lo = foot.min(0) - 0.35
+        hi = foot.max(0) + 0.35
+        box = floor_ok & (floor_xz[..., 0] > lo[0]) & (floor_xz[..., 0] < hi[0]) & \
+            (floor_xz[..., 1] > lo[1]) & (floor_xz[..., 1] < hi[1])
+        sidx = np.nonzero(box)
+        fb.reset()
+        draw_person(fb, cam, jf, rt, rh, dims, look)
+        # the region that changes: body box and shadow box, plus pixels for the blur
+        x0, y0, x1, y1 = fb.x0, fb.y0, fb.x1, fb.y1
+        if sidx[0].size:
+            y0, y1 = min(y0, int(sidx[0].min())), max(y1, int(sidx[0].max()) + 1)
+            x0, x1 = min(x0, int(sidx[1].min())), max(x1, int(sidx[1].max()) + 1)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        x0, y0 = max(x0 - 2, 0), max(y0 - 2, 0)
+        x1, y1 = min(x1 + 2, width), min(y1 + 2, height)
+        work = bg[y0:y1, x0:x1].copy()
+        if sidx[0].size:
+            fac = _shadow_factor(floor_xz[sidx], jf, light, dims.k, shadow_strength)
+            sy, sx = sidx[0] - y0, sidx[1] - x0
+            work[sy, sx] = (work[sy, sx] * (fac ** 0.45)[:, None]).astype(np.uint8)
+        res = fb.shade(light_cam, up_cam, key=key, ambient=ambient)
+        if res is not None:
+            sl, mask, lit = res
+            work[sl[0].start - y0:sl[0].stop - y0, sl[1].start - x0:sl[1].stop - x0][mask] = \
+                to_srgb(lit * (gains * exposure) * vignette[sl][mask][:, None])
+        return y0, y1, x0, x1, work
+
     try:
         for f in range(T):
             frame = bg_blur.copy()
-            if motion.present[f]:
-                jf = joints[f]
-                # contact shadow on the floor around the body
-                foot = jf[:, [0, 2]]
-                lo = foot.min(0) - 0.35
-                hi = foot.max(0) + 0.35
-                box = floor_ok & (floor_xz[..., 0] > lo[0]) & (floor_xz[..., 0] < hi[0]) & \
-                    (floor_xz[..., 1] > lo[1]) & (floor_xz[..., 1] < hi[1])
-                sidx = np.nonzero(box)
-                fb.reset()
-                draw_person(fb, cam, jf, motion.r_trunk[f], motion.r_head[f], dims, look)
-                # the region that changes: body box and shadow box, plus a pixel for the blur
-                x0, y0, x1, y1 = fb.x0, fb.y0, fb.x1, fb.y1
-                if sidx[0].size:
-                    y0, y1 = min(y0, int(sidx[0].min())), max(y1, int(sidx[0].max()) + 1)
-                    x0, x1 = min(x0, int(sidx[1].min())), max(x1, int(sidx[1].max()) + 1)
-                if x1 > x0 and y1 > y0:
-                    x0, y0 = max(x0 - 2, 0), max(y0 - 2, 0)
-                    x1, y1 = min(x1 + 2, width), min(y1 + 2, height)
-                    work = bg[y0:y1, x0:x1].copy()
-                    if sidx[0].size:
-                        fac = _shadow_factor(floor_xz[sidx], jf, light, dims.k, shadow_strength)
-                        sy, sx = sidx[0] - y0, sidx[1] - x0
-                        work[sy, sx] = (work[sy, sx] * (fac ** 0.45)[:, None]).astype(np.uint8)
-                    res = fb.shade(light_cam, up_cam, key=key, ambient=ambient)
-                    if res is not None:
-                        sl, mask, lit = res
-                        work[sl[0].start - y0:sl[0].stop - y0, sl[1].start - x0:sl[1].stop - x0][mask] = \
-                            to_srgb(lit * (gains * exposure) * vignette[sl][mask][:, None])
+            if motion.present[f] and subs:
+                sj, st, sh = motion.info["sub"]
+                acc = np.zeros((height, width, 3), np.float32)
+                for si in range(subs):
+                    img = bg.copy()
+                    comp = compose(sj[si, f], st[si, f], sh[si, f])
+                    if comp is not None:
+                        y0, y1, x0, x1, work = comp
+                        img[y0:y1, x0:x1] = work
+                    acc += img
+                frame = np.clip(blur(acc * (1.0 / subs)) + 0.5, 0, 255).astype(np.uint8)
+            elif motion.present[f]:
+                comp = compose(joints[f], motion.r_trunk[f], motion.r_head[f])
+                if comp is not None:
+                    y0, y1, x0, x1, work = comp
                     wb = blur(work)
                     iy0, ix0 = (1 if y0 > 0 else 0), (1 if x0 > 0 else 0)
                     iy1, ix1 = (work.shape[0] - 1 if y1 < height else work.shape[0]), \
                         (work.shape[1] - 1 if x1 < width else work.shape[1])
                     frame[y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1] = np.clip(wb[iy0:iy1, ix0:ix1] + 0.5, 0, 255)
+            if motion.present[f]:
+                jf = joints[f]
                 # labels: projection + in-frame + depth test against the drawn body
                 pc = cam.to_camera(jf[list(B.KEYPOINT_JOINTS)])
                 uv = cam.project_camera(pc)

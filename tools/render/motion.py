@@ -397,34 +397,52 @@ def squats(t: np.ndarray, opts: Options, dims: B.Dims, rng):
     return joints, r_trunk, r_head
 
 
-def build(scenario: str, opts: Options, fps: float, seed: int) -> Motion:
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; choose from {SCENARIOS}")
+def _dims_and_rng(opts: Options, seed: int):
     rng = np.random.default_rng(seed)
     height = opts.height if opts.height else float(np.clip(rng.normal(1.74, 0.08), 1.55, 1.95))
     dims = B.Dims(height=height, girth=float(np.clip(rng.normal(1.0, 0.08), 0.85, 1.25)))
+    return dims, rng
+
+
+def _evaluate(scenario: str, opts: Options, seed: int, t: np.ndarray, duration: float):
+    """Joints, rotations, rep tops and info at the times t (any array of seconds)."""
+    dims, rng = _dims_and_rng(opts, seed)
     info: dict = {}
     tops = np.zeros(0)
     if scenario == "pushups":
-        # first pass to learn the clip length
-        probe = np.zeros(1)
-        _, _, _, _, info = pushups(probe, opts, dims, np.random.default_rng(seed))
-        duration = info["end_time"]
-        t = np.arange(int(np.ceil(duration * fps))) / fps
         joints, r_trunk, r_head, tops, info = pushups(t, opts, dims, np.random.default_rng(seed))
     elif scenario == "plank":
-        duration = opts.duration or 10.0
-        t = np.arange(int(np.ceil(duration * fps))) / fps
         o = Options(**{**opts.__dict__, "get_up": False, "duration": duration})
         joints, r_trunk, r_head, _, info = pushups(t, o, dims, rng, plank_only=True)
+    elif scenario == "empty":
+        joints = np.zeros((len(t), len(B.JOINTS), 3))
+        r_trunk = r_head = np.broadcast_to(np.eye(3), (len(t), 3, 3)).copy()
+    else:
+        fn = {"standing": standing, "walking": walking, "squats": squats}[scenario]
+        joints, r_trunk, r_head = fn(t, opts, dims, rng)
+    return dims, joints, r_trunk, r_head, tops, info
+
+
+def build(scenario: str, opts: Options, fps: float, seed: int, sub_offsets=None) -> Motion:
+    """The scenario sampled at the frame times i / fps.
+
+    `sub_offsets` (seconds, e.g. a shutter interval) also samples every frame at those
+    offsets, for motion blur: Motion.info["sub"] = (joints [S,T,J,3], r_trunk, r_head).
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose from {SCENARIOS}")
+    if scenario == "pushups":
+        # first pass to learn the clip length
+        duration = _evaluate(scenario, opts, seed, np.zeros(1), 0.0)[5]["end_time"]
     else:
         duration = opts.duration or 10.0
-        t = np.arange(int(np.ceil(duration * fps))) / fps
-        if scenario == "empty":
-            joints = np.zeros((len(t), len(B.JOINTS), 3))
-            r_trunk = r_head = np.broadcast_to(np.eye(3), (len(t), 3, 3)).copy()
-        else:
-            fn = {"standing": standing, "walking": walking, "squats": squats}[scenario]
-            joints, r_trunk, r_head = fn(t, opts, dims, rng)
+    t = np.arange(int(np.ceil(duration * fps))) / fps
+    dims, joints, r_trunk, r_head, tops, info = _evaluate(scenario, opts, seed, t, duration)
+    if sub_offsets is not None and len(sub_offsets):
+        off = np.asarray(sub_offsets, dtype=np.float64)
+        ts = (off[:, None] + t[None, :]).reshape(-1)
+        _, sj, st, sh, _, _ = _evaluate(scenario, opts, seed, ts, duration)
+        n = len(off)
+        info["sub"] = (sj.reshape(n, len(t), *sj.shape[1:]), st.reshape(n, len(t), 3, 3), sh.reshape(n, len(t), 3, 3))
     present = np.full(len(t), scenario != "empty")
     return Motion(joints, r_trunk, r_head, present, tops, fps, dims, info)
