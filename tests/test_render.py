@@ -47,10 +47,11 @@ def test_rep_count_and_top_times(side_clip):
     assert 0 < tops[0] and tops[-1] < len(frames) / float(labels["fps"])
 
 
-@pytest.mark.parametrize("reps,tempo,depth", [(3, 0.5, "full"), (5, 3.0, "shallow"), (4, 1.0, "mixed")])
-def test_tops_are_arm_extensions(reps, tempo, depth):
+@pytest.mark.parametrize("reps,tempo,depth,knees", [(3, 0.5, "full", False), (5, 3.0, "shallow", False),
+                                                    (4, 1.0, "mixed", False), (3, 0.8, "full", True)])
+def test_tops_are_arm_extensions(reps, tempo, depth, knees):
     fps = 200.0
-    m = M.build("pushups", M.Options(reps=reps, tempo=tempo, depth=depth, get_up=False), fps, seed=1)
+    m = M.build("pushups", M.Options(reps=reps, tempo=tempo, depth=depth, get_up=False, knees=knees), fps, seed=1)
     assert len(m.rep_top_times) == reps
     sh, wr = m.joints[:, B.J["shoulder_l"]], m.joints[:, B.J["wrist_l"]]
     reach = np.linalg.norm(sh - wr, axis=-1)

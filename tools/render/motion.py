@@ -76,10 +76,10 @@ def quadruped_pose() -> dict:
                 ankle=1.25, sh_flex=np.radians(88), sh_abd=0.1, elbow=0.0, neck=-0.25, ik=1.0)
 
 
-def plank_pose(theta: float, sag: float = 0.0, neck: float = 0.0) -> dict:
-    """Straight body at angle theta above the floor, on the toes, hands planted."""
-    return _sym(pitch=np.pi / 2 - theta, hip_flex=-sag, hip_abd=0.04, knee=0.0, ankle=0.28,
-                sh_flex=np.radians(80), sh_abd=0.15, elbow=0.0, neck=neck, ik=1.0)
+def plank_pose(theta: float, sag: float = 0.0, neck: float = 0.0, knees: bool = False) -> dict:
+    """Straight body at angle theta above the floor, on the toes (or knees), hands planted."""
+    return _sym(pitch=np.pi / 2 - theta, hip_flex=-sag, hip_abd=0.04, knee=1.75 if knees else 0.0,
+                ankle=0.6 if knees else 0.28, sh_flex=np.radians(80), sh_abd=0.15, elbow=0.0, neck=neck, ik=1.0)
 
 
 class Keyframes:
@@ -116,15 +116,18 @@ class Keyframes:
 
 
 class PushupGeometry:
-    def __init__(self, dims: B.Dims, sag: float = 0.0, hand_out: float = 0.07, hand_fwd: float = 0.03):
+    def __init__(self, dims: B.Dims, sag: float = 0.0, hand_out: float = 0.07, hand_fwd: float = 0.03,
+                 knees: bool = False):
         self.dims = dims
         self.flare = 0.0
         L = B.lengths(dims)
         self.arm = L["upper_arm"] + L["forearm"]
-        thetas = np.radians(np.linspace(0.0, 40.0, 161))
-        params = plank_pose(thetas, sag)
+        self.knees = knees
+        self.anchor = "knee_l" if knees else "toe_l"
+        thetas = np.radians(np.linspace(0.0, 60.0, 241))
+        params = plank_pose(thetas, sag, knees=knees)
         params = {k: np.broadcast_to(v, thetas.shape) for k, v in params.items()}
-        joints, r_trunk, _ = B.pose(params, dims, anchor="toe_l", anchor_x=0.0, plant=False)
+        joints, r_trunk, _ = B.pose(params, dims, anchor=self.anchor, anchor_x=0.0, plant=False)
         self.thetas = thetas
         sh = joints[:, B.J["shoulder_l"]]
         k = dims.k
@@ -165,6 +168,7 @@ class Options:
     pause_top: float = 0.0
     pause_bottom: float = 0.0
     get_up: bool = True  # get into position at the start and stand up at the end
+    knees: bool = False  # knee push-ups
     duration: float | None = None  # non push-up scenarios (seconds)
     sag: float = 0.0  # extra hip sag (radians)
     height: float | None = None  # person's height (m); seeded if None
@@ -220,7 +224,7 @@ def _progress(t: np.ndarray, reps) -> np.ndarray:
 def _pushup_params(geo: PushupGeometry, t: np.ndarray, progress: np.ndarray, sag: np.ndarray, rng) -> dict:
     theta = geo.theta(progress)
     neck = -0.42 * progress + 0.05 + 0.05 * np.sin(2 * np.pi * 0.23 * t + rng.uniform(0, 6))
-    p = plank_pose(theta, sag, neck)
+    p = plank_pose(theta, sag, neck, knees=geo.knees)
     p.update(wx_l=geo.wx, wx_r=geo.wx, wz_l=-geo.wz, wz_r=geo.wz, flare_l=geo.flare, flare_r=geo.flare)
     return p
 
@@ -240,12 +244,12 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
     hand_out = float(rng.uniform(0.02, 0.2))
     hand_fwd = float(rng.uniform(-0.03, 0.08))
     flare = float(rng.uniform(-0.45, 0.6))
-    geo = PushupGeometry(dims, sag=sag_base, hand_out=hand_out, hand_fwd=hand_fwd)
+    geo = PushupGeometry(dims, sag=sag_base, hand_out=hand_out, hand_fwd=hand_fwd, knees=opts.knees)
     geo.flare = flare
     # pelvis x of the plank (toes anchored at 0) at the top pose
-    top = plank_pose(np.array([geo.theta_top]), sag_base)
+    top = plank_pose(np.array([geo.theta_top]), sag_base, knees=opts.knees)
     top.update(wx_l=geo.wx, wx_r=geo.wx, wz_l=-geo.wz, wz_r=geo.wz)
-    jt, _, _ = B.pose({k: np.atleast_1d(v) for k, v in top.items()}, dims, anchor="toe_l", anchor_x=0.0)
+    jt, _, _ = B.pose({k: np.atleast_1d(v) for k, v in top.items()}, dims, anchor=geo.anchor, anchor_x=0.0)
     plank_x = float(jt[0, B.J["pelvis"], 0])
 
     get_in = 3.2 if opts.get_up else 0.0
@@ -267,7 +271,7 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
 
     def reach(th):
         pp = dict(params, pitch=np.pi / 2 - th)
-        jj, _, _ = B.pose(pp, dims, anchor="toe_l", anchor_x=0.0)
+        jj, _, _ = B.pose(pp, dims, anchor=geo.anchor, anchor_x=0.0)
         return np.linalg.norm(jj[:, B.J["shoulder_l"]] - wrist, axis=-1)
 
     for _ in range(3):
@@ -275,7 +279,7 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
         r1 = reach(theta + 1e-3)
         theta = theta + (target - r0) * 1e-3 / np.where(np.abs(r1 - r0) > 1e-7, r1 - r0, 1e-7)
     params["pitch"] = np.pi / 2 - theta
-    joints, r_trunk, r_head = B.pose(params, dims, anchor="toe_l", anchor_x=0.0)
+    joints, r_trunk, r_head = B.pose(params, dims, anchor=geo.anchor, anchor_x=0.0)
 
     if opts.get_up:
         # keyframed transitions in and out, blended onto the plank motion
@@ -284,9 +288,10 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
         stand = dict(stand_pose(rng), x=quad_x + 0.08)
         crouch = dict(crouch_pose(), x=quad_x - 0.02)
         quad = dict(quadruped_pose(), x=quad_x, **wr)
-        half = dict(quad, **{k: v for k, v in plank_pose(geo.theta_top, sag_base).items() if k.endswith("_l")})
+        half = dict(quad, **{k: v for k, v in plank_pose(geo.theta_top, sag_base, knees=opts.knees).items()
+                             if k.endswith("_l")})
         half.update(pitch=np.radians(80), x=0.5 * (quad_x + plank_x), hip_flex_l=0.33)
-        plank = dict(plank_pose(geo.theta_top, sag_base), x=plank_x, **wr)
+        plank = dict(plank_pose(geo.theta_top, sag_base, knees=opts.knees), x=plank_x, **wr)
         kf = Keyframes()
         kf.add(0.0, stand).add(0.5, stand).add(1.3, crouch).add(2.1, quad).add(2.7, half).add(get_in, plank)
         t_up = end + 0.5
