@@ -31,8 +31,12 @@ log = logging.getLogger(__name__)
 NO_PERSON_SCORE = 0.3  # mean keypoint score under which nobody is in view
 
 
-class Terminate(Exception):
-    """Raised by the SIGTERM handler to break out of a blocking camera read."""
+class Terminate(BaseException):
+    """Raised by the SIGTERM handler to break out of a blocking camera read.
+
+    A BaseException, so that a source's own `except Exception` (PiCameraSource wraps every
+    libcamera error) cannot turn a stop request into a camera fault and a retry.
+    """
 
 
 def load_pipeline(config) -> Pipeline:

@@ -7,9 +7,11 @@ written (read-only, full), the count lives on in memory and is written when poss
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,25 +60,41 @@ class StateStore:
             return State()
 
     def save(self, state: State) -> bool:
-        """Write durably; on failure remember it, keep the state in memory, and return False."""
+        """Write durably; on failure remember it, keep the state in memory, and return False.
+
+        The temporary file has a name of its own (mkstemp, mode 0600): `pushup-counter reset`
+        may write while the daemon does, and with a shared name one could truncate the file
+        the other is renaming into place. A full disk may take only part of a write; the rest
+        is written or the save fails, so a short file is never renamed over a good one.
+        """
         state.updated = time.time()
+        tmp = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = self.path.with_name(f".{STATE_FILE}.tmp")
-            data = json.dumps(asdict(state), sort_keys=True).encode()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            data = memoryview(json.dumps(asdict(state), sort_keys=True).encode())
+            fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=self.directory)
             try:
-                os.write(fd, data)
+                while data:
+                    written = os.write(fd, data)
+                    if written <= 0:
+                        raise OSError(errno.ENOSPC, "short write")
+                    data = data[written:]
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
+            tmp = None
             dir_fd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
         except OSError as exc:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
             self._dirty = True
             message = f"cannot write state to {self.directory}: {exc.strerror or exc}"
             if self.error != message or time.monotonic() - self._last_error_log > 60:
