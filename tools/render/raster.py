@@ -167,6 +167,22 @@ class FrameBuffers:
         hvec = light_cam - np.array([0.0, 0.0, 1.0])
         hvec = (hvec / np.linalg.norm(hvec)).astype(np.float32)
         spec = np.clip(n @ hvec, 0.0, 1.0) ** 16 * gl
-        light = ambient * sky[:, None] + (key * diffuse)[:, None] * np.asarray(light_colour, np.float32)
+        # screen-space ambient occlusion: surfaces just behind a nearer part's edge get darker
+        zr = self.z[sl]
+        zi = zr[mask]
+        radius = int(np.clip(round(self.cam.fx * 0.05 / max(float(np.median(zi)), 0.3)), 1, 8))
+        zmin = zr.copy()
+        for axis in (0, 1):
+            src = zmin.copy()
+            for d in range(1, radius + 1):
+                if axis == 0:
+                    np.minimum(zmin[d:], src[:-d], out=zmin[d:])
+                    np.minimum(zmin[:-d], src[d:], out=zmin[:-d])
+                else:
+                    np.minimum(zmin[:, d:], src[:, :-d], out=zmin[:, d:])
+                    np.minimum(zmin[:, :-d], src[:, d:], out=zmin[:, :-d])
+        occ = np.clip((zi - zmin[mask] - 0.03) * (1 / 0.12), 0.0, 1.0) * 0.45
+        light = ambient * (sky * (1 - occ))[:, None] + (key * diffuse * (1 - 0.6 * occ))[:, None] * \
+            np.asarray(light_colour, np.float32)
         lit = alb * light + (spec * 0.3)[:, None]
         return sl, mask, lit
