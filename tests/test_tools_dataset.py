@@ -1,0 +1,58 @@
+"""The train/validation split keeps every piece of source footage on one side."""
+from pathlib import Path
+
+import pytest
+
+from tools import dataset
+
+ROOT = dataset.data_root(None)
+pytestmark = pytest.mark.skipif(not (ROOT / "MANIFEST.tsv").exists(), reason="shared data not present")
+
+
+def _clips():
+    clips = dataset.read_manifest(ROOT)
+    dataset.assign_groups(clips)
+    dataset.assign_split(clips)
+    return clips
+
+
+def test_no_group_on_both_sides():
+    clips = _clips()
+    sides = {}
+    for c in clips:
+        sides.setdefault(c.group, set()).add(c.split)
+    assert all(len(s) == 1 for s in sides.values())
+
+
+def test_shared_footage_noted_in_manifest_is_grouped():
+    clips = {Path(c.file).name: c for c in _clips()}
+    a = clips["Djeyrane-Sophie__acv_project__pushups.mp4"]
+    for other in ("posemvp__posemvp__samples_videos_pushup.mp4", "Tayyab-Abdullah__PushUp-Counter__pushup2.mp4"):
+        assert clips[other].group == a.group
+    assert clips["APKA-llc__exercise-tracking__videos_pushup_good.mp4"].group == clips[
+        "Kazutaka101__cv2_pose__data_videos_training_videos_squat.mp4"].group
+
+
+def test_both_sides_have_pushups_and_negatives():
+    clips = _clips()
+    for split in ("train", "val"):
+        kinds = {c.kind for c in clips if c.split == split}
+        assert {"pushup", "negative"} <= kinds
+
+
+def test_pushup_labels_standing_vs_down():
+    import numpy as np
+
+    T = 40
+    lm = np.full((T, 33, 4), np.nan, np.float32)
+    lm[..., 3] = 1
+    # frames 0-9 standing (torso vertical, feet below hips), 10-39 horizontal
+    for t in range(T):
+        if t < 10:
+            pts = {11: (0.5, 0.3), 12: (0.5, 0.3), 23: (0.5, 0.55), 24: (0.5, 0.55), 27: (0.5, 0.9), 28: (0.5, 0.9)}
+        else:
+            pts = {11: (0.3, 0.5), 12: (0.3, 0.5), 23: (0.6, 0.55), 24: (0.6, 0.55), 27: (0.9, 0.6), 28: (0.9, 0.6)}
+        for k, (x, y) in pts.items():
+            lm[t, k, :2] = (x, y)
+    lab = dataset.pushup_labels(lm, fps=10)
+    assert (lab[:5] == 0).all() and (lab[20:] == 1).all()

@@ -1,0 +1,138 @@
+"""Train the keypoint heatmap model on the frame cache (teacher: MediaPipe Pose full).
+
+    python -m tools.dataset --data ../shared/data            # once: builds runs/cache/frames.npz
+    python -m tools.train_keypoints --out runs/kp --minutes 35
+
+Writes runs/kp/{best.pt,last.pt,history.json,curves.png,metrics.json}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tools import augment, metrics
+from tools.dataset import REPO, load_cache
+from tools.nets import KeypointNet, count_macs, count_params
+from tools.trainlib import EMA, Schedule, save_curves, seed_all
+
+INPUT_W, INPUT_H, STRIDE = 192, 144, 4
+KIND_WEIGHT = {"pushup": 3.0, "riyer8": 1.0, "negative": 1.0, "image": 0.0}
+
+
+def evaluate(model, cache, idx, batch=64):
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(idx), batch):
+            x = augment.to_tensor(cache["frames"][idx[i:i + batch]]).contiguous(memory_format=torch.channels_last)
+            preds.append(augment.decode_batch(model(x).numpy()))
+    pred = np.concatenate(preds)
+    clips = cache["clips"]
+    cid = cache["clip"][idx]
+    sizes = np.array([[clips[c]["width"], clips[c]["height"]] for c in cid], np.float32)
+    pred_px = metrics.to_frame_pixels(pred, sizes, (INPUT_W, INPUT_H))
+    teacher = cache["kp_frame"][idx].copy()
+    teacher[..., 0] *= sizes[:, None, 0]
+    teacher[..., 1] *= sizes[:, None, 1]
+    return metrics.pck(pred_px, teacher, cid)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", default=str(REPO / "runs" / "cache" / "frames.npz"))
+    ap.add_argument("--out", default=str(REPO / "runs" / "kp"))
+    ap.add_argument("--minutes", type=float, default=35.0, help="wall-time budget (cosine schedule over it)")
+    ap.add_argument("--steps", type=int, default=None, help="fixed step budget instead of wall time")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--val-frames", type=int, default=700)
+    ap.add_argument("--init", default=None, help="warm start from a checkpoint")
+    ap.add_argument("--crop", type=float, default=1.0, help="train on 1/crop windows at full pixel scale (cheaper)")
+    ap.add_argument("--photometric", type=float, default=1.0, help="photometric augmentation strength")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    rng = seed_all(a.seed)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    cache = load_cache(Path(a.cache))
+    clips = cache["clips"]
+    split = np.array([clips[c]["split"] for c in cache["clip"]])
+    kind = np.array([clips[c]["kind"] for c in cache["clip"]])
+    has = np.isfinite(cache["kp"][:, 2, 0]) & np.isfinite(cache["kp"][:, 4, 0])
+    train_idx = np.flatnonzero((split == "train") & has & (kind != "image"))
+    val_all = np.flatnonzero((split == "val") & has & (kind != "image"))
+    val_idx = np.sort(np.random.default_rng(1).choice(val_all, min(a.val_frames, len(val_all)), replace=False))
+    w = np.array([KIND_WEIGHT[k] for k in kind[train_idx]])
+    w = w / w.sum()
+    print(f"train frames {len(train_idx)}, val frames {len(val_idx)} of {len(val_all)}", flush=True)
+
+    model = KeypointNet(width=a.width)
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location="cpu")["model"])
+    params = count_params(model)
+    macs = count_macs(model, (1, 3, INPUT_H, INPUT_W))
+    print(f"params {params}, MACs {macs / 1e6:.1f}M", flush=True)
+    model = model.to(memory_format=torch.channels_last)  # faster CPU convolutions
+    ema = EMA(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+    sched = Schedule(a.lr, a.steps, a.minutes)
+    hm_h, hm_w = INPUT_H // STRIDE, INPUT_W // STRIDE
+    history, best, step, t0 = [], -1.0, 0, time.time()
+    loss_acc = []
+    while True:
+        model.train()
+        bi = rng.choice(train_idx, a.batch, p=w)
+        x = augment.to_tensor(cache["frames"][bi])
+        th, tw = int(round(INPUT_H / a.crop / 16)) * 16, int(round(INPUT_W / a.crop / 16)) * 16
+        x, kp = augment.warp(x, cache["kp"][bi], (th, tw), rng, train=True, crop=INPUT_W / tw)
+        x = augment.photometric(x, rng, a.photometric).contiguous(memory_format=torch.channels_last)
+        target, weight = augment.heatmap_targets(kp, th // STRIDE, tw // STRIDE)
+        for g in opt.param_groups:
+            g["lr"] = sched.lr(step)
+        pred = model(x)
+        err = (pred - target) ** 2 * (1.0 + 10.0 * target)
+        loss = (err.mean(dim=(2, 3)) * weight).sum() / weight.sum().clamp_min(1.0) * 100.0
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(model, step)
+        loss_acc.append(loss.item())
+        step += 1
+        finished = sched.done(step)
+        if step % 25 == 0:
+            print(f"step {step} loss {np.mean(loss_acc[-25:]):.4f} lr {sched.lr(step):.2e} {time.time() - t0:.0f}s", flush=True)
+        if step % a.eval_every == 0 or finished:
+            r = evaluate(ema.model, cache, val_idx)
+            rec = {"step": step, "seconds": round(time.time() - t0, 1), "loss": float(np.mean(loss_acc[-a.eval_every:])),
+                   "pck_body_all": r["pck_body_all"], "pck_body_seven": r["pck_body_seven"], "pck_body_hips": r["pck_body_hips"]}
+            history.append(rec)
+            print("eval", json.dumps(rec), flush=True)
+            ckpt = {"model": ema.model.state_dict(), "width": a.width, "step": step, "input": [INPUT_H, INPUT_W], "stride": STRIDE}
+            torch.save(ckpt, out / "last.pt")
+            if r["pck_body_all"] > best:
+                best = r["pck_body_all"]
+                torch.save(ckpt, out / "best.pt")
+            save_curves(history, out, ["loss", "pck_body_all", "pck_body_seven", "pck_body_hips"], "keypoints")
+        if finished:
+            break
+    summary = {
+        "train_frames": int(len(train_idx)), "val_frames_used": int(len(val_idx)), "steps": step,
+        "batch": a.batch, "wall_seconds": round(time.time() - t0, 1), "threads": a.threads,
+        "best_val_pck_body_all": best, "params": params, "macs": macs, "args": vars(a),
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()
