@@ -38,6 +38,7 @@ class Look:
     pants_len: str  # "long", "shorts"
     hair_len: float
     hair_style: str = "short"  # short, long, ponytail, buzz
+    feet: str = "shoes"  # shoes, socks, bare
 
     @classmethod
     def random(cls, rng) -> "Look":
@@ -56,6 +57,7 @@ class Look:
             pants_len=("long", "shorts")[rng.integers(2)],
             hair_len=float(rng.uniform(0.0, 1.0)),
             hair_style=("short", "short", "long", "ponytail", "buzz")[rng.integers(5)],
+            feet=("shoes", "shoes", "socks", "bare")[rng.integers(4)],
         )
 
 
@@ -119,8 +121,14 @@ def draw_person(fb: FrameBuffers, cam: Camera, joints: np.ndarray, r_trunk: np.n
             cap(hip, mid, th[0] * 1.04, r_mid * 1.08, look.pants)
             cap(mid, kn, r_mid, th[1], look.skin, 0.15)
             cap(kn, an, sn[0], sn[1], look.skin, 0.15)
-        cap(an, he, R["heel"], R["heel"], look.shoes, 0.1)
-        cap(he, to, R["foot"][0], R["foot"][1], look.shoes, 0.1)
+        if look.feet == "shoes":
+            foot_col, fr = look.shoes, 1.0
+        elif look.feet == "socks":
+            foot_col, fr = _srgb_to_lin(np.array([0.9, 0.9, 0.88])) * (0.3 if look.hair_len > 0.7 else 1.0), 0.9
+        else:
+            foot_col, fr = look.skin, 0.82
+        cap(an, he, R["heel"] * fr, R["heel"] * fr, foot_col, 0.1)
+        cap(he, to, R["foot"][0] * fr, R["foot"][1] * fr * 0.9, foot_col, 0.1)
     # torso (ellipsoids in the trunk frame) and shoulders
     cap(pc[J["shoulder_l"]], pc[J["shoulder_r"]], R["shoulders"], R["shoulders"], look.shirt)
     fb.ellipsoid(world([0.015 * k, 0.35 * k, 0.0]), rot_t, np.array([0.115, 0.17, 0.17]) * g, look.shirt)
