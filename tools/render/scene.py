@@ -159,6 +159,9 @@ def draw_person(fb: FrameBuffers, cam: Camera, joints: np.ndarray, r_trunk: np.n
     view = hc / np.linalg.norm(hc)
     facing = -float(rot_h[:, 0] @ view)  # > 0: the face turns towards the camera
     side_view = float(rot_h[:, 2] @ view)  # > 0: the camera sees the person's left side
+    head_px = cam.fx * 0.115 * hk / max(float(hc[2]), 0.1)  # head half-height in pixels
+    if head_px < 6.0:
+        return  # face details would be sub-pixel
     if facing > -0.35:
         cap(on_head([0.085, -0.005, 0.0]), on_head([0.113, -0.022, 0.0]), 0.013 * hk, 0.011 * hk, look.skin, 0.3)
         dark = look.hair * 0.6
