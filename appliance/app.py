@@ -17,7 +17,7 @@ import numpy as np
 
 from appliance.counter import RepCounter
 from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled
-from appliance.errors import SourceError
+from appliance.errors import ApplianceError, SourceError
 from appliance.gate import Gate
 from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
 from appliance.models import KeypointModel, RecognitionModel
@@ -112,6 +112,7 @@ class App:
     def run(self) -> int:
         previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
         self._show()
+        failed = False
         try:
             try:
                 pipeline = self._pipeline if self._pipeline is not None else load_pipeline(self.config)
@@ -127,8 +128,15 @@ class App:
             self._loop(pipeline, source)
         except Terminate:
             pass
+        except ApplianceError as exc:  # a model or video file error: say so, and leave it on the OLED
+            failed = True
+            if self._status != "model error":
+                self._status = "video error" if isinstance(exc, SourceError) else "error"
+            self._show()
+            self.notifier.status(self._status_line())
+            raise
         finally:
-            self._shutdown()
+            self._shutdown(keep_screen=failed)
             signal.signal(signal.SIGTERM, previous_handler)
         return 0
 
@@ -326,16 +334,16 @@ class App:
     def _show(self) -> None:
         self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None))
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, keep_screen: bool = False) -> None:
         """STOPPING=1, a last try at an unsaved count, then release every device.
 
         Each release is tried even if an earlier one fails, so the GPIO pins and the display
-        are always given back; the failure is logged.
+        are always given back; the failure is logged. `keep_screen` leaves an error on the OLED.
         """
         self.notifier.stopping()
         if self.store.pending:
             self._save()
-        steps = [self.display.close, self.beeper.close, self.button.close]
+        steps = [lambda: self.display.close(keep_screen), self.beeper.close, self.button.close]
         if self.preview is not None:
             steps.insert(0, self.preview.close)
         for step in steps:

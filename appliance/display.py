@@ -143,11 +143,16 @@ class Display:
         self._last_screen = None
         self._next_try = self._clock() + self._retry_s
 
-    def close(self) -> None:
+    def close(self, keep_screen: bool = False) -> None:
+        """Release the display. A normal stop blanks the panel (luma's cleanup); with
+        `keep_screen` the last picture stays lit (luma's `persist`), so an error such as
+        "model error" can still be read after the daemon has exited."""
         if self._recorder is not None:
             self._recorder.close()
         if self.device is not None:
             try:
+                if keep_screen:
+                    self.device.persist = True
                 self.device.cleanup()
             except Exception:
                 pass

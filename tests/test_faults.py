@@ -184,8 +184,16 @@ class RecordingOled:
         self.inner.display(image)
         self.images.append(self.inner.image.copy())
 
+    @property
+    def persist(self):
+        return self.inner.persist
+
+    @persist.setter
+    def persist(self, value):
+        self.inner.persist = value
+
     def cleanup(self):
-        pass
+        self.inner.cleanup()  # luma's own: blanks the panel unless persist is set
 
 
 def shows(device: RecordingOled, screen) -> bool:
@@ -422,6 +430,27 @@ def test_no_frame_and_bad_frames_from_a_live_camera(tmp_path, mock_pins, caplog)
     assert len(log_lines(caplog, "gave no usable frame for 3.0 s")) == 1
     assert len(log_lines(caplog, "fake camera returned no frame")) == 1
     assert len(source.opens) == 3
+
+
+def test_model_error_stays_on_the_oled_after_exit(tmp_path, oled, mock_pins, systemd):
+    """The daemon exits 3 and systemd gives up after a few restarts: the OLED must still say why."""
+    from appliance.errors import ModelError
+
+    StateStore(tmp_path / "state").save(State(reps=12, total=345))
+    app = make_app(tmp_path, ScriptedSource(["rep"]), display="oled", models={"dir": str(tmp_path / "no-models")})
+    app._pipeline = None  # build it from the config, as the CLI does
+    with pytest.raises(ModelError, match="no-models"):
+        app.run()
+    screen = oled.screens[-1]
+    assert (screen.count, screen.status) == (12, "model error")
+    assert np.array_equal(np.asarray(oled.inner.image), np.asarray(draw_screen(screen, oled.size, oled.mode)))
+    assert systemd.texts()[-2:] == ["STATUS=model error reps=12 total=345", "STOPPING=1"]
+
+
+def test_normal_stop_blanks_the_oled(tmp_path, oled, mock_pins):
+    app = make_app(tmp_path, ScriptedSource(["rep"], live=False), display="oled")
+    assert app.run() == 0
+    assert oled.images and oled.inner.image.getbbox() is None
 
 
 def test_bad_frames_in_a_file_are_skipped(tmp_path, mock_pins):
