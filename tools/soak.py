@@ -135,12 +135,17 @@ def main(argv=None) -> int:
 
     from appliance.app import App, RunOptions, load_pipeline
     from appliance.config import load_config
+    from appliance.errors import ApplianceError
     from appliance.systemd import setup_logging
 
     setup_logging("WARNING")
     tally = LogTally()
     logging.getLogger().addHandler(tally)
-    config = load_config(args.config) if args.config else load_config(None)
+    try:
+        config = load_config(args.config) if args.config else load_config(None)
+    except ApplianceError as exc:
+        print(f"tools.soak: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     config.button.shutdown_command = ["true"]
     labels = []
     for clip in args.clip:
@@ -158,7 +163,11 @@ def main(argv=None) -> int:
         loops.append({"clip": Path(args.clip[index]).name, "reps": app.state.total - app_box["total0"] - previous, "label": labels[index]})
 
     source = LoopingSource(args.clip, realtime=not args.fast, on_loop=on_loop)
-    pipeline = load_pipeline(config)
+    try:
+        pipeline = load_pipeline(config)
+    except ApplianceError as exc:
+        print(f"tools.soak: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     app = App(config, RunOptions(source="soak", display="emulator", state_dir=state_dir), source=source, pipeline=pipeline)
     app_box.update(app=app, total0=app.state.total)
 
