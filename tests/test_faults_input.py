@@ -79,6 +79,26 @@ def test_bad_config(daemon, capsys, text, named):
     assert unchanged()
 
 
+def test_unreadable_state_file_exits_5_and_is_left_alone(daemon, tmp_path, capsys, monkeypatch):
+    """Starting from 0 would overwrite a count we merely failed to read: refuse, say which file.
+    (Tests run as root, where chmod does not bite, so the read is made to fail directly.)"""
+    import pathlib
+
+    run, unchanged = daemon
+    read_text = pathlib.Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self.name == "state.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", denied)
+    assert run() == 5
+    one_error_line(capsys, f"state file {tmp_path}/state/state.json is not readable")
+    monkeypatch.undo()
+    assert unchanged()
+
+
 def fake_models(tmp_path, tflite: bytes | None, card: dict | str | None = CARD):
     models = tmp_path / "models"
     models.mkdir(exist_ok=True)
