@@ -181,6 +181,10 @@ def main(argv=None) -> int:
         entry = {"t_s": round(now, 1), **proc_status(), "frames": source.frames, "reps": app.state.total - app_box["total0"],
                  "warnings_errors": sum(tally.counts.values())}
         samples.append(entry)
+        if args.out:  # so that a soak cut short still leaves its figures
+            partial = Path(args.out).with_suffix(".partial.json")
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(samples))
 
     def sampler() -> None:
         sample()
@@ -231,6 +235,7 @@ def main(argv=None) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1))
+        Path(args.out).with_suffix(".partial.json").unlink(missing_ok=True)
     print(f"soak {report['duration_s']:.0f} s: {report['frames']} frames ({report['fps']} fps), {report['clip_plays']} clip plays, "
           f"{report['reps']} reps ({report['loops_matching_label']}/{len(loops)} plays matched their label)")
     for key in ("rss_mib", "fds", "threads"):
