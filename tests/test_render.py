@@ -144,3 +144,14 @@ def test_motion_blur_keeps_labels():
     np.testing.assert_array_equal(sharp["keypoints"], blurred["keypoints"])
     np.testing.assert_array_equal(sharp["rep_top_times_s"], blurred["rep_top_times_s"])
     assert len(fs) == len(fb) and not np.array_equal(fs[len(fs) // 2], fb[len(fb) // 2])
+
+
+def test_rest_on_knees_mid_set():
+    fps = 25.0
+    m = M.build("pushups", M.Options(reps=4, tempo=1.0, get_up=False, rest_after=2, rest_s=2.0), fps, seed=2)
+    tops = m.rep_top_times
+    assert len(tops) == 4 and tops[2] - tops[1] > 2.0 + 1.6
+    r0, r1 = m.info["rest_span"]
+    mid = int(round(0.5 * (r0 + r1) * fps))
+    assert m.joints[mid, B.J["knee_l"], 1] < 0.1  # kneeling while resting
+    assert m.joints[int(round(tops[1] * fps)), B.J["knee_l"], 1] > 0.15  # in the plank before

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-get-up", action="store_true", help="start and end in the plank (no getting down/up)")
     p.add_argument("--duration", type=float, default=None, help="seconds, for non push-up scenarios (default 10)")
     p.add_argument("--knees", action="store_true", help="knee push-ups")
+    p.add_argument("--rest-after", type=int, default=0, metavar="N",
+                   help="after N reps drop to the knees for --rest seconds, then carry on")
+    p.add_argument("--rest", type=float, default=3.0, help="seconds of the mid-set rest")
     p.add_argument("--sag", type=float, default=0.0, help="extra hip sag in radians")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, default=320)
@@ -49,7 +52,7 @@ def main(argv=None) -> int:
                          width=a.width, height=a.height, fps=a.fps, camera_height=a.camera_height, depth=a.depth,
                          pause_top=a.pause_top, pause_bottom=a.pause_bottom, get_up=not a.no_get_up,
                          duration=a.duration, sag=a.sag, zoom=a.zoom, noise=a.noise, crf=a.crf,
-                         motion_blur=a.motion_blur, knees=a.knees)
+                         motion_blur=a.motion_blur, knees=a.knees, rest_after=a.rest_after, rest_s=a.rest)
     dt = time.perf_counter() - t0
     frames = len(labels["keypoints"])
     print(f"{a.out}: {frames} frames ({frames / a.fps:.1f} s), reps={int(labels['reps'])}, "

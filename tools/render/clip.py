@@ -80,7 +80,8 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
                 get_up: bool = True, duration: float | None = None, sag: float = 0.0,
                 person_height: float | None = None, zoom: float | None = None, hfov_deg: float = 62.2,
                 noise: float | None = None, blur: float | None = None, crf: int = 20,
-                knees: bool = False, motion_blur: int = 0, shutter: float = 0.5,
+                knees: bool = False, rest_after: int = 0, rest_s: float = 3.0,
+                motion_blur: int = 0, shutter: float = 0.5,
                 write_video: bool = True, frames_out: list | None = None, masks_out: list | None = None) -> dict:
     """Render one clip to `path` (mp4, H.264 yuv420p) and `path` with .npz (labels).
 
@@ -94,7 +95,7 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
     rng = np.random.default_rng([seed, 7])
     opts = M.Options(reps=reps if scenario == "pushups" else 0, tempo=tempo, depth=depth, pause_top=pause_top,
                      pause_bottom=pause_bottom, get_up=get_up, duration=duration, sag=sag, height=person_height,
-                     knees=knees)
+                     knees=knees, rest_after=rest_after, rest_s=rest_s)
     subs = int(motion_blur) if motion_blur and int(motion_blur) > 1 else 0
     offsets = None
     if subs:

@@ -169,6 +169,8 @@ class Options:
     pause_bottom: float = 0.0
     get_up: bool = True  # get into position at the start and stand up at the end
     knees: bool = False  # knee push-ups
+    rest_after: int = 0  # after this many reps, drop to the knees for rest_s seconds, then go on
+    rest_s: float = 3.0
     duration: float | None = None  # non push-up scenarios (seconds)
     sag: float = 0.0  # extra hip sag (radians)
     height: float | None = None  # person's height (m); seeded if None
@@ -206,7 +208,13 @@ def _rep_schedule(opts: Options, rng, start: float):
         reps.append((t0, tb0, tb1, ttop, depth))
         hold_t = opts.pause_top * float(np.clip(rng.normal(1.0, 0.2), 0.5, 1.5)) if opts.pause_top else 0.0
         t = ttop + hold_t + float(abs(rng.normal(0.0, 0.04 * period)))
+        if i + 1 == _rest_window(opts):
+            t = ttop + 0.3 + 1.6 + opts.rest_s + 0.3  # down to the knees, rest, back up (see pushups)
     return reps, t
+
+
+def _rest_window(opts: Options):
+    return opts.rest_after if 0 < opts.rest_after < opts.reps else 0
 
 
 def _progress(t: np.ndarray, reps) -> np.ndarray:
@@ -281,17 +289,30 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
     params["pitch"] = np.pi / 2 - theta
     joints, r_trunk, r_head = B.pose(params, dims, anchor=geo.anchor, anchor_x=0.0)
 
+    quad_x = geo.wx - 0.47 * dims.k
+    wr = dict(wx_l=geo.wx, wx_r=geo.wx, wz_l=-geo.wz, wz_r=geo.wz, flare_l=flare, flare_r=flare)
+    quad = dict(quadruped_pose(), x=quad_x, **wr)
+    plank = dict(plank_pose(geo.theta_top, sag_base, knees=opts.knees), x=plank_x, **wr)
+    rest = None
+    if _rest_window(opts) and not plank_only:
+        # a rest on the knees between two reps, hands planted
+        r0 = reps[_rest_window(opts) - 1][3] + 0.3
+        rest = (r0, r0 + 1.6 + opts.rest_s)
+        kr = Keyframes()
+        kr.add(r0, plank).add(r0 + 0.8, quad).add(rest[1] - 0.8, quad).add(rest[1], plank)
+        rp = kr.sample(t)
+        rj, rt, rh = B.pose(rp, dims)
+        use = (t > rest[0]) & (t < rest[1])
+        joints = np.where(use[:, None, None], rj, joints)
+        r_trunk = np.where(use[:, None, None], rt, r_trunk)
+        r_head = np.where(use[:, None, None], rh, r_head)
     if opts.get_up:
         # keyframed transitions in and out, blended onto the plank motion
-        quad_x = geo.wx - 0.47 * dims.k
-        wr = dict(wx_l=geo.wx, wx_r=geo.wx, wz_l=-geo.wz, wz_r=geo.wz, flare_l=flare, flare_r=flare)
         stand = dict(stand_pose(rng), x=quad_x + 0.08)
         crouch = dict(crouch_pose(), x=quad_x - 0.02)
-        quad = dict(quadruped_pose(), x=quad_x, **wr)
         half = dict(quad, **{k: v for k, v in plank_pose(geo.theta_top, sag_base, knees=opts.knees).items()
                              if k.endswith("_l")})
         half.update(pitch=np.radians(80), x=0.5 * (quad_x + plank_x), hip_flex_l=0.33)
-        plank = dict(plank_pose(geo.theta_top, sag_base, knees=opts.knees), x=plank_x, **wr)
         kf = Keyframes()
         kf.add(0.0, stand).add(0.5, stand).add(1.3, crouch).add(2.1, quad).add(2.7, half).add(get_in, plank)
         t_up = end + 0.5
@@ -307,7 +328,7 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
         r_head = np.where(use_kf[:, None, None], kh, r_head)
     tops = np.array([r[3] for r in reps], dtype=np.float64)
     info = dict(rep_depths=[r[4] for r in reps], rep_bottom_times=[r[1] for r in reps], plank_start=start,
-                plank_span=(get_in, end + 0.5), end_time=(end + 0.5 + (3.6 if opts.get_up else 0.5)))
+                plank_span=(get_in, end + 0.5), rest_span=rest, end_time=(end + 0.5 + (3.6 if opts.get_up else 0.5)))
     return joints, r_trunk, r_head, tops, info
 
 
