@@ -668,9 +668,9 @@ def test_bouncing_button_resets_once_and_a_stuck_one_never(tmp_path, mock_pins):
 def test_watchdog_pings_stop_while_a_read_hangs(tmp_path, mock_pins, systemd, monkeypatch):
     """Pings come while frames flow, none while read() hangs: systemd (here the harness) would
     kill and restart the daemon once WATCHDOG_USEC passes without one."""
-    watchdog_s = 0.6
+    watchdog_s = 1.0
     monkeypatch.setenv("WATCHDOG_USEC", str(int(watchdog_s * 1e6)))
-    script = ["frame"] * 40 + ["rep", ("hang", 1.5)] + ["frame"] * 25
+    script = ["frame"] * 60 + ["rep", ("hang", 2.5)] + ["frame"] * 25
     source = ScriptedSource(script, frame_dt=1 / 50)
     app = make_app(tmp_path, source)
     assert app.run() == 0
@@ -725,7 +725,7 @@ def test_sigterm_during_camera_retry_stops_at_once(tmp_path, mock_pins, systemd)
     threading.Timer(0.8, os.kill, (os.getpid(), signal.SIGTERM)).start()
     start = time.monotonic()
     assert app.run() == 0
-    assert time.monotonic() - start < 0.8 + 0.5
+    assert time.monotonic() - start < 0.8 + 1.0
     assert systemd.texts()[-1] == "STOPPING=1"
 
 
