@@ -12,6 +12,9 @@ import numpy as np
 from .camera import Camera
 
 
+_CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
+
+
 class FrameBuffers:
     def __init__(self, camera: Camera):
         self.cam = camera
@@ -62,7 +65,11 @@ class FrameBuffers:
         if fi.size == 0:
             return
         self._zf[fi] = z[closer]
-        self._nf[fi] = np.stack([nx[closer], ny[closer], nz[closer]], -1)
+        nn = np.empty((fi.size, 3), np.float32)
+        nn[:, 0] = nx[closer]
+        nn[:, 1] = ny[closer]
+        nn[:, 2] = nz[closer]
+        self._nf[fi] = nn
         self._mf[fi] = self._material(albedo, gloss)
         if x0 < self.x0:
             self.x0 = x0
@@ -118,10 +125,14 @@ class FrameBuffers:
         c = np.asarray(centre, dtype=np.float64)
         if c[2] < 0.1:
             return
-        rmax = float(max(radii))
-        u, v = cam.fx * c[0] / c[2] + cam.cx, cam.fy * c[1] / c[2] + cam.cy
-        R = cam.fx * rmax / max(c[2] - rmax, 0.05)
-        x0, y0, x1, y1 = self._box(u - R, v - R, u + R, v + R)
+        # screen box of the ellipsoid's oriented bounding box
+        corners = c + (_CORNERS * np.asarray(radii, dtype=np.float64)) @ np.asarray(rot, dtype=np.float64).T
+        cz = corners[:, 2]
+        if cz.min() < 0.05:
+            return
+        us = cam.fx * corners[:, 0] / cz + cam.cx
+        vs = cam.fy * corners[:, 1] / cz + cam.cy
+        x0, y0, x1, y1 = self._box(us.min(), vs.min(), us.max(), vs.max())
         if x1 <= x0 or y1 <= y0:
             return
         m = np.asarray(rot, dtype=np.float64).T / np.asarray(radii, dtype=np.float64)[:, None]  # camera -> unit sphere
@@ -170,7 +181,7 @@ class FrameBuffers:
         # screen-space ambient occlusion: surfaces just behind a nearer part's edge get darker
         zr = self.z[sl]
         zi = zr[mask]
-        radius = int(np.clip(round(self.cam.fx * 0.05 / max(float(np.median(zi)), 0.3)), 1, 8))
+        radius = int(np.clip(round(self.cam.fx * 0.05 / max(float(zi.mean()), 0.3)), 1, 8))
         zmin = zr.copy()
         for axis in (0, 1):
             src = zmin.copy()
