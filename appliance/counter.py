@@ -133,6 +133,7 @@ class CounterSettings:
     max_top_hip_ratio: float = 0.8  # at the top: hip drop / arm drop at most this (not upright)
     min_hip_follow: float = 0.1     # over a push the hips rise at least this share of the
     max_hip_follow: float = 1.05    # shoulders' rise and at most this (side views)
+    max_hand_off_floor: float = 0.2   # at the top: the lower hand this close to its planted height
     max_hand_motion: float = 0.4    # over a push the hands move at most this share of the rise
     max_bottom_elbow_deg: float = 150.0  # side views: the elbows must bend below this in a rep
     min_posture_fraction: float = 0.7  # share of posture-ok frames needed over a rep cycle
@@ -397,11 +398,13 @@ class RepCounter(_CounterBase):
             while q and q[0][0] < t - st.floor_window_s:
                 q.popleft()
         wr_y = max(float(np.median([y for _, y in q])) for q in (self._wrist_l, self._wrist_r) if q)
+        wr_now = float(max(kp[i, 1] for i in wr))
         s = (wr_y - sh_y) / scale
         posture = s >= st.min_arm_drop
         if len(wr) == 2 and abs(float(kp[LEFT_WRIST, 1] - kp[RIGHT_WRIST, 1])) > st.max_wrist_level * scale:
             posture = False          # one hand off the floor: shoulder taps, rows, reach-ups
-        top_ok = s >= st.min_top_arm_drop
+        # at the top the hands are on the floor right now (not lifting off to stand up)
+        top_ok = s >= st.min_top_arm_drop and abs(wr_now - wr_y) <= st.max_hand_off_floor * scale
         hp = [i for i in (LEFT_HIP, RIGHT_HIP) if _seen(kp, i, ms)]
         hh = math.nan
         if hp:
