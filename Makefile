@@ -17,7 +17,7 @@ sample: $(RUN_DIR)/sample.mp4
 # The appliance in desktop mode on the sample: prints the count, writes run/oled.gif and
 # run/preview.mp4, and opens an OLED window when a display is present.
 run: $(RUN_DIR)/sample.mp4
-	rm -rf $(RUN_DIR)/state
+	rm -rf $(RUN_DIR)/state && mkdir -p $(RUN_DIR)/state
 	GPIOZERO_PIN_FACTORY=mock $(BIN)/pushup-counter run --source $(RUN_DIR)/sample.mp4 \
 		--display emulator --state-dir $(RUN_DIR)/state --record $(RUN_DIR) --log-level WARNING
 	@$(BIN)/pushup-counter status --state-dir $(RUN_DIR)/state

@@ -58,7 +58,7 @@ def _check_tensor(model_path: Path, which: str, declared: dict, detail: dict) ->
     real_dtype = np.dtype(detail["dtype"]).name
     real_scale, real_zero = detail["quantization"]
     problems = []
-    if layout != "NHWC":
+    if which == "input" and layout != "NHWC":
         problems.append(f"layout {layout} (the appliance feeds NHWC)")
     if real_shape != shape:
         problems.append(f"shape {list(real_shape)} != card {list(shape)}")
