@@ -98,8 +98,12 @@ class Display:
     """Keeps the appliance counting when the OLED is missing or its I2C bus fails.
 
     A failure is logged once, the display is dropped, and it is looked for again every
-    `retry_s`; identical screens are not resent (a full frame is 1 KB over I2C).
+    `retry_s`; identical screens are not resent (a full frame is 1 KB over I2C). A display
+    that keeps coming and going (a loose wire) repeats the same two log lines at most once
+    every LOG_REPEAT_S, not at every retry.
     """
+
+    LOG_REPEAT_S = 600.0
 
     def __init__(self, opener, retry_s: float = 30.0, clock=time.monotonic, recorder=None):
         self._opener = opener
@@ -110,6 +114,7 @@ class Display:
         self.error: str | None = None
         self._next_try = float("-inf")
         self._last_screen: Screen | None = None
+        self._logged: dict[str, float] = {}  # message -> when it was last logged
 
     def show(self, screen: Screen) -> None:
         if self._recorder is not None and screen != self._last_screen:
@@ -130,14 +135,20 @@ class Display:
             self.device = self._opener()
             self._last_screen = None
             if self.error:
-                log.info("display is back")
+                self._log(logging.INFO, "display is back")
             self.error = None
         except Exception as exc:
             self._fail(f"no display: {exc}")
 
+    def _log(self, level: int, message: str) -> None:
+        now = self._clock()
+        if now - self._logged.get(message, float("-inf")) >= self.LOG_REPEAT_S:
+            self._logged[message] = now
+            log.log(level, message)
+
     def _fail(self, message: str) -> None:
         if message != self.error:
-            log.warning("%s; counting on without it, retrying every %.0f s", message, self._retry_s)
+            self._log(logging.WARNING, f"{message}; counting on without it, retrying every {self._retry_s:.0f} s")
         self.error = message
         self.device = None
         self._last_screen = None

@@ -608,6 +608,21 @@ def test_oled_i2c_failure_mid_run_keeps_counting_and_comes_back(tmp_path, oled, 
     assert last.count == 5 and shows(oled, last)  # the screen caught up after the retry
 
 
+def test_flapping_oled_is_not_logged_at_every_retry(tmp_path, oled, mock_pins, caplog):
+    """A loose I2C wire: the display opens, fails at the first write, again and again."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    oled.fail = OSError(121, "Remote I/O error")
+    step = lambda: setattr(clock, "t", clock.t + 31.0)  # noqa: E731 - past [display].retry_s
+    script = [x for _ in range(20) for x in ("rep", step)]  # 20 retries in 10 minutes
+    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled")
+    assert app.run() == 0
+    assert saved(tmp_path).reps == 20
+    assert len(log_lines(caplog, "display write failed")) == 1
+    assert len(log_lines(caplog, "display is back")) <= 1
+
+
 def test_missing_oled_counts_headless_and_logs_once(tmp_path, mock_pins, monkeypatch, caplog):
     caplog.set_level(logging.INFO)
     clock = FakeClock()

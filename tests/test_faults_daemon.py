@@ -31,9 +31,9 @@ REPS = re.compile(r"\breps=(\d+)\b")
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    """A side-view clip at 30 fps: get down, 4 push-ups, get up (about 12 s)."""
+    """A side-view clip at 30 fps: get down, 3 push-ups, get up (about 10 s)."""
     path = tmp_path_factory.mktemp("clip") / "pushups.mp4"
-    labels = render.render_clip(path, reps=4, view="side", seed=3, fps=30.0, tempo=1.0)
+    labels = render.render_clip(path, reps=3, view="side", seed=3, fps=30.0, tempo=1.0)
     return path, int(labels["reps"]), len(labels["keypoints"]) / 30.0
 
 
@@ -100,7 +100,7 @@ def test_sigkill_at_random_points_loses_no_announced_rep(clip, systemd, tmp_path
     state_dir = tmp_path / "state"
     rng = random.Random(20261124)
     saved = 0
-    plans = ["right after a rep"] + [rng.uniform(1.0, duration - 2.0) for _ in range(3)]
+    plans = ["right after a rep"] + [rng.uniform(1.0, duration - 1.0) for _ in range(2)]
     for n, plan in enumerate(plans):
         daemon = Daemon(path, state_dir, systemd, tmp_path, n)
         assert daemon.wait_for(daemon.ready), "no READY=1"

@@ -85,7 +85,7 @@ def test_sigkill_at_random_points_loses_no_announced_rep(tmp_path):
     try:
         rng = random.Random(7)
         saved = 0
-        plans = ["right after an announcement", *(rng.uniform(0.05, 1.2) for _ in range(4))]
+        plans = ["right after an announcement", *(rng.uniform(0.05, 1.2) for _ in range(3))]
         for n, plan in enumerate(plans):
             child = Child(tmp_path, harness, reps=100)
             assert child.wait_for(child.ready), "no READY=1"
