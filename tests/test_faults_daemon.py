@@ -82,11 +82,17 @@ class Daemon:
         self.log.close()
 
 
-def status(state_dir) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "appliance", "status", "--state-dir", str(state_dir), "--json"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+@pytest.fixture
+def status(capsys):
+    """`pushup-counter status --state-dir D --json`, in-process (a subprocess would add seconds of imports)."""
+    from appliance.__main__ import main
+
+    def read(state_dir) -> dict:
+        capsys.readouterr()
+        assert main(["status", "--state-dir", str(state_dir), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    return read
 
 
 def check_state_file(state_dir) -> None:
@@ -95,7 +101,7 @@ def check_state_file(state_dir) -> None:
     assert not [p for p in state_dir.iterdir() if p.name.startswith("state.json.corrupt")]
 
 
-def test_sigkill_at_random_points_loses_no_announced_rep(clip, systemd, tmp_path):
+def test_sigkill_at_random_points_loses_no_announced_rep(clip, systemd, status, tmp_path):
     path, label_reps, duration = clip
     state_dir = tmp_path / "state"
     rng = random.Random(20261124)
@@ -126,7 +132,7 @@ def test_sigkill_at_random_points_loses_no_announced_rep(clip, systemd, tmp_path
     assert max(daemon.announced()) == final["reps"] and daemon.messages()[-1] == "STOPPING=1"
 
 
-def test_sigterm_stops_within_two_seconds_with_the_count_saved(clip, systemd, tmp_path):
+def test_sigterm_stops_within_two_seconds_with_the_count_saved(clip, systemd, status, tmp_path):
     path, label_reps, duration = clip
     state_dir = tmp_path / "state"
     daemon = Daemon(path, state_dir, systemd, tmp_path, 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -36,6 +37,11 @@ def child_main(base: str, reps: int, hang_after: int | None = None) -> int:
     return make_app(Path(base), ScriptedSource(script, live=False)).run()
 
 
+def no_core_dumps():
+    """SIGABRT (the watchdog's signal) must not leave a core file in the checkout."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 class Child:
     def __init__(self, base, harness, reps, hang_after=None, watchdog_usec=None):
         self.harness = harness
@@ -45,7 +51,7 @@ class Child:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
         code = (f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(ROOT)!r}]; import test_faults_kill as t; "
                 f"sys.exit(t.child_main({str(base)!r}, {reps}, {hang_after!r}))")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, preexec_fn=no_core_dumps,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def messages(self):
