@@ -17,7 +17,6 @@ import sys
 import time
 
 import av
-import numpy as np
 import pytest
 
 from conftest import ROOT
