@@ -137,7 +137,10 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
     bg_lin, floor_xz = room.render(cam, light)
     gains = np.clip(rng.normal(1.0, 0.05, 3), 0.88, 1.12).astype(np.float32)
     exposure = float(rng.uniform(0.85, 1.2))
-    bg_lin *= gains * exposure
+    # light colour: warm lamps to cool daylight (own stream so older seeds keep their look)
+    warmth = float(np.random.default_rng([seed, 11]).uniform(-1.0, 1.0))
+    light_colour = (1.0 + 0.06 * warmth, 0.97, 0.92 - 0.12 * warmth)
+    bg_lin *= gains * exposure * (np.asarray(light_colour, np.float32) / 0.963)
     # lens shading (vignetting), applied to the background here and to the body below
     yy, xx = np.mgrid[0:height, 0:width]
     rr = ((xx + 0.5 - width / 2) ** 2 + (yy + 0.5 - height / 2) ** 2) / ((width / 2) ** 2 + (height / 2) ** 2)
@@ -207,7 +210,7 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
             fac = _shadow_factor(floor_xz[sidx], jf, light, dims.k, shadow_strength)
             sy, sx = sidx[0] - y0, sidx[1] - x0
             work[sy, sx] = (work[sy, sx] * (fac ** 0.45)[:, None]).astype(np.uint8)
-        res = fb.shade(light_cam, up_cam, key=key, ambient=ambient)
+        res = fb.shade(light_cam, up_cam, key=key, ambient=ambient, light_colour=light_colour)
         if res is not None:
             sl, mask, lit = res
             work[sl[0].start - y0:sl[0].stop - y0, sl[1].start - x0:sl[1].stop - x0][mask] = \

@@ -279,13 +279,16 @@ def pushups(t: np.ndarray, opts: Options, dims: B.Dims, rng, plank_only: bool = 
 
     def reach(th):
         pp = dict(params, pitch=np.pi / 2 - th)
-        jj, _, _ = B.pose(pp, dims, anchor=geo.anchor, anchor_x=0.0)
+        jj, _, _ = B.pose(pp, dims, anchor=geo.anchor, anchor_x=0.0, plant=False)
         return np.linalg.norm(jj[:, B.J["shoulder_l"]] - wrist, axis=-1)
 
-    for _ in range(3):
+    # Newton on the body angle, with bounded steps (reach grows with theta)
+    for _ in range(4):
         r0 = reach(theta)
         r1 = reach(theta + 1e-3)
-        theta = theta + (target - r0) * 1e-3 / np.where(np.abs(r1 - r0) > 1e-7, r1 - r0, 1e-7)
+        slope = np.maximum(r1 - r0, 1e-5)
+        theta = theta + np.clip((target - r0) * 1e-3 / slope, -0.15, 0.15)
+        theta = np.clip(theta, 0.0, geo.thetas[-1])
     params["pitch"] = np.pi / 2 - theta
     joints, r_trunk, r_head = B.pose(params, dims, anchor=geo.anchor, anchor_x=0.0)
 
