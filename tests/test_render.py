@@ -155,3 +155,13 @@ def test_rest_on_knees_mid_set():
     mid = int(round(0.5 * (r0 + r1) * fps))
     assert m.joints[mid, B.J["knee_l"], 1] < 0.1  # kneeling while resting
     assert m.joints[int(round(tops[1] * fps)), B.J["knee_l"], 1] > 0.15  # in the plank before
+
+
+@pytest.mark.parametrize("scenario", ["pushups", "plank"])
+def test_body_stays_on_the_floor_with_hands_planted(scenario):
+    for seed in list(range(12)) + [141]:
+        opts = M.Options(reps=2, tempo=2.0, get_up=False, duration=1.0, knees=seed % 4 == 0)
+        m = M.build(scenario, opts, 25.0, seed)
+        assert m.joints[:, :, 1].min() > -0.03, seed  # nothing sinks into the floor
+        wrists = m.joints[:, [B.J["wrist_l"], B.J["wrist_r"]], 1]
+        assert wrists.max() < 0.06 and wrists.min() > 0.03, seed  # hands stay on the floor
