@@ -85,8 +85,9 @@ def render_cache(out: Path, count: int) -> dict:
             labels.append(int(phase[i]))
             clip_ids.append(ci)
             frame_idx.append(i)
+        # kind follows tools.dataset's kinds so the trainers weigh rendered clips like real ones
         table.append(dict(file=f"synthetic/{ci:03d}_{spec['scenario']}_{spec['view']}", category="synthetic",
-                          kind="synthetic", split="train", group=f"synthetic-{ci}", source_repo="project renderer",
+                          kind="pushup" if spec["scenario"] == "pushups" else "negative", ambiguous=False, split="train", group=f"synthetic-{ci}", source_repo="project renderer",
                           notes=json.dumps(spec), reps=str(int(lab["reps"])), confidence="exact", view=spec["view"],
                           width=spec["width"], height=spec["height"], fps=spec["fps"], frames=len(rendered),
                           kept=len(range(0, len(rendered), EVERY))))
