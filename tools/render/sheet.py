@@ -67,7 +67,9 @@ def build_sheet(draw_kp: bool = False, width: int = 320, height: int = 240, tile
         for c, im in enumerate(row):
             sheet.paste(im, (c * tw, head + r * th))
         view, cam_h = ROWS[r]
-        d.text((4, head + r * th + 4), f"{view}, camera {cam_h:.1f} m", fill=(255, 255, 0))
+        label = f"{view}, camera {cam_h:.1f} m"
+        d.rectangle([2, head + r * th + 2, 8 + 6 * len(label), head + r * th + 16], fill=(0, 0, 0))
+        d.text((4, head + r * th + 4), label, fill=(255, 255, 0))
     return sheet
 
 
