@@ -46,11 +46,13 @@ def systemd(tmp_path):
 class Daemon:
     """One `pushup-counter run` process and the notify messages it sent."""
 
-    def __init__(self, clip, state_dir, harness, tmp_path, n):
+    def __init__(self, clip, state_dir, harness, tmp_path, n, watchdog_usec=None):
         self.harness = harness
         self.first = len(harness.messages)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
                "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1"}
+        if watchdog_usec:
+            env["WATCHDOG_USEC"] = str(watchdog_usec)
         self.log = open(tmp_path / f"daemon-{n}.log", "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--source", str(clip), "--realtime",
                                       "--state-dir", str(state_dir), "--display", "none"],
@@ -134,7 +136,7 @@ def test_sigkill_at_random_points_loses_no_announced_rep(clip, systemd, status, 
 def test_sigterm_stops_within_two_seconds_with_the_count_saved(clip, systemd, status, tmp_path):
     path, label_reps, duration = clip
     state_dir = tmp_path / "state"
-    daemon = Daemon(path, state_dir, systemd, tmp_path, 0)
+    daemon = Daemon(path, state_dir, systemd, tmp_path, 0, watchdog_usec=1_500_000)
     assert daemon.wait_for(lambda: any(r >= 1 for r in daemon.announced()), timeout=duration + 30)
     sent = time.monotonic()
     daemon.proc.send_signal(signal.SIGTERM)
@@ -144,6 +146,8 @@ def test_sigterm_stops_within_two_seconds_with_the_count_saved(clip, systemd, st
     assert daemon.proc.returncode == 0 and took < 2.0
     assert daemon.messages()[-1] == "STOPPING=1"
     assert status(state_dir)["reps"] == max(daemon.announced())
+    pings = [t for t, m in systemd.messages[daemon.first:] if m == "WATCHDOG=1"]
+    assert len(pings) >= 3 and max(b - a for a, b in zip(pings, pings[1:])) < 1.5  # alive while frames flow
     log = (tmp_path / "daemon-0.log").read_text()
     assert "stopped at" in log and "Traceback" not in log
 
