@@ -116,7 +116,9 @@ class CounterSettings:
     amplitude_prior: float = 0.45   # expected rep amplitude before any rep was seen
     amplitude_memory: float = 0.5   # weight of the old amplitude when a new rep is seen
     descent_fraction: float = 0.35  # fall from the peak (x amplitude) that confirms a descent
-    count_fraction: float = 0.65    # rise from the valley (x amplitude) that counts a rep
+    count_fraction: float = 0.65    # rise from the valley (x amplitude) that arms the count ...
+    top_fraction: float = 0.9       # ... which happens at this rise, or as soon as the push
+    arrive_velocity_fraction: float = 0.35  # slows below this share of its top speed
     refractory_s: float = 0.2       # no two counts closer than this
     min_rep_s: float = 0.15         # a descent+push shorter than this is jitter
     max_rep_s: float = 12.0         # a cycle longer than this is abandoned
@@ -132,8 +134,8 @@ class CounterSettings:
     min_top_arm_drop: float = 0.5   # at the top: shoulders at least this high above the wrists
     max_top_hip_ratio: float = 0.8  # at the top: hip drop / arm drop at most this (not upright)
     min_hip_follow: float = 0.1     # over a push the hips rise at least this share of the
-    max_hip_follow: float = 1.05    # shoulders' rise and at most this (side views)
-    max_hand_off_floor: float = 0.2   # at the top: the lower hand this close to its planted height
+    max_hip_follow: float = 1.2     # shoulders' rise and at most this (side views)
+    max_hand_off_floor: float = 0.25  # at the top: the lower hand this close to its planted height
     max_hand_motion: float = 0.4    # over a push the hands move at most this share of the rise
     max_bottom_elbow_deg: float = 150.0  # side views: the elbows must bend below this in a rep
     min_posture_fraction: float = 0.7  # share of posture-ok frames needed over a rep cycle
@@ -316,6 +318,7 @@ class RepCounter(_CounterBase):
         self._tracking = False
         self._track_start_t = -math.inf
         self._last_seen_t = -math.inf
+        self._prev_x, self._prev_t, self._vmax = math.nan, -math.inf, 0.0
         self._last_feats: _Features | None = None
         self._last_hh = math.nan
         self._seeking_descent = False   # False: at/near the bottom, waiting for the push
@@ -339,6 +342,7 @@ class RepCounter(_CounterBase):
         self._valley = self._bounce = s
         self._valley_hh = hh
         self._valley_wy = wy
+        self._vmax = 0.0
         self._cycle_start_t = t
         self._cycle_frames, self._cycle_ok = 1, int(posture)
         self._cycle_elbow = math.inf
@@ -477,6 +481,9 @@ class RepCounter(_CounterBase):
         amp = max(self._amp, st.min_amplitude)
         fall_needed = max(st.min_amplitude, st.descent_fraction * amp) * scale
         rise_needed = max(st.min_amplitude, st.count_fraction * amp) * scale
+        top_needed = max(st.min_amplitude, st.top_fraction * amp) * scale
+        v = (x - self._prev_x) / (t - self._prev_t) if t > self._prev_t and np.isfinite(self._prev_x) else 0.0
+        self._prev_x, self._prev_t = x, t
         counted = False
         if self._seeking_descent:
             self._peak = max(self._peak, x)
@@ -492,7 +499,9 @@ class RepCounter(_CounterBase):
                 self._valley = self._bounce = x
                 self._valley_hh = hh
                 self._valley_wy = wy
+                self._vmax = 0.0
             self._bounce = max(self._bounce, x)
+            self._vmax = max(self._vmax, v)
             if self._bounce - self._valley >= st.min_amplitude * scale and x < self._bounce - fall_needed:
                 # a push that fell short of the count level and went down again: not a rep,
                 # but it tells the amplitude of this person's reps
@@ -500,7 +509,11 @@ class RepCounter(_CounterBase):
                 self._new_cycle(t, x, hh, wy, f.posture)
             elif t - self._cycle_start_t > st.max_rep_s:
                 self._new_cycle(t, x, hh, wy, f.posture)      # too long down there: start over
-            elif x >= self._valley + rise_needed:
+            elif x >= self._valley + rise_needed and (
+                x >= self._valley + top_needed or v <= st.arrive_velocity_fraction * self._vmax
+            ):
+                # armed (risen by count_fraction of a rep) and arriving at the top (risen by
+                # top_fraction, or the push has slowed down to a fraction of its top speed)
                 why = (
                     "top posture" if not f.top_ok
                     else "gate closed" if not gate_open
@@ -657,6 +670,7 @@ class TraceResult:
     lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
     label: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     posture_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    rejected: list[tuple[float, str]] = field(default_factory=list)  # pushes not counted: (t, why)
 
     def to_json(self) -> dict:
         return {"reps": int(self.reps), "rep_times_s": [round(float(x), 3) for x in self.rep_times_s]}
@@ -685,7 +699,7 @@ def count_trace(
     cols = {k: np.full(n, np.nan) for k in ("t", "signal", "mean", "upper", "lower")}
     label = np.zeros(n, dtype=np.int8)
     posture = np.zeros(n, dtype=bool)
-    times, frames = [], []
+    times, frames, rejected = [], [], []
     for i in range(n):
         t = i / float(fps)
         g = True if gate is None else bool(gate[i])
@@ -696,5 +710,8 @@ def count_trace(
         cols["t"][i] = t
         cols["signal"][i], cols["mean"][i], cols["upper"][i], cols["lower"][i] = d.signal, d.mean, d.upper, d.lower
         label[i], posture[i] = d.label, d.posture_ok
+        rej = getattr(counter, "rejected", None)
+        if rej and (not rejected or rej[-1] != rejected[-1]) and rej[-1][0] == t:
+            rejected.append(rej[-1])
     return TraceResult(counter.count, times, frames, cols["t"], cols["signal"], cols["mean"], cols["upper"],
-                       cols["lower"], label, posture)
+                       cols["lower"], label, posture, rejected)

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,6 +138,12 @@ def load_trace(path: pathlib.Path) -> tuple[np.ndarray, float]:
 def true_tops(kp: np.ndarray, fps: float) -> np.ndarray:
     """Frame indices of rep tops, found offline: zero-phase smoothing of the shoulders' height
     above the hands (in clip body-scale units), peaks with a prominence of a real rep."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _true_tops(kp, fps)
+
+
+def _true_tops(kp: np.ndarray, fps: float) -> np.ndarray:
     sh = np.nanmean(kp[:, [LEFT_SHOULDER, RIGHT_SHOULDER], 1], axis=1)
     wr = np.nanmax(kp[:, [LEFT_WRIST, RIGHT_WRIST], 1], axis=1)
     arm = np.nanmean(np.linalg.norm(kp[:, [LEFT_SHOULDER, RIGHT_SHOULDER], :2]
@@ -150,8 +157,21 @@ def true_tops(kp: np.ndarray, fps: float) -> np.ndarray:
     s = np.interp(np.arange(len(s)), np.flatnonzero(ok), s[ok])
     b, a = sps.butter(2, min(2.5 / (fps / 2), 0.9))
     sm = sps.filtfilt(b, a, s) if len(s) > 12 else s
-    peaks, _ = sps.find_peaks(sm, prominence=0.3, distance=max(1, int(0.25 * fps)))
-    return peaks
+    # pad with the lowest level so that a clip ending at (or starting from) the top still has
+    # that top found
+    padded = np.concatenate([[sm.min()], sm, [sm.min()]])
+    peaks, _ = sps.find_peaks(padded, prominence=0.3, distance=max(1, int(0.25 * fps)))
+    peaks = np.clip(peaks - 1, 0, len(sm) - 1)
+    # the top of a rep = where the push arrives at the top: the first frame after the valley
+    # before the peak at which the smoothed signal has covered 90% of the valley-to-peak rise
+    # (a peak alone is ill-defined when the person holds the top for a while)
+    tops, prev = [], 0
+    for p in peaks:
+        v = prev + int(np.argmin(sm[prev:p + 1]))
+        level = sm[v] + 0.9 * (sm[p] - sm[v])
+        tops.append(v + int(np.argmax(sm[v:p + 1] >= level)))
+        prev = p
+    return np.asarray(tops, dtype=int)
 
 
 def latencies(rep_frames: list[int], tops: np.ndarray, fps: float, window_s: float = 1.0) -> list[float]:
@@ -263,7 +283,7 @@ def plot_clip(c: Clip, settings: CounterSettings, out: pathlib.Path, small: bool
     fig, axes = plt.subplots(2, 1, figsize=(7, 3.6) if small else (11, 5.5), sharex=True,
                              gridspec_kw={"height_ratios": [3, 1.2]}, dpi=80 if small else 90)
     ax = axes[0]
-    ax.plot(r.t, r.signal, color="k", lw=1.2, label="signal (shoulders above hands / body scale)")
+    ax.plot(r.t, r.signal, color="k", lw=1.2, label="shoulders above hands")
     ax.plot(r.t, r.upper, color="tab:green", lw=0.8, ls="--", label="count level")
     ax.plot(r.t, r.lower, color="tab:red", lw=0.8, ls="--", label="descent level")
     for i, tt in enumerate(c.tops):
@@ -271,7 +291,11 @@ def plot_clip(c: Clip, settings: CounterSettings, out: pathlib.Path, small: bool
     for i, tt in enumerate(r.rep_times_s):
         j = int(round(tt * fps))
         ax.plot(tt, r.signal[j], "o", color="tab:orange", ms=7, label="counted" if i == 0 else None)
-    ax.set_ylabel("body scales")
+    for i, (tt, why) in enumerate(r.rejected):
+        j = min(int(round(tt * fps)), len(r.signal) - 1)
+        ax.plot(tt, r.signal[j], "x", color="tab:red", ms=7, label="push not counted" if i == 0 else None)
+        ax.annotate(why, (tt, r.signal[j]), fontsize=6, color="tab:red", xytext=(2, -9), textcoords="offset points")
+    ax.set_ylabel("arm lengths")
     ax.set_title(f"{c.name[:70]}  true {c.truth}  ours {r.reps}  seed {seed.reps}", fontsize=9)
     ax.legend(fontsize=7, loc="upper right", ncol=2)
     ax2 = axes[1]
