@@ -8,51 +8,72 @@ with its state, ``scipy.signal.lfilter(..., zi=...)``).
 
 What counts as one rep (the rule `RepCounter` implements)
 ---------------------------------------------------------
-One rep is one *push*: the body goes from a bottom position up to the top (arms extended), and
-the rep is counted once, when the push reaches the top. Concretely, on the signal
-``s = (wrist height - shoulder height) / arm length`` -- how high the shoulders are above the
-hands on the floor, in body-scale units (independent of zoom, of where the person is in the
-frame and of a panning camera) -- after low-pass filtering:
+One rep is one *push*: the body goes from a bottom position up to the top with the hands
+planted, and it is counted once, when the push arrives at the top. The signal is
+``s = (floor - shoulder height) / arm length``: how high the shoulders are above the hands, in
+arm lengths. The floor is the lower hand's height, each hand a running median over
+``floor_window_s`` (hands stay planted; a wrist lost for a few frames behind the chest does not
+move the floor). The arm length (upper arm + forearm, a high percentile over
+``scale_window_s``) makes it independent of zoom and distance; being relative to the hands, it
+ignores where the person is in the frame. ``s`` is ~1 at the top and ~0.2-0.5 at the bottom
+from side, oblique and front views alike. After a Butterworth low-pass (``cutoff_hz``):
 
-* a *descent* is confirmed when ``s`` falls from its running peak by at least
-  ``max(min_amplitude, descent_fraction * A)`` where ``A`` is the adaptive rep amplitude
-  (a prior to start with, then the mean of recent reps' top-to-bottom amplitudes);
-* the rep is *counted* when, after a confirmed descent (or at the start of tracking), ``s`` rises
-  from the running valley by ``max(min_amplitude, count_fraction * A)`` -- i.e. near the top,
-  before the body has fully settled, so the announcement is not late;
-* and only if the rep is plausible as a push-up: the cycle took at least ``min_rep_s``, at least
-  ``refractory_s`` passed since the last count, the body posture was push-up-like for at least
-  ``min_posture_fraction`` of the cycle and at the counting frame (see *Posture gate*), and the
-  recognition gate (``gate_open``) was open at the counting frame.
+* a *descent* is confirmed when ``s`` falls from its running peak by
+  ``max(min_amplitude, descent_fraction * A)``; ``A`` is the adaptive rep amplitude (a prior,
+  then a running mean of this person's pushes, counted or not -- so shallow reps, slow and
+  fast tempo adapt within a rep or two);
+* the rep is *armed* when ``s`` has risen from the lowest point since (the valley) by
+  ``max(min_amplitude, count_fraction * A)``, and *counted* as it arrives at the top: once the
+  rise reaches ``top_fraction * A`` or the push slows below ``arrive_velocity_fraction`` of its
+  top speed, whichever comes first;
+* only if the push is plausible: at least ``min_rep_s`` since the cycle began and
+  ``refractory_s`` since the last count; push-up posture (below) on at least
+  ``min_posture_fraction`` of the cycle's frames and at the counting frame; the recognition gate
+  open at the counting frame; and the body moved as a push-up does (below).
 
-Consequences: a clip that starts at the bottom counts its first push (the valley is where
-tracking starts); a clip that ends at the bottom or mid-descent does not count the unfinished
-rep; a partial push that starts mid-ascent counts only if it still covers ``count_fraction`` of
-a rep's amplitude; holding a plank, jitter and tiny dips (below ``min_amplitude``) never count;
-a rep cycle that lasts longer than ``max_rep_s`` (e.g. lying on the floor, getting up) is
-abandoned.
+Consequences: a clip that starts at the bottom counts its first push (after ``warmup_s``, which
+lets the first, often wrong, frames of a track settle); a clip that ends at the bottom, mid
+descent or mid push does not count the unfinished rep; a push from mid-ascent counts only if it
+still covers ``count_fraction`` of a rep; plank holds, jitter and dips under ``min_amplitude``
+never count; a cycle longer than ``max_rep_s`` is abandoned. Every push that reached the count
+level but was refused is logged in ``rejected`` (time, reason) for tuning.
 
 Posture gate (keypoint plausibility)
 ------------------------------------
-A frame is push-up-like when at least one shoulder and one wrist are seen (score >=
-``min_score``) and:
+A frame is push-up-like when a shoulder and a wrist are seen (score >= ``min_score``) and
 
-* the lower wrist is below the shoulders: ``s >= min_arm_drop`` (rejects pull-ups, presses,
-  sit-ups, bench press, lying on the back);
-* if the hips are seen: the shoulder-to-hip line is near horizontal *in body-scale units*:
-  the hips are at most ``max_hip_drop`` scales below and ``max_hip_rise`` scales above the
-  shoulders (rejects standing, walking, squats, lunges, dips, downward dog; allows incline,
-  decline, knee push-ups and front views where the torso is foreshortened);
-* at the counting frame (top of the push) and if the hips are seen: the wrists are at least
-  ``min_wrist_below_hip`` scales below the hips, i.e. the body is held up on the arms (rejects
-  cobra / upward dog / curls, where the hands are at hip height).
+* the hands are below the shoulders (``s >= min_arm_drop``): rejects pull-ups, presses,
+  sit-ups, bench press, lying on the back;
+* when both wrists are seen they are level (``max_wrist_level``): shoulder taps, renegade rows,
+  reach-ups lift a hand;
+* when the hips are seen, the shoulder-to-hip line is near horizontal: hips at most
+  ``max_hip_drop`` arm lengths below the shoulders (``max_front_hip_drop`` shoulder widths in a
+  front view, where the torso is foreshortened) and ``max_hip_rise`` above them: rejects
+  standing, walking, squats, lunges, dips, downward dog; allows incline, decline and knee
+  push-ups. A view is *front* when the shoulders look wide against the arm
+  (``front_width_ratio``, a running judgement, not per frame);
+* at the counting frame (the top): the arms are extended (``s >= min_top_arm_drop``), the lower
+  hand is on the floor right now (within ``max_hand_off_floor`` of its planted height: getting
+  up is not a rep), and in side views the hips are not hanging low
+  (hip drop <= ``max_top_hip_ratio`` x arm drop: rejects standing with hanging arms, cobra).
+
+Movement checks over the push (valley to count):
+
+* the hands stayed planted: they moved at most ``max_hand_motion`` of the shoulders' rise
+  (curls, presses, waving, squats with swinging arms move the hands);
+* in side views the hips rose with the shoulders by ``min_hip_follow`` to ``max_hip_follow``
+  of their rise, as a plank pivoting on the feet or knees does (cobra and upward dog keep the
+  hips down, standing up lifts them more);
+* in side views the elbows bent below ``max_bottom_elbow_deg`` somewhere in the cycle.
 
 Missing keypoints and people leaving
 ------------------------------------
-A frame with no usable shoulder/wrist is a gap: gaps shorter than ``max_gap_s`` are bridged
-(the filter is fed the last value); a longer gap resets the filter and the rep state, so a
-person walking out mid-rep and someone else walking in starts fresh (a rep in progress is lost,
-never double counted). ``count`` is kept across gaps; ``reset()`` zeroes it.
+A frame without a usable shoulder and wrist is a gap: gaps shorter than ``max_gap_s`` are
+bridged (the filter is fed the last values, posture counts as not ok); a longer gap resets the
+filter and the rep state, so a person walking out mid-rep and someone walking in starts fresh
+(a rep in progress is lost, never double counted). ``count`` survives gaps; ``reset()`` zeroes
+it. Timestamps may be irregular: the filter is designed from the measured frame interval and
+redesigned if the frame rate drifts by more than 20%.
 
 Baselines
 ---------
@@ -101,8 +122,8 @@ __all__ = [
 class CounterSettings:
     """Tunable counter parameters (the ``[counter]`` table of the config file, by field name).
 
-    Lengths are in body-scale units (max of shoulder width and upper-arm length, tracked over
-    the last ``scale_window_s``); times in seconds.
+    Lengths are in arm lengths (upper arm + forearm, tracked over the last ``scale_window_s``)
+    unless said otherwise; times in seconds; see the module docstring for what each one does.
     """
 
     # --- ours (RepCounter) ---

@@ -275,3 +275,32 @@ def test_bad_input_shape():
         RepCounter().update(0.0, np.zeros((5, 3), np.float32))
     with pytest.raises(ValueError):
         count_trace(np.zeros((10, 9, 2), np.float32), FPS)
+
+
+def test_getting_up_after_the_set_is_not_a_rep():
+    reps = trace_from(heights([2.0] * 3, tail_s=0.5))
+    plank, stand = plank_pose(TOP_H), _standing_pose(0.0, 0.0)
+    w = np.linspace(0, 1, int(1.5 * FPS))[:, None, None].astype(np.float32)
+    getting_up = (1 - w) * plank + w * stand
+    standing = np.repeat(stand[None], int(2 * FPS), axis=0)
+    assert count(np.concatenate([reps, getting_up, standing])).reps == 3
+
+
+def test_shoulder_taps_and_hand_lifts_are_zero():
+    frames = []
+    for k in range(12):                       # 12 taps, alternating hands, small body sway
+        for j in range(int(1.0 * FPS)):
+            kp = plank_pose(TOP_H - (0.06 if 5 <= j < 20 else 0.0))
+            if 5 <= j < 20:
+                wrist = LEFT_WRIST if k % 2 == 0 else RIGHT_WRIST
+                kp[wrist, :2] = kp[RIGHT_SHOULDER if k % 2 == 0 else LEFT_SHOULDER, :2] + [0.0, 0.03]
+            frames.append(kp)
+    assert count(np.stack(frames)).reps == 0
+
+
+def test_rejections_are_logged():
+    kp = trace_from(heights([2.0] * 3))
+    c = RepCounter()
+    for i, frame in enumerate(kp):
+        c.update(i / FPS, frame, gate_open=False)
+    assert c.count == 0 and [why for _, why in c.rejected] == ["gate closed"] * 3
