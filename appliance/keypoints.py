@@ -8,6 +8,8 @@ x, y normalised to the frame (0..1, y down) and a score in 0..1; K is 7 or 9.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 NAMES: tuple[str, ...] = (
@@ -63,8 +65,8 @@ def from_mediapipe33(landmarks33: np.ndarray, count: int = FULL_COUNT) -> np.nda
     fallback = lm[:, list(MEDIAPIPE_HEAD_FALLBACK)][:, :, [0, 1, 3]]
     nose_missing = ~np.isfinite(out[:, HEAD, 0])
     if nose_missing.any():
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-            sup.filter(RuntimeWarning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
             out[nose_missing, HEAD] = np.nanmean(fallback[nose_missing], axis=1)
     return out
 

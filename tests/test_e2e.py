@@ -5,7 +5,6 @@ input is synthetic. Push-up clips must count exactly, the other scenarios zero.
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -56,9 +55,11 @@ def test_pushup_clip_counts_exactly(rendered, name):
     report = count(path)
     assert report["reps"] == int(labels["reps"]), report
     tops = np.asarray(labels["rep_top_times_s"])
-    for announced in report["rep_times_s"]:  # each announcement follows a real rep top closely
-        lag = announced - tops[tops <= announced + 0.05]
-        assert lag.size and 0 <= lag.min() + 0.05 < 1.0
+    announced = np.asarray(report["rep_times_s"])
+    # Each rep is announced once, near its top: a count may come a little before the arms
+    # are fully straight (the push is nearly done), never long after.
+    offsets = announced - tops
+    assert np.all(offsets > -0.7) and np.all(offsets < 1.0), offsets
 
 
 @pytest.mark.parametrize("name", sorted(OTHER_CLIPS))
