@@ -4,7 +4,9 @@ All counters take one frame at a time -- ``update(t, keypoints, gate_open)`` -- 
 exactly on the frame where a rep is counted. They are pure (no I/O), cheap per frame (a few
 dozen numpy/scipy operations on 9 keypoints) and causal: nothing looks ahead beyond the
 low-pass filter's own delay, and history is never re-filtered (the filter runs sample by sample
-with its state, ``scipy.signal.lfilter(..., zi=...)``).
+with its state: ``scipy.signal.lfilter(..., zi=...)`` one sample at a time, written out in numpy
+with ``butter``/``firwin`` coefficients identical to scipy's -- tests check them against
+scipy.signal -- because importing scipy.signal costs seconds of start-up on a Pi).
 
 What counts as one rep (the rule `RepCounter` implements)
 ---------------------------------------------------------
@@ -91,7 +93,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-from scipy import signal as sps
 
 from .keypoints import (
     HEAD,
@@ -223,23 +224,73 @@ def _check_keypoints(keypoints: np.ndarray) -> np.ndarray:
     return kp
 
 
+def butter_lowpass(order: int, wn: float) -> tuple[np.ndarray, np.ndarray]:
+    """Digital Butterworth low-pass (b, a), ``wn`` the cutoff as a fraction of Nyquist.
+
+    The same coefficients as ``scipy.signal.butter(order, wn)`` (analog prototype, pre-warped,
+    bilinear transform), in numpy alone: importing scipy.signal costs seconds of start-up on a Pi.
+    """
+    n = int(order)
+    if n < 1 or not 0 < wn < 1:
+        raise ValueError(f"need order >= 1 and 0 < wn < 1, got {order}, {wn}")
+    poles = np.exp(1j * np.pi * (2 * np.arange(1, n + 1) + n - 1) / (2 * n))
+    warped = 4.0 * math.tan(math.pi * wn / 2.0)
+    p = poles * warped
+    pz = (4.0 + p) / (4.0 - p)
+    k = warped**n * float(np.real(1.0 / np.prod(4.0 - p)))
+    b = k * np.real(np.poly(-np.ones(n)))
+    a = np.real(np.poly(pz))
+    return b, a
+
+
+def firwin_lowpass(numtaps: int, cutoff: float) -> np.ndarray:
+    """Hamming-windowed sinc low-pass FIR with unit DC gain, ``cutoff`` as a fraction of Nyquist:
+    the taps of ``scipy.signal.firwin(numtaps, cutoff)``, in numpy alone."""
+    m = np.arange(int(numtaps)) - (int(numtaps) - 1) / 2.0
+    h = cutoff * np.sinc(cutoff * m) * np.hamming(int(numtaps))
+    return h / h.sum()
+
+
 class _LiveFilter:
-    """A scipy IIR/FIR filter run one sample at a time with its state (never re-filters)."""
+    """An IIR/FIR filter (b, a) run one sample at a time with its state, never re-filtering:
+    ``scipy.signal.lfilter(b, a, [x], zi=state)`` per sample (transposed direct form II),
+    started in steady state at the first value (``lfilter_zi``), so there is no start-up
+    transient."""
 
     def __init__(self, b: np.ndarray, a: np.ndarray):
-        self.b, self.a = np.asarray(b, float), np.asarray(a, float)
-        self._zi0 = sps.lfilter_zi(self.b, self.a)
-        self.zi: np.ndarray | None = None
+        b, a = np.asarray(b, float), np.asarray(a, float)
+        n = max(len(a), len(b))
+        self.b = (np.pad(b, (0, n - len(b))) / a[0]).tolist()
+        self.a = (np.pad(a, (0, n - len(a))) / a[0]).tolist()
+        # steady-state state for a unit input (what lfilter_zi gives)
+        gain = sum(self.b) / sum(self.a)
+        zi0 = [0.0] * (n - 1)
+        acc = 0.0
+        for i in range(n - 2, -1, -1):
+            acc = self.b[i + 1] - self.a[i + 1] * gain + acc
+            zi0[i] = acc
+        self._zi0 = np.asarray(zi0)
+        self.zi: list[float] | None = None
         self.y = math.nan
 
     def reset(self) -> None:
         self.zi = None
 
+    def start_at(self, x: float) -> None:
+        """Steady state at the level ``x`` (as if ``x`` had been the input forever)."""
+        self.zi = (self._zi0 * x).tolist()
+
     def __call__(self, x: float) -> float:
         if self.zi is None:  # start in steady state at the first value: no start-up transient
-            self.zi = self._zi0 * x
-        y, self.zi = sps.lfilter(self.b, self.a, [x], zi=self.zi)
-        self.y = float(y[0])
+            self.start_at(x)
+        b, a, z = self.b, self.a, self.zi
+        y = b[0] * x + (z[0] if len(z) else 0.0)
+        last = len(z) - 1
+        for i in range(last):
+            z[i] = b[i + 1] * x - a[i + 1] * y + z[i + 1]
+        if last >= 0:
+            z[last] = b[last + 1] * x - a[last + 1] * y
+        self.y = float(y)
         return self.y
 
 
@@ -450,12 +501,12 @@ class RepCounter(_CounterBase):
         fps = self._clock.fps
         if self._ba is None or abs(fps - self._ba_fps) > 0.2 * self._ba_fps:
             wn = min(self.settings.cutoff_hz / (fps / 2.0), 0.95)
-            self._ba, self._ba_fps = sps.butter(self.settings.filter_order, wn), fps
+            self._ba, self._ba_fps = butter_lowpass(self.settings.filter_order, wn), fps
             old = (self._fs, self._fh, self._fw)
             self._fs, self._fh, self._fw = _LiveFilter(*self._ba), _LiveFilter(*self._ba), _LiveFilter(*self._ba)
             for new_f, old_f in zip((self._fs, self._fh, self._fw), old):
                 if old_f is not None and old_f.zi is not None and np.isfinite(old_f.y):
-                    new_f.zi = new_f._zi0 * old_f.y   # carry on from the old filter's output
+                    new_f.start_at(old_f.y)   # carry on from the old filter's output
         if np.isfinite(hh):
             self._last_hh = hh
         h = self._fh(self._last_hh) if np.isfinite(self._last_hh) else math.nan
@@ -618,7 +669,7 @@ class SeedCounter(_CounterBase):
             return False
         if self._filter is None:
             fps = self._clock.fps
-            taps = sps.firwin(int(st.seed_numtaps), min(st.seed_cutoff_hz / (fps / 2.0), 0.95))
+            taps = firwin_lowpass(int(st.seed_numtaps), min(st.seed_cutoff_hz / (fps / 2.0), 0.95))
             self._filter = _LiveFilter(taps, np.array([1.0]))
         s = self._filter(self._last_raw)
         counted = False

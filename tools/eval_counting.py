@@ -199,6 +199,7 @@ def summarize(clips: list[Clip], name: str) -> dict:
                    n_exact=int(np.sum(err == 0)), n_within_one=int(np.sum(np.abs(err) <= 1)))
         lats = [x for c in pos for x in c.results[name].get("latency", [])]
         out.update(latency_median=float(np.median(lats)) if lats else math.nan,
+                   latency_p90_abs=float(np.percentile(np.abs(lats), 90)) if lats else math.nan,
                    latency_worst=float(np.max(lats)) if lats else math.nan,
                    latency_n=len(lats))
     if neg:
@@ -228,8 +229,9 @@ def _fmt(x, pct=False, nd=2):
 
 def overall_table(clips: list[Clip], title: str) -> list[str]:
     lines = [f"### {title}", "",
-             "| counter | push-up clips | exact | within one | MAE | false reps (negative clips with any) | latency median s | latency worst s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| counter | push-up clips | exact | within one | MAE | false reps (negative clips with any) "
+             "| latency median s | latency p90 abs s | latency worst (latest) s | reps timed |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n in COUNTER_NAMES:
         s = summarize(clips, n)
         if not s.get("n_pushup") and not s.get("n_negative"):
@@ -238,7 +240,8 @@ def overall_table(clips: list[Clip], title: str) -> list[str]:
             f"| {n} | {s.get('n_pushup', 0)} | {_fmt(s.get('exact'), True)} ({s.get('n_exact', 0)}) | "
             f"{_fmt(s.get('within_one'), True)} ({s.get('n_within_one', 0)}) | {_fmt(s.get('mae'))} | "
             f"{s.get('false_reps', '-')} on {s.get('n_negative', 0)} ({s.get('neg_clips_with_false', '-')}) | "
-            f"{_fmt(s.get('latency_median'))} | {_fmt(s.get('latency_worst'))} |")
+            f"{_fmt(s.get('latency_median'))} | {_fmt(s.get('latency_p90_abs'))} | {_fmt(s.get('latency_worst'))} | "
+            f"{s.get('latency_n', 0)} |")
     return lines + [""]
 
 
