@@ -136,6 +136,9 @@ base_rootfs() {
             --essential-hook='printf "%s\n" "ROOTPART=LABEL=RASPIROOT" "CONSOLES=\"tty0\"" > "$1/etc/default/raspi-firmware"'
             --essential-hook='printf "%s\n" "overlayroot=tmpfs:recurse=0 fsck.repair=yes quiet" > "$1/etc/default/raspi-extra-cmdline"'
             --essential-hook="printf '%s\n' 'dtparam=i2c_arm=on' 'camera_auto_detect=1' 'display_auto_detect=1' > \"\$1/etc/default/raspi-firmware-custom\""
+            # Build the initrd once (the kernel's postinst), not again for every initramfs
+            # trigger: mkinitramfs takes ~20 min under emulation. Re-enabled in stage 3.
+            --essential-hook='mkdir -p "$1/etc/initramfs-tools" && printf "%s\n" "update_initramfs=no" "backup_initramfs=no" > "$1/etc/initramfs-tools/update-initramfs.conf"'
         )
         if [ "$DEBIAN_ONLY" -eq 0 ]; then
             # The Pi repository is signed by a key that only it ships: trust it for the bootstrap
@@ -237,6 +240,7 @@ customise() {
         bash /tmp/pushup-install/deploy/install.sh "${install_args[@]}"
     rm -rf "$stage"
     chroot_down
+    sed -i 's/^update_initramfs=no/update_initramfs=yes/' "$ROOT/etc/initramfs-tools/update-initramfs.conf"
 
     log "appliance settings: read-only root, data partition, boot settings, SSH off, locked accounts"
     local f

@@ -89,6 +89,12 @@ append_line() {
     fi
 }
 
+# systemd running as init? (Not in a chroot such as the image build: enable works offline
+# there, daemon-reload/start/stop do not.) A dry run shows every step.
+systemd_running() {
+    [ "$DRY_RUN" -eq 1 ] || [ -d /run/systemd/system ]
+}
+
 find_boot_config() {
     if [ -n "$BOOT_CONFIG" ]; then
         return
@@ -227,13 +233,15 @@ install_app() {
     else
         warn "no polkit: the long button press cannot power the Pi off (apt-get install polkitd)"
     fi
-    run systemctl daemon-reload
+    if systemd_running; then
+        run systemctl daemon-reload
+    fi
     run systemctl enable "$UNIT"
-    if [ "$START" -eq 1 ]; then
+    if [ "$START" -eq 1 ] && systemd_running; then
         run systemctl restart "$UNIT"
         say "started; follow it with: journalctl -u pushup-counter -f"
     fi
-    if [ ! -e /dev/i2c-1 ]; then
+    if [ "$BOOT" -eq 1 ] && [ ! -e /dev/i2c-1 ]; then
         say "I2C was just enabled: reboot once (sudo reboot) for the OLED to appear"
     fi
 }
@@ -241,11 +249,17 @@ install_app() {
 do_uninstall() {
     say "removing the service"
     if [ -e "$UNIT_PATH" ] || [ "$DRY_RUN" -eq 1 ]; then
-        run systemctl disable --now "$UNIT"
+        if systemd_running; then
+            run systemctl disable --now "$UNIT"
+        else
+            run systemctl disable "$UNIT"
+        fi
     fi
     run rm -f "$UNIT_PATH" "$POLKIT_RULE"
-    run systemctl daemon-reload
-    run systemctl reset-failed "$UNIT" 2>/dev/null || true
+    if systemd_running; then
+        run systemctl daemon-reload
+        run systemctl reset-failed "$UNIT" 2>/dev/null || true
+    fi
     say "removing $PREFIX"
     run rm -rf "$PREFIX"
     if [ "$PURGE" -eq 1 ]; then
