@@ -270,7 +270,8 @@ def per_clip_table(clips: list[Clip], kinds: tuple[str, ...], title: str) -> lis
         o = c.results.get("ours", {})
         lat = o.get("latency") or []
         mark = lambda n: (f"**{c.results[n]['reps']}**" if c.results[n]["reps"] != c.truth else str(c.results[n]["reps"])) if n in c.results else "-"
-        lines.append(f"| {c.name[:60]} | {c.split} | {c.view} | {c.truth} | {mark('ours')} | {mark('seed')} | {mark('elbow')} | "
+        name = c.name[:60] + (" (ambiguous)" if c.kind == "negative_ambiguous" else "")
+        lines.append(f"| {name} | {c.split} | {c.view} | {c.truth} | {mark('ours')} | {mark('seed')} | {mark('elbow')} | "
                      f"{_fmt(float(np.median(lat)) if lat else math.nan)} |")
     return lines + [""]
 
