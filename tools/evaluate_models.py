@@ -248,6 +248,7 @@ def main(argv=None):
     ap.add_argument("--blazepose", default=None, help="path to pose_landmark_lite.tflite (else npm pack into a temp dir)")
     ap.add_argument("--update-cards", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=None, help="debug: evaluate only about this many frames")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -260,6 +261,9 @@ def main(argv=None):
     has = np.isfinite(cache["kp"][:, 2, 0]) & np.isfinite(cache["kp"][:, 4, 0])
     kp_idx = np.flatnonzero((split == "val") & has & (kind != "image"))
     rec_idx = np.flatnonzero(split == "val")
+    if a.limit:
+        kp_idx = kp_idx[:: max(1, len(kp_idx) // a.limit)]
+        rec_idx = rec_idx[:: max(1, len(rec_idx) // a.limit)]
     report = {"val_clips": sorted({clips[c]["file"] for c in cache["clip"][rec_idx]})}
     t0 = time.time()
     kp_res, kp_px = eval_keypoints(cache, kp_idx, models / "keypoints.tflite", Path(a.kp_ckpt))
@@ -270,7 +274,7 @@ def main(argv=None):
     print("recognizer", json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items() if kk not in ("negative_clip_longest_smoothed_run_s",)}) for k, v in rec_res.items()}, indent=1), flush=True)
     # contact sheet on keypoint-val frames, with the recogniser prob of the same frames
     prob_by_frame = dict(zip(rec_idx.tolist(), rec_prob.tolist()))
-    contact_sheet(cache, kp_idx, kp_px, np.array([prob_by_frame[i] for i in kp_idx]),
+    contact_sheet(cache, kp_idx, kp_px, np.array([prob_by_frame.get(int(i), np.nan) for i in kp_idx]),
                   [out / "contact_sheet.png", REPO / "docs" / "models" / "contact_sheet.png"])
     with tempfile.TemporaryDirectory() as tmp:
         bp_path, bp_info = (Path(a.blazepose), {"path": a.blazepose}) if a.blazepose else fetch_blazepose(Path(tmp))

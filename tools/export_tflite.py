@@ -50,10 +50,15 @@ class NHWCKeypoints(torch.nn.Module):
 
 
 def build_net(task: str, ckpt: dict | None, width: float = 1.0):
-    from tools.nets import KeypointNet, RecognizerNet
+    from tools.nets import KeypointNet, PoseRecognizerNet, RecognizerNet
 
     width = ckpt.get("width", width) if ckpt else width
-    net = KeypointNet(width=width) if task == "keypoints" else RecognizerNet(width=width)
+    if task == "keypoints":
+        net = KeypointNet(width=width)
+    elif ckpt and ckpt.get("arch") == "pose":
+        net = PoseRecognizerNet(width=width)
+    else:
+        net = RecognizerNet(width=width)
     if ckpt:
         net.load_state_dict(ckpt["model"])
     return net.eval()

@@ -120,3 +120,26 @@ def count_macs(model: nn.Module, shape) -> int:
     for h in hs:
         h.remove()
     return int(total)
+
+
+class PoseRecognizerNet(nn.Module):
+    """MobileNetV2-style recogniser whose trunk is the keypoint net's encoder (same layer names,
+    so it can start from a keypoint checkpoint), then one more inverted-residual stage to
+    stride 32, a 1x1 expansion, global average pool and one logit."""
+
+    def __init__(self, width: float = 0.75):
+        super().__init__()
+        c = lambda n: max(8, int(round(n * width / 8)) * 8)
+        self.stem = nn.Sequential(conv_bn(3, c(16), 3, 2), InvertedResidual(c(16), c(16), 1, 1))
+        self.s4 = stage(c(16), c(24), 2, 2, 4)
+        self.s8 = stage(c(24), c(40), 3, 2, 4)
+        self.s16 = nn.Sequential(stage(c(40), c(64), 3, 2, 4), stage(c(64), c(96), 2, 1, 4))
+        self.s32 = stage(c(96), c(128), 2, 2, 4)
+        self.expand = conv_bn(c(128), c(256), 1)
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(c(256), 1)
+
+    def forward(self, x):
+        x = self.s16(self.s8(self.s4(self.stem(x))))
+        x = self.expand(self.s32(x))
+        return self.fc(self.drop(x.mean(dim=(2, 3))))

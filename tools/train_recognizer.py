@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from tools import augment, metrics
 from tools.dataset import REPO, load_cache
-from tools.nets import RecognizerNet, count_macs, count_params
+from tools.nets import PoseRecognizerNet, RecognizerNet, count_macs, count_params
 from tools.trainlib import EMA, Schedule, save_curves, seed_all
 
 INPUT_W, INPUT_H = 128, 96
@@ -90,6 +90,12 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=300)
+    ap.add_argument("--init", default=None, help="warm start from a checkpoint")
+    ap.add_argument("--arch", choices=["mobilenet", "pose"], default="mobilenet",
+                    help="pose: trunk = keypoint net encoder (start it from --kp-init)")
+    ap.add_argument("--kp-init", default=None, help="keypoint checkpoint whose encoder starts the pose trunk")
+    ap.add_argument("--freeze", default="", help="comma list of trunk parts to freeze, e.g. stem,s4")
+    ap.add_argument("--photometric", type=float, default=1.0, help="photometric augmentation strength")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     rng = seed_all(a.seed)
@@ -116,20 +122,33 @@ def main(argv=None):
     val_idx = np.flatnonzero(split == "val")
     print(f"train frames {len(train_idx)} (pos {pos.sum()}, neg {neg.sum()}, hard neg {(neg & hard).sum()}), val {len(val_idx)}", flush=True)
 
-    model = RecognizerNet(width=a.width)
+    model = RecognizerNet(width=a.width) if a.arch == "mobilenet" else PoseRecognizerNet(width=a.width)
+    if a.kp_init:
+        sd = torch.load(a.kp_init, map_location="cpu")["model"]
+        trunk = {k: v for k, v in sd.items() if k.split(".")[0] in ("stem", "s4", "s8", "s16")}
+        missing, unexpected = model.load_state_dict(trunk, strict=False)
+        print(f"trunk from {a.kp_init}: {len(trunk)} tensors, {len(missing)} left at init", flush=True)
+    frozen = [p for p in a.freeze.split(",") if p]
+    for part in frozen:
+        for prm in getattr(model, part).parameters():
+            prm.requires_grad_(False)
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location="cpu")["model"])
     params, macs = count_params(model), count_macs(model, (1, 3, INPUT_H, INPUT_W))
     print(f"params {params}, MACs {macs / 1e6:.1f}M", flush=True)
     model = model.to(memory_format=torch.channels_last)
     ema = EMA(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr, weight_decay=5e-4)
     sched = Schedule(a.lr, a.steps, a.minutes)
     history, best, step, t0, losses = [], -1.0, 0, time.time(), []
     while True:
         model.train()
+        for part in frozen:  # frozen parts keep their BatchNorm statistics
+            getattr(model, part).eval()
         bi = rng.choice(train_idx, a.batch, p=p)
         x = augment.to_tensor(cache["frames"][bi])
         x, _ = augment.warp(x, cache["kp"][bi], (INPUT_H, INPUT_W), rng, train=True, zoom=(0.7, 1.5), rot_deg=25, person_zoom_p=0.3)
-        x = augment.photometric(x, rng).contiguous(memory_format=torch.channels_last)
+        x = augment.photometric(x, rng, a.photometric).contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy((lab[bi] == 1).astype(np.float32))
         y = y * 0.95 + 0.025  # light label smoothing: the interval labels are machine-made
         for g in opt.param_groups:
@@ -151,7 +170,7 @@ def main(argv=None):
                    "neg_clips_over_1p5s": len(r["neg_clips_over_1p5s"])}
             history.append(rec)
             print("eval", json.dumps(rec), r["neg_clips_over_1p5s"], flush=True)
-            ckpt = {"model": ema.model.state_dict(), "width": a.width, "step": step, "input": [INPUT_H, INPUT_W]}
+            ckpt = {"model": ema.model.state_dict(), "width": a.width, "arch": a.arch, "step": step, "input": [INPUT_H, INPUT_W]}
             torch.save(ckpt, out / "last.pt")
             score = r["auc"] - 0.01 * len(r["neg_clips_over_1p5s"])
             if score > best:
