@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         -y|--yes) YES=1 ;;
         -f|--force) FORCE=1 ;;
-        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         --) shift; ARGS+=("$@"); break ;;
         -*) echo "flash: unknown option: $1" >&2; exit 2 ;;
         *) ARGS+=("$1") ;;

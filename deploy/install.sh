@@ -54,7 +54,7 @@ while [ $# -gt 0 ]; do
         --debian-only) APT_PACKAGES=("${APT_PACKAGES[@]/python3-picamera2}"); APT_PACKAGES=("${APT_PACKAGES[@]/python3-lgpio}") ;;
         --wheel) WHEEL=${2:?--wheel needs a file}; shift ;;
         --wheel=*) WHEEL=${1#--wheel=} ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
