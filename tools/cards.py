@@ -13,14 +13,16 @@ COMMANDS = {
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp_a --minutes 40 --width 0.75 --batch 16 "
         "--lr 2e-3 --threads 1 --eval-every 200 --val-frames 400 "
         "[phase A: stopped by hand after 16 min; runs/kp_a/last.pt = EMA at step 600] && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp --init runs/kp_a/last.pt --crop 1.5 "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp_b --init runs/kp_a/last.pt --crop 1.5 "
         "--photometric 0.6 --minutes 38 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 && "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp --init runs/kp_b/best.pt --crop 1.5 "
+        "--photometric 0.6 --minutes 12 --width 0.75 --batch 24 --lr 1e-3 --threads 1 --eval-every 250 --val-frames 400 && "
         "python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt && "
         "python -m tools.evaluate_models --data ../shared/data --update-cards"
     ),
     "recognizer": (
         "python -m tools.dataset --data ../shared/data --out runs/cache/frames.npz && "
-        "[keypoint training as in keypoints.json; trunk = runs/kp/last.pt at phase-B step 500 copied to runs/kp_trunk_for_rec.pt] && "
+        "[keypoint training as in keypoints.json; trunk = phase-B (runs/kp_b) last.pt at step 500 copied to runs/kp_trunk_for_rec.pt] && "
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --out runs/rec --arch pose --width 0.75 "
         "--kp-init runs/kp_trunk_for_rec.pt --freeze stem,s4 --minutes 24 --lr 2e-3 --batch 48 --threads 1 --eval-every 250 && "
         "python -m tools.export_tflite recognizer --ckpt runs/rec/best.pt && "
@@ -66,10 +68,18 @@ def training_summary(task: str, run_dir: Path) -> dict:
         ha = REPO / "runs" / "kp_a" / "history.json"
         if ha.exists():
             h = json.loads(ha.read_text())
-            out["phase_a"] = {"note": "full-frame training, stopped by hand; phase B (run) warm-starts from its step-600 EMA",
+            out["phase_a"] = {"note": "full-frame training, stopped by hand; phase B warm-starts from its step-600 EMA",
                               "steps_used": 600, "wall_seconds_approx": round(h[-1]["seconds"] + 60, 0), "batch": 16}
+            total = out["phase_a"]["wall_seconds_approx"]
+            mb = REPO / "runs" / "kp_b" / "metrics.json"
+            if mb.exists():
+                tb = json.loads(mb.read_text())
+                out["phase_b"] = {"note": "1.5x crops at full pixel scale, warm start from phase A; phase C (run) warm-starts from its best",
+                                  "steps": tb["steps"], "wall_seconds": tb["wall_seconds"], "batch": tb["batch"],
+                                  "best_val_subset_pck_body_all": tb["best_val_pck_body_all"]}
+                total += tb["wall_seconds"]
             if "run" in out:
-                out["wall_seconds_total_approx"] = out["phase_a"]["wall_seconds_approx"] + out["run"]["wall_seconds"]
+                out["wall_seconds_total_approx"] = total + out["run"]["wall_seconds"]
     else:
         out["trunk"] = ("stem/s4/s8/s16 initialised from the keypoint net (phase B, step 500); stem and s4 frozen; "
                         "the earlier plain MobileNetV2 recogniser (runs/rec_a, 33 min, val AUC 0.71) was dropped")
