@@ -22,9 +22,9 @@ COMMANDS = {
     ),
     "recognizer": (
         "python -m tools.dataset --data ../shared/data --out runs/cache/frames.npz && "
-        "[keypoint training as in keypoints.json; trunk = phase-B (runs/kp_b) last.pt at step 500 copied to runs/kp_trunk_for_rec.pt] && "
+        "[keypoint training as in keypoints.json; trunk = the shipped keypoint checkpoint runs/kp/best.pt (phase C)] && "
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --out runs/rec --arch pose --width 0.75 "
-        "--kp-init runs/kp_trunk_for_rec.pt --freeze stem,s4 --minutes 24 --lr 2e-3 --batch 48 --threads 1 --eval-every 250 && "
+        "--kp-init runs/kp/best.pt --freeze stem,s4,s8 --minutes 11 --lr 2e-3 --batch 48 --threads 1 --eval-every 250 && "
         "python -m tools.export_tflite recognizer --ckpt runs/rec/best.pt && "
         "python -m tools.evaluate_models --data ../shared/data --update-cards"
     ),
@@ -81,8 +81,10 @@ def training_summary(task: str, run_dir: Path) -> dict:
             if "run" in out:
                 out["wall_seconds_total_approx"] = total + out["run"]["wall_seconds"]
     else:
-        out["trunk"] = ("stem/s4/s8/s16 initialised from the keypoint net (phase B, step 500); stem and s4 frozen; "
-                        "the earlier plain MobileNetV2 recogniser (runs/rec_a, 33 min, val AUC 0.71) was dropped")
+        out["trunk"] = ("stem/s4/s8/s16 initialised from the shipped keypoint net (phase C best); stem, s4 and s8 frozen; "
+                        "best checkpoint = step 250 (val AUC fell afterwards: overfitting to training scenes). Earlier tries: "
+                        "plain MobileNetV2 recogniser from scratch (33 min, val AUC 0.71), pose trunk from keypoint phase B "
+                        "with stem/s4 frozen (25 min, val AUC 0.776)")
     return out
 
 
