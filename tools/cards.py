@@ -7,6 +7,10 @@ from pathlib import Path
 from appliance.keypoints import NAMES
 from tools.dataset import REPO
 
+SYNTHETIC = (
+    "python -m tools.synthetic_cache --clips 48 --out runs/cache/synthetic.npz && "
+    "python -m tools.synthetic_cache --merge runs/cache/frames.npz runs/cache/synthetic.npz --out runs/cache/merged.npz"
+)
 COMMANDS = {
     "keypoints": (
         "python -m tools.dataset --data ../shared/data --out runs/cache/frames.npz && "
@@ -14,19 +18,21 @@ COMMANDS = {
         "--lr 2e-3 --threads 1 --eval-every 200 --val-frames 400 "
         "[phase A: stopped by hand after 16 min; runs/kp_a/last.pt = EMA at step 600] && "
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp_b --init runs/kp_a/last.pt --crop 1.5 "
-        "--photometric 0.6 --minutes 38 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp --init runs/kp_b/best.pt --crop 1.5 "
-        "--photometric 0.6 --minutes 12 --width 0.75 --batch 24 --lr 1e-3 --threads 1 --eval-every 250 --val-frames 400 && "
+        "--photometric 0.6 --minutes 38 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 "
+        "[runs/kp_b/best.pt as of step 750 copied to runs/kp_best_0341.pt] && " + SYNTHETIC + " && "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp --init runs/kp_best_0341.pt "
+        "--crop 1.5 --photometric 0.6 --minutes 45 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 && "
         "python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt && "
-        "python -m tools.evaluate_models --data ../shared/data --update-cards"
+        "python -m tools.evaluate_models --data ../shared/data --rec-ckpt runs/rec/last.pt --update-cards"
     ),
     "recognizer": (
-        "python -m tools.dataset --data ../shared/data --out runs/cache/frames.npz && "
-        "[keypoint training as in keypoints.json; trunk = the shipped keypoint checkpoint runs/kp/best.pt (phase C)] && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --out runs/rec --arch pose --width 0.75 "
-        "--kp-init runs/kp/best.pt --freeze stem,s4,s8 --minutes 11 --lr 2e-3 --batch 48 --threads 1 --eval-every 250 && "
-        "python -m tools.export_tflite recognizer --ckpt runs/rec/best.pt && "
-        "python -m tools.evaluate_models --data ../shared/data --update-cards"
+        "[real-footage recogniser runs/rec_realonly: python -m tools.train_recognizer --out runs/rec_realonly --arch pose "
+        "--width 0.75 --kp-init runs/kp_trunk_for_rec.pt --freeze stem,s4 --minutes 24 --lr 2e-3 --batch 48 --threads 1 "
+        "--eval-every 250; best.pt at step 250 copied to runs/rec_best_0410.pt] && " + SYNTHETIC + " && "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --cache runs/cache/merged.npz --out runs/rec --arch pose "
+        "--width 0.75 --init runs/rec_best_0410.pt --freeze stem,s4 --minutes 22 --lr 1.5e-3 --batch 48 --threads 1 --eval-every 250 && "
+        "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt && "
+        "python -m tools.evaluate_models --data ../shared/data --rec-ckpt runs/rec/last.pt --update-cards"
     ),
 }
 
