@@ -41,7 +41,7 @@ def rendered(tmp_path_factory):
     folder = tmp_path_factory.mktemp("rendered")
     clips = {}
     for name, spec in {**PUSHUP_CLIPS, **OTHER_CLIPS}.items():
-        spec = spec.values[0] if hasattr(spec, "values") else spec  # a pytest.param wraps its spec
+        spec = spec if isinstance(spec, dict) else spec.values[0]  # a pytest.param wraps its spec
         path = folder / f"{name}.mp4"
         labels = render_clip(path, **spec)
         clips[name] = (path, labels)
@@ -55,7 +55,7 @@ def count(path):
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(name, marks=spec.marks) if hasattr(spec, "marks") else name for name, spec in sorted(PUSHUP_CLIPS.items())
+    name if isinstance(spec, dict) else pytest.param(name, marks=spec.marks) for name, spec in sorted(PUSHUP_CLIPS.items())
 ])
 def test_pushup_clip_counts_exactly(rendered, name):
     path, labels = rendered[name]
