@@ -45,7 +45,7 @@ def notify_socket(tmp_path, monkeypatch):
 
 
 def have_models() -> bool:
-    return (MODELS / "keypoints.tflite").exists() and (MODELS / "recognizer.tflite").exists()
+    return all((MODELS / f"{name}.{ext}").exists() for name in ("keypoints", "recognizer") for ext in ("tflite", "json"))
 
 
 needs_models = pytest.mark.skipif(not have_models(), reason="models/ has no trained models yet")
