@@ -170,7 +170,15 @@ run_daemon() {
         # ai-edge-litert segfaults under qemu-user on the host's /proc/cpuinfo.
         mount --bind "$HERE/testdata/cpuinfo-cortex-a72" "$ROOT/proc/cpuinfo"; MOUNTED+=("$ROOT/proc/cpuinfo")
     fi
-    mount -t sysfs sysfs "$ROOT/sys"; MOUNTED+=("$ROOT/sys")
+    if [ "$(uname -m)" != aarch64 ]; then
+        # Not the host's sysfs: XNNPACK's CPU detection reads /sys/devices/system/cpu and,
+        # finding an x86 host there, picks kernels that compute garbage under qemu-user
+        # (the daemon then sees nobody). An empty /sys makes it fall back to the Cortex-A72
+        # cpuinfo above, as on a Pi. Nothing in the daemon needs /sys with mock pins.
+        mount -t tmpfs -o size=1m,mode=0755 sysfs "$ROOT/sys"; MOUNTED+=("$ROOT/sys")
+    else
+        mount -t sysfs sysfs "$ROOT/sys"; MOUNTED+=("$ROOT/sys")
+    fi
     mount --bind /dev "$ROOT/dev"; MOUNTED+=("$ROOT/dev")
 
     check "arm64 python imports numpy, scipy, av, systemd, ai_edge_litert" chroot "$ROOT" /opt/pushup-counter/venv/bin/python -c \
