@@ -2,6 +2,7 @@ import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,3 +50,21 @@ def have_models() -> bool:
 
 
 needs_models = pytest.mark.skipif(not have_models(), reason="models/ has no trained models yet")
+
+
+def make_clip(path, frames=20, fps=10, size=(64, 48)):
+    """A small H.264 clip whose frames differ (a growing bright band), written with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            img = np.zeros((size[1], size[0], 3), np.uint8)
+            img[:, : (i * 3) % size[0]] = 200
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

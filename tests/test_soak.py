@@ -4,26 +4,11 @@ import os
 import subprocess
 import sys
 
-import av
 import numpy as np
 
-from conftest import ROOT
+from conftest import ROOT, make_clip
 from test_faults import needs_models
 from tools.soak import LoopingSource, proc_status
-
-
-def make_clip(path, frames=12, fps=12, size=(96, 64)):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            img = np.full((size[1], size[0], 3), 10 * i, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def test_looping_source_plays_the_clips_in_turn_with_rising_timestamps(tmp_path):

@@ -1,24 +1,9 @@
-import av
 import numpy as np
 import pytest
 
 from appliance.errors import SourceError
 from appliance.sources import PiCameraSource, VideoFileSource
-
-
-def make_clip(path, frames=20, fps=10, size=(64, 48)):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            img = np.zeros((size[1], size[0], 3), np.uint8)
-            img[:, : (i * 3) % size[0]] = 200
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+from tests.conftest import make_clip
 
 
 def read_all(source):
