@@ -67,11 +67,7 @@ def cmd_count(args) -> int:
         "fps": round(source.fps, 3),
         "timings_ms": {k: round(float(np.median(v)), 3) for k, v in stage_times.items() if v},
     }
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(f"{report['reps']} reps in {args.video} ({report['frames']} frames)")
-    return 0
+    return _print_report(report, args.json, f"{report['reps']} reps in {args.video} ({report['frames']} frames)")
 
 
 def cmd_count_trace(args) -> int:
@@ -91,10 +87,11 @@ def cmd_count_trace(args) -> int:
         raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps > 0, got {keypoints.shape}, fps {fps}")
     result = count_trace(keypoints, fps, config.counter if config else None)
     report = {"trace": str(args.trace), "reps": int(result.reps), "rep_times_s": [round(float(t), 3) for t in result.rep_times_s], "frames": int(len(keypoints))}
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(f"{report['reps']} reps in {args.trace}")
+    return _print_report(report, args.json, f"{report['reps']} reps in {args.trace}")
+
+
+def _print_report(report: dict, as_json: bool, text: str) -> int:
+    print(json.dumps(report) if as_json else text)
     return 0
 
 

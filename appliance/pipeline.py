@@ -14,9 +14,6 @@ from appliance.counter import RepCounter
 from appliance.frames import Frame, check_frame
 from appliance.gate import Gate
 
-STAGES = ("preprocess", "keypoints", "recognition", "counter")
-
-
 @dataclass
 class FrameResult:
     t: float

@@ -5,23 +5,17 @@ graphs on XNNPACK. Torch never runs here.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from appliance.errors import ModelError
 
 try:
     from ai_edge_litert.interpreter import Interpreter
-
-    RUNTIME_NAME = "ai-edge-litert"
 except ImportError:  # pragma: no cover - exercised only where ai-edge-litert is absent
     try:
         from tflite_runtime.interpreter import Interpreter
-
-        RUNTIME_NAME = "tflite-runtime"
     except ImportError:
         Interpreter = None
-        RUNTIME_NAME = None
 
 
 def load_interpreter(path: str | Path, num_threads: int = 1):
@@ -47,7 +41,3 @@ def load_interpreter(path: str | Path, num_threads: int = 1):
         raise ModelError(f"model file {path} cannot be loaded: {first_line}") from None
     return interpreter
 
-
-def quiet_runtime_logs() -> None:
-    """Keep the runtime's per-interpreter banner out of the journal (TF_CPP_MIN_LOG_LEVEL)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
