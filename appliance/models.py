@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from appliance import keypoints as kp
+from appliance import recognition
 from appliance.errors import ModelError
 from appliance.frames import Frame, to_rgb
 from appliance.geometry import Letterbox, decode_heatmaps
@@ -58,8 +59,8 @@ def _check_tensor(model_path: Path, which: str, declared: dict, detail: dict) ->
     real_dtype = np.dtype(detail["dtype"]).name
     real_scale, real_zero = detail["quantization"]
     problems = []
-    if which == "input" and layout != "NHWC":
-        problems.append(f"layout {layout} (the appliance feeds NHWC)")
+    if which == "input" and layout not in ("NHWC", "NTKC"):
+        problems.append(f"layout {layout} (the appliance feeds NHWC images or NTKC keypoint windows)")
     if real_shape != shape:
         problems.append(f"shape {list(real_shape)} != card {list(shape)}")
     if real_dtype != dtype:
@@ -73,7 +74,7 @@ def _check_tensor(model_path: Path, which: str, declared: dict, detail: dict) ->
 
 
 class _TFLiteModel:
-    """Interpreter + card + the letterbox/quantise step both models share."""
+    """Interpreter + card + the tensor checks and (de)quantisation both models share."""
 
     task = ""
 
@@ -101,35 +102,16 @@ class _TFLiteModel:
         self.output = _check_tensor(self.path, "output", self.card["output"], outputs[0])
         if len(self.input.shape) != 4 or self.input.shape[0] != 1 or self.input.shape[3] != 3:
             raise ModelError(f"model {self.path}: input must be [1, H, W, 3], card says {list(self.input.shape)}")
-        if self.card["input"].get("color", "RGB") != "RGB" or self.card["input"].get("resize", "letterbox") != "letterbox":
-            raise ModelError(f"model {self.path}: only RGB letterboxed input is supported")
-        self.input_h, self.input_w = self.input.shape[1:3]
-        self.pad_value = int(self.card["input"].get("pad_value", 0))
-        low, high = self.card["input"].get("value_range", [0.0, 1.0])
-        self._lut = self._quantise_table(float(low), float(high))
 
-    def _quantise_table(self, low: float, high: float) -> np.ndarray:
-        """uint8 pixel -> input tensor value, as a 256-entry lookup (one gather per frame)."""
-        real = low + (high - low) * np.arange(256, dtype=np.float64) / 255.0
+    def _quantise(self, real: np.ndarray) -> np.ndarray:
         if self.input.dtype == "float32":
-            return real.astype(np.float32)
+            return np.asarray(real, np.float32)
         info = np.iinfo(_NP_DTYPES[self.input.dtype])
-        q = np.round(real / self.input.scale + self.input.zero_point)
+        q = np.round(np.asarray(real, np.float64) / self.input.scale + self.input.zero_point)
         return np.clip(q, info.min, info.max).astype(_NP_DTYPES[self.input.dtype])
 
-    def letterbox(self, frame: Frame) -> tuple[np.ndarray, Letterbox]:
-        """The frame scaled into the model input with its aspect kept, padded, as uint8 RGB."""
-        width, height = frame.size
-        box = Letterbox(width, height, self.input_w, self.input_h)
-        canvas = np.full((self.input_h, self.input_w, 3), self.pad_value, dtype=np.uint8)
-        cw, ch = box.content_size
-        ox, oy = box.offset
-        resized = Image.fromarray(to_rgb(frame)).resize((cw, ch), Image.BILINEAR)
-        canvas[oy : oy + ch, ox : ox + cw] = np.asarray(resized)
-        return canvas, box
-
-    def _invoke(self, pixels: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self._input_index, self._lut[pixels][None])
+    def _invoke(self, tensor: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self._input_index, tensor[None])
         self.interpreter.invoke()
         raw = self.interpreter.get_tensor(self._output_index)[0]
         if self.output.dtype == "float32":
@@ -144,6 +126,8 @@ class KeypointModel(_TFLiteModel):
 
     def __init__(self, path: str | Path, num_threads: int = 1):
         super().__init__(path, num_threads)
+        if self.card["input"].get("color", "RGB") != "RGB" or self.card["input"].get("resize", "letterbox") != "letterbox":
+            raise ModelError(f"model {self.path}: only RGB letterboxed input is supported")
         names = tuple(self.card.get("keypoints", ()))
         count = len(names)
         if count not in (kp.SEED_COUNT, kp.FULL_COUNT) or names != kp.NAMES[:count]:
@@ -151,19 +135,39 @@ class KeypointModel(_TFLiteModel):
         if self.card["output"].get("decoding") != "heatmap" or len(self.output.shape) != 4 or self.output.shape[3] != count:
             raise ModelError(f"model {self.path}: output must be heatmaps [1, h, w, {count}]")
         self.count = count
+        self.input_h, self.input_w = self.input.shape[1:3]
+        self.pad_value = int(self.card["input"].get("pad_value", 0))
+        low, high = self.card["input"].get("value_range", [0.0, 1.0])
+        # uint8 pixel -> input tensor value, as a 256-entry lookup (one gather per frame)
+        self._lut = self._quantise(float(low) + (float(high) - float(low)) * np.arange(256) / 255.0)
+
+    def letterbox(self, frame: Frame) -> tuple[np.ndarray, Letterbox]:
+        """The frame scaled into the model input with its aspect kept, padded, as uint8 RGB."""
+        width, height = frame.size
+        box = Letterbox(width, height, self.input_w, self.input_h)
+        canvas = np.full((self.input_h, self.input_w, 3), self.pad_value, dtype=np.uint8)
+        cw, ch = box.content_size
+        ox, oy = box.offset
+        resized = Image.fromarray(to_rgb(frame)).resize((cw, ch), Image.BILINEAR)
+        canvas[oy : oy + ch, ox : ox + cw] = np.asarray(resized)
+        return canvas, box
 
     def predict(self, frame: Frame) -> np.ndarray:
         pixels, box = self.letterbox(frame)
         return self.predict_pixels(pixels, box)
 
     def predict_pixels(self, pixels: np.ndarray, box: Letterbox) -> np.ndarray:
-        points = decode_heatmaps(self._invoke(pixels))
+        points = decode_heatmaps(self._invoke(self._lut[pixels]))
         points[:, :2] = box.input_to_frame(points[:, :2])
         return points
 
 
 class RecognitionModel(_TFLiteModel):
-    """Frame -> P(this person is doing push-ups right now)."""
+    """The last seconds of keypoints -> P(this person is doing push-ups right now).
+
+    Its input is a keypoint window (appliance.recognition); the card states the window's steps,
+    spacing and keypoint order, and the normalisation it was trained with.
+    """
 
     task = "recognition"
 
@@ -172,10 +176,32 @@ class RecognitionModel(_TFLiteModel):
         self.decoding = self.card["output"].get("decoding")
         if self.decoding not in ("logit", "probability") or int(np.prod(self.output.shape)) != 1:
             raise ModelError(f"model {self.path}: output must be one logit or probability")
+        window = self.card["input"].get("window")
+        if self.card["input"].get("kind") != "keypoint_window" or not isinstance(window, dict):
+            raise ModelError(f"model {self.path}: input must be a keypoint window (card input.kind, input.window)")
+        _, steps, count, _ = self.input.shape
+        names = tuple(window.get("keypoints", ()))
+        if names != kp.NAMES[:count]:
+            raise ModelError(f"model {self.path}: card keypoint order {list(names)} is not the project's {list(kp.NAMES[:count])}")
+        if window.get("normalisation") != recognition.NORMALISATION:
+            raise ModelError(f"model {self.path}: window normalisation {window.get('normalisation')!r} is not "
+                             f"this appliance's {recognition.NORMALISATION!r}")
+        try:
+            step_s = float(window["step_s"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"model {self.path}: card input.window.step_s missing") from None
+        self.count = count
+        self.history = recognition.PoseHistory(steps, step_s)
 
-    def predict(self, frame: Frame) -> float:
-        pixels, _ = self.letterbox(frame)
-        value = float(self._invoke(pixels).reshape(-1)[0])
+    def observe(self, t: float, keypoints: np.ndarray) -> None:
+        """Remember one frame's keypoints (every frame, whether or not the model runs)."""
+        if keypoints.shape[0] < self.count:
+            raise ModelError(f"model {self.path} needs {self.count} keypoints, the keypoint model gives {keypoints.shape[0]}")
+        self.history.add(t, keypoints[: self.count])
+
+    def predict(self, aspect: float) -> float:
+        """P(push-ups) for the newest observed frame; ``aspect`` is the frame's width / height."""
+        value = float(self._invoke(self._quantise(self.history.window(aspect))).reshape(-1)[0])
         if self.decoding == "logit":
             return float(1.0 / (1.0 + np.exp(-value)))
         return float(np.clip(value, 0.0, 1.0))

@@ -1,4 +1,4 @@
-"""frame -> keypoints -> recognition gate -> counter: one step per frame, pure, no I/O.
+"""frame -> keypoints -> recognition (on the keypoint history) -> gate -> counter: one step per frame, pure, no I/O.
 
 The same object runs in the daemon, in `pushup-counter count` and in the tests; only what
 feeds it frames and what shows its results differ.
@@ -47,9 +47,11 @@ class Pipeline:
         t1 = time.perf_counter()
         keypoints = self.keypoint_model.predict_pixels(pixels, box)
         t2 = time.perf_counter()
+        self.recognition_model.observe(frame.t, keypoints)
         probability = None
         if self._frames_seen % self.recognition_every == 0:
-            probability = self.recognition_model.predict(frame)
+            width, height = frame.size
+            probability = self.recognition_model.predict(width / height)
             self._last_prob = probability
         t3 = time.perf_counter()
         gate_open = self.gate.update(frame.t, probability)

@@ -167,6 +167,10 @@ def edit_card(tmp_path, name, change):
     ("keypoints", lambda c: c.__setitem__("keypoints", list(reversed(c["keypoints"]))), "card keypoint order"),
     ("recognizer", lambda c: c.__setitem__("task", "keypoints"), "is for task 'keypoints'"),
     ("recognizer", lambda c: c.__setitem__("sha256", "0" * 64), "sha256 differs"),
+    ("recognizer", lambda c: c["input"]["window"].__setitem__("normalisation", "other"), "window normalisation 'other'"),
+    ("recognizer", lambda c: c["input"].pop("kind"), "input must be a keypoint window"),
+    ("recognizer", lambda c: c["input"]["window"].__setitem__("keypoints", c["input"]["window"]["keypoints"][::-1]), "card keypoint order"),
+    ("recognizer", lambda c: c["input"].__setitem__("layout", "NCHW"), "does not match its card: input layout NCHW"),
 ])
 def test_card_that_does_not_match_the_model(daemon, tmp_path, capsys, name, change, message):
     run, unchanged = daemon

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from appliance.keypoints import NAMES
+from appliance.recognition import CLIP, MIN_SCORE, NORMALISATION, STEP_S
 from tools.dataset import REPO
 
 SYNTHETIC = (
@@ -26,18 +27,39 @@ COMMANDS = {
         "python -m tools.evaluate_models --data ../shared/data --rec-ckpt runs/rec/last.pt --update-cards"
     ),
     "recognizer": (
-        "[real-footage recogniser runs/rec_realonly: python -m tools.train_recognizer --out runs/rec_realonly --arch pose "
-        "--width 0.75 --kp-init runs/kp_trunk_for_rec.pt --freeze stem,s4 --minutes 24 --lr 2e-3 --batch 48 --threads 1 "
-        "--eval-every 250; best.pt at step 250 copied to runs/rec_best_0410.pt] && " + SYNTHETIC + " && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --cache runs/cache/merged.npz --out runs/rec --arch pose "
-        "--width 0.75 --init runs/rec_best_0410.pt --freeze stem,s4 --minutes 22 --lr 1.5e-3 --batch 48 --threads 1 --eval-every 250 && "
+        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces && "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --data ../shared/data --traces runs/traces --out runs/rec "
+        "--steps 3000 --threads 2 && "
         "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt && "
-        "python -m tools.evaluate_models --data ../shared/data --rec-ckpt runs/rec/last.pt --update-cards"
+        "python -m tools.evaluate_models --data ../shared/data --update-cards"
     ),
 }
 
 
+def recognizer_training_summary(run_dir: Path) -> dict:
+    out = {
+        "data": ("keypoint traces of every clip in ../shared/data (pushup/, pushup_riyer8_cs231n-pushfit/, negative/; "
+                 "ambiguous negatives left out): the MediaPipe teacher's, and our int8 keypoint model's as the appliance "
+                 "sees them (tools.pose_traces collect)"),
+        "split": "tools.dataset's split by source footage (the keypoint model's split)",
+        "targets": ("per frame: 1 = push-up clip with the person down inside the active span (tools.dataset.pushup_labels, "
+                    "0.5 s unsure margin at transitions); 0 = negative clips and standing/set-up frames; the window ending "
+                    "at a frame carries that frame's label"),
+        "augmentation": ("tempo (window step 0.07/0.1/0.14 s), horizontal flip with left/right swap, rotation +-8 deg, "
+                         "scale, keypoint jitter and outliers (stronger on teacher traces), dropped keypoints, history cut short"),
+    }
+    m = run_dir / "metrics.json"
+    if m.exists():
+        t = json.loads(m.read_text())
+        out["run"] = {k: t[k] for k in ("train_windows", "steps", "wall_seconds", "threads") if k in t}
+        out["run"]["machine"] = "2-core x86-64 CPU, no GPU"
+        out["run"]["args"] = t.get("args")
+    return out
+
+
 def training_summary(task: str, run_dir: Path) -> dict:
+    if task != "keypoints":
+        return recognizer_training_summary(run_dir)
     cache_json = REPO / "runs" / "cache" / "frames.json"
     out = {}
     if cache_json.exists():
@@ -56,12 +78,7 @@ def training_summary(task: str, run_dir: Path) -> dict:
                     "(no person metadata); whole groups go to train or val (seed 7, ~22% val)")
     out["people"] = "about 35 distinct people/scenes in pushup/ plus riyer8 and ~100 negative clips; footage groups counted above"
     out["frame_sampling"] = "every 3rd push-up frame, every 4th (train) / 6th (val) riyer8 frame, every 8th negative frame"
-    if task == "keypoints":
-        out["targets"] = "Gaussian heatmaps, sigma 1.5 cells, peak 1 (appliance.geometry.encode_heatmaps); teacher points with visibility < 0.5 unsupervised"
-    else:
-        out["targets"] = ("1 = push-up clip frame with the person down (not standing) inside the active span "
-                          "(tools.dataset.pushup_labels, 0.5 s unsure margin at transitions), 0 = negative clips, standing/set-up "
-                          "frames of push-up clips, still images; ambiguous burpee/upward-dog clips left out of training")
+    out["targets"] = "Gaussian heatmaps, sigma 1.5 cells, peak 1 (appliance.geometry.encode_heatmaps); teacher points with visibility < 0.5 unsupervised"
     out["augmentation"] = ("zoom 0.75-1.45 (or person-centred zoom), rotation +-20 deg, shift, horizontal flip with left/right "
                            "swap, brightness, contrast, saturation, colour gain, gamma, grey, blur, noise, low resolution")
     m = run_dir / "metrics.json"
@@ -70,27 +87,21 @@ def training_summary(task: str, run_dir: Path) -> dict:
         out["run"] = {k: t[k] for k in ("train_frames", "steps", "batch", "wall_seconds", "threads") if k in t}
         out["run"]["machine"] = "2-core x86-64 CPU shared with other jobs, no GPU, torch.set_num_threads(1)"
         out["run"]["args"] = t.get("args")
-    if task == "keypoints":
-        ha = REPO / "runs" / "kp_a" / "history.json"
-        if ha.exists():
-            h = json.loads(ha.read_text())
-            out["phase_a"] = {"note": "full-frame training, stopped by hand; phase B warm-starts from its step-600 EMA",
-                              "steps_used": 600, "wall_seconds_approx": round(h[-1]["seconds"] + 60, 0), "batch": 16}
-            total = out["phase_a"]["wall_seconds_approx"]
-            mb = REPO / "runs" / "kp_b" / "metrics.json"
-            if mb.exists():
-                tb = json.loads(mb.read_text())
-                out["phase_b"] = {"note": "1.5x crops at full pixel scale, warm start from phase A; phase C (run) warm-starts from its best",
-                                  "steps": tb["steps"], "wall_seconds": tb["wall_seconds"], "batch": tb["batch"],
-                                  "best_val_subset_pck_body_all": tb["best_val_pck_body_all"]}
-                total += tb["wall_seconds"]
-            if "run" in out:
-                out["wall_seconds_total_approx"] = total + out["run"]["wall_seconds"]
-    else:
-        out["trunk"] = ("stem/s4/s8/s16 initialised from the shipped keypoint net (phase C best); stem, s4 and s8 frozen; "
-                        "best checkpoint = step 250 (val AUC fell afterwards: overfitting to training scenes). Earlier tries: "
-                        "plain MobileNetV2 recogniser from scratch (33 min, val AUC 0.71), pose trunk from keypoint phase B "
-                        "with stem/s4 frozen (25 min, val AUC 0.776)")
+    ha = REPO / "runs" / "kp_a" / "history.json"
+    if ha.exists():
+        h = json.loads(ha.read_text())
+        out["phase_a"] = {"note": "full-frame training, stopped by hand; phase B warm-starts from its step-600 EMA",
+                          "steps_used": 600, "wall_seconds_approx": round(h[-1]["seconds"] + 60, 0), "batch": 16}
+        total = out["phase_a"]["wall_seconds_approx"]
+        mb = REPO / "runs" / "kp_b" / "metrics.json"
+        if mb.exists():
+            tb = json.loads(mb.read_text())
+            out["phase_b"] = {"note": "1.5x crops at full pixel scale, warm start from phase A; phase C (run) warm-starts from its best",
+                              "steps": tb["steps"], "wall_seconds": tb["wall_seconds"], "batch": tb["batch"],
+                              "best_val_subset_pck_body_all": tb["best_val_pck_body_all"]}
+            total += tb["wall_seconds"]
+        if "run" in out:
+            out["wall_seconds_total_approx"] = total + out["run"]["wall_seconds"]
     return out
 
 
@@ -106,6 +117,15 @@ def write_card(task: str, export_info: dict, metrics: dict, latency: dict, run_d
             "shape": c["input_shape"], "layout": "NHWC", "dtype": c["input_dtype"],
             "scale": c["input_scale"], "zero_point": c["input_zero_point"],
             "color": "RGB", "value_range": [0.0, 1.0], "resize": "letterbox", "pad_value": 0,
+        } if task == "keypoints" else {
+            "shape": c["input_shape"], "layout": "NTKC", "dtype": c["input_dtype"],
+            "scale": c["input_scale"], "zero_point": c["input_zero_point"],
+            "kind": "keypoint_window",
+            "window": {"steps": c["input_shape"][1], "step_s": STEP_S, "keypoints": list(NAMES[: c["input_shape"][2]]),
+                       "normalisation": NORMALISATION, "min_score": MIN_SCORE, "clip": CLIP,
+                       "rule": "appliance.recognition: samples step_s apart ending at the newest frame (sample and hold); "
+                               "x times the frame aspect; centred on the median shoulder midpoint; divided by the window's "
+                               "body scale; channel 2 = seen (score >= min_score), unseen points 0"},
         },
         "output": {
             "shape": c["output_shape"], "layout": "NHWC" if task == "keypoints" else "NC", "dtype": c["output_dtype"],

@@ -3,8 +3,9 @@
 Keypoints: PCK@0.25 with the clip body scale (appliance.keypoints.body_scale, the project
 metric) and with the per-frame shoulder distance, overall / seed seven / hips, per clip, for
 the float PyTorch checkpoint and the int8 TFLite (decoded with appliance.geometry).
-Recogniser: ROC AUC, accuracy, FPR on negatives, per negative clip the longest stretch of
-1 s-smoothed probability > 0.5. Latency: median ms, 1 thread, ai-edge-litert, our two int8
+Recogniser (on keypoint windows, appliance.recognition): ROC AUC, accuracy, FPR on negatives, per
+negative clip the longest stretch of 1 s-smoothed probability > 0.5, on our model's traces and on
+the teacher's. Latency: median ms, 1 thread, ai-edge-litert, our two int8
 models and BlazePose lite (pose_landmark_lite.tflite from npm @mediapipe/pose@0.5.1675469404,
 fetched with ``npm pack`` into a temp dir, never committed) in the same run.
 Contact sheet PNG of int8 predictions vs teacher.
@@ -27,24 +28,11 @@ import torch
 
 from appliance import keypoints as kpmod
 from tools import metrics
-from tools.dataset import EVERY, REPO, load_cache
-from tools.export_tflite import Int8Runner, NHWCKeypoints, NHWCRecognizer, build_net, float_nhwc
+from tools.dataset import REPO, load_cache
+from tools.export_tflite import Int8Runner, NHWCKeypoints, build_net, float_nhwc
 
 BLAZEPOSE_PKG = "@mediapipe/pose@0.5.1675469404"
 BLAZEPOSE_LITE_SHA256 = "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61"  # measured 2026-11-24
-
-
-def recognizer_input(frames_u8: np.ndarray) -> np.ndarray:
-    import torch.nn.functional as F
-
-    from tools.export_tflite import RECOGNIZER_INPUT
-
-    out = []
-    for i in range(0, len(frames_u8), 256):
-        t = torch.from_numpy(frames_u8[i:i + 256]).permute(0, 3, 1, 2).float() / 255
-        t = F.interpolate(t, size=RECOGNIZER_INPUT, mode="bilinear", align_corners=False, antialias=True)
-        out.append(t.permute(0, 2, 3, 1).numpy())
-    return np.concatenate(out)
 
 
 def eval_keypoints(cache, val_idx, tflite: Path, ckpt: Path | None) -> tuple[dict, np.ndarray]:
@@ -82,52 +70,25 @@ def eval_keypoints(cache, val_idx, tflite: Path, ckpt: Path | None) -> tuple[dic
     return res, preds["int8"]
 
 
-def eval_recognizer(cache, val_idx, tflite: Path, ckpt: Path | None) -> tuple[dict, np.ndarray]:
-    clips = cache["clips"]
-    x = recognizer_input(cache["frames"][val_idx])
-    cid = cache["clip"][val_idx]
-    lab = cache["label"][val_idx]
-    amb = np.array([clips[c]["ambiguous"] for c in cid])
-    kinds = np.array([clips[c]["kind"] for c in cid])
+def eval_recognizer(traces_dir: Path, data: str | None, tflite: Path, ckpt: Path | None) -> dict:
+    """The recogniser on validation footage: windows of our int8 keypoint model's traces (what
+    the appliance feeds it), and of the teacher's; beside it, on the same frames, the frame
+    recogniser that our traces recorded when they were collected (if any)."""
+    from tools.dataset import data_root
+    from tools.pose_traces import load_traces
+    from tools.train_recognizer import evaluate, predict
+
+    traces = [t for t in load_traces(data_root(data), traces_dir) if t.split == "val"]
     runner = Int8Runner(tflite)
-    outputs = {"int8": runner(x)[:, 0]}
+    int8 = lambda w: 1 / (1 + np.exp(-runner(w)[:, 0]))
+    res = {"validation": "val split clips (by source footage); window ending at every labelled frame; "
+                         "negative clip 'open' = 1 s causal mean of P > 0.5",
+           "int8": evaluate(int8, traces), "int8_on_teacher_traces": evaluate(int8, traces, "teacher")}
     if ckpt and ckpt.exists():
         net = build_net("recognizer", torch.load(ckpt, map_location="cpu"))
-        outputs["float"] = float_nhwc(NHWCRecognizer(net), x)[:, 0]
-    res = {}
-    for name, logit in outputs.items():
-        prob = 1 / (1 + np.exp(-logit))
-        ok = (lab >= 0) & ~amb
-        neg = ok & (lab == 0)
-        pos = ok & (lab == 1)
-        runs = {}
-        for c in np.unique(cid):
-            info = clips[c]
-            if info["kind"] != "negative":
-                continue
-            m = cid == c
-            order = np.argsort(cache["frame_index"][val_idx][m])
-            fps = info["fps"] / EVERY["negative"][1]
-            p = prob[m][order]
-            runs[info["file"]] = round(metrics.longest_run_seconds(metrics.smoothed(p, fps) > 0.5, fps), 2)
-        r = {
-            "roc_auc": metrics.roc_auc(logit[ok], lab[ok] == 1),
-            "accuracy": float(((prob[ok] > 0.5) == (lab[ok] == 1)).mean()),
-            "fpr_negative_frames": float((prob[neg] > 0.5).mean()),
-            "fpr_negative_clip_frames": float((prob[neg & (kinds == "negative")] > 0.5).mean()),
-            "fpr_images": float((prob[neg & (kinds == "image")] > 0.5).mean()) if (neg & (kinds == "image")).any() else None,
-            "tpr": float((prob[pos] > 0.5).mean()),
-            "frames": {"positive": int(pos.sum()), "negative": int(neg.sum()), "ambiguous_left_out": int(amb.sum())},
-            "negative_clips": len(runs),
-            "negative_clips_smoothed_over_0p5_longer_than_1p5s": sorted(k for k, v in runs.items() if v > 1.5),
-            "negative_clip_longest_smoothed_run_s": runs,
-            "ambiguous_clip_mean_prob": {clips[c]["file"]: float(prob[cid == c].mean()) for c in np.unique(cid[amb])},
-        }
-        res[name] = r
-    if "float" in res:
+        res["float"] = evaluate(lambda w: predict(net, w), traces)
         res["int8_auc_drop"] = res["float"]["roc_auc"] - res["int8"]["roc_auc"]
-        res["int8_vs_float_decision_agreement"] = float(((outputs["float"] > 0) == (outputs["int8"] > 0)).mean())
-    return res, 1 / (1 + np.exp(-outputs["int8"]))
+    return res
 
 
 def fetch_blazepose(tmp: Path) -> tuple[Path | None, dict]:
@@ -178,7 +139,7 @@ def latency(paths: dict[str, Path], runs: int = 60, rounds: int = 3) -> dict:
             for n, v in times.items()}
 
 
-def contact_sheet(cache, idx, kp_int8_px, prob, out_paths: list[Path], n: int = 12):
+def contact_sheet(cache, idx, kp_int8_px, out_paths: list[Path], n: int = 12):
     from PIL import Image, ImageDraw
 
     from appliance.geometry import Letterbox
@@ -223,7 +184,7 @@ def contact_sheet(cache, idx, kp_int8_px, prob, out_paths: list[Path], n: int = 
             r = 3
             d.ellipse([pp[k, 0] - r, pp[k, 1] - r, pp[k, 0] + r, pp[k, 1] + r], outline=(255, 255, 0))
         d.rectangle([0, 0, img.width, 14], fill=(0, 0, 0))
-        d.text((2, 1), f"{info['kind']} P(push-up)={prob[i]:.2f}  {Path(info['file']).name[:38]}", fill=(255, 255, 255))
+        d.text((2, 1), f"{info['kind']}  {Path(info['file']).name[:48]}", fill=(255, 255, 255))
         tiles.append(img)
     cols = 4
     rows = (len(tiles) + cols - 1) // cols
@@ -231,7 +192,7 @@ def contact_sheet(cache, idx, kp_int8_px, prob, out_paths: list[Path], n: int = 
     sheet = Image.new("RGB", (cols * tw, rows * th + 18), (30, 30, 30))
     for j, t in enumerate(tiles):
         sheet.paste(t, ((j % cols) * tw, (j // cols) * th + 18))
-    ImageDraw.Draw(sheet).text((4, 3), "validation footage: red = int8 keypoint model, green = MediaPipe teacher; header = int8 recogniser probability", fill=(255, 255, 255))
+    ImageDraw.Draw(sheet).text((4, 3), "validation footage: red = int8 keypoint model, green = MediaPipe teacher", fill=(255, 255, 255))
     for p in out_paths:
         p.parent.mkdir(parents=True, exist_ok=True)
         sheet.save(p)
@@ -239,11 +200,12 @@ def contact_sheet(cache, idx, kp_int8_px, prob, out_paths: list[Path], n: int = 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=None, help="only recorded; the frame cache is built by tools.dataset from it")
+    ap.add_argument("--data", default=None, help="the shared data folder (teacher traces, labels); frames come from --cache")
     ap.add_argument("--cache", default=str(REPO / "runs" / "cache" / "frames.npz"))
     ap.add_argument("--models", default=str(REPO / "models"))
     ap.add_argument("--kp-ckpt", default=str(REPO / "runs" / "kp" / "best.pt"))
-    ap.add_argument("--rec-ckpt", default=str(REPO / "runs" / "rec" / "best.pt"))
+    ap.add_argument("--rec-ckpt", default=str(REPO / "runs" / "rec" / "last.pt"))
+    ap.add_argument("--traces", default=str(REPO / "runs" / "traces"), help="our model's traces (tools.pose_traces collect)")
     ap.add_argument("--out", default=str(REPO / "runs" / "eval"))
     ap.add_argument("--blazepose", default=None, help="path to pose_landmark_lite.tflite (else npm pack into a temp dir)")
     ap.add_argument("--update-cards", action="store_true")
@@ -260,22 +222,17 @@ def main(argv=None):
     kind = np.array([clips[c]["kind"] for c in cache["clip"]])
     has = np.isfinite(cache["kp"][:, 2, 0]) & np.isfinite(cache["kp"][:, 4, 0])
     kp_idx = np.flatnonzero((split == "val") & has & (kind != "image"))
-    rec_idx = np.flatnonzero(split == "val")
     if a.limit:
         kp_idx = kp_idx[:: max(1, len(kp_idx) // a.limit)]
-        rec_idx = rec_idx[:: max(1, len(rec_idx) // a.limit)]
-    report = {"val_clips": sorted({clips[c]["file"] for c in cache["clip"][rec_idx]})}
+    report = {"val_clips": sorted({clips[c]["file"] for c in cache["clip"][split == "val"]})}
     t0 = time.time()
     kp_res, kp_px = eval_keypoints(cache, kp_idx, models / "keypoints.tflite", Path(a.kp_ckpt))
     report["keypoints"] = kp_res
     print("keypoints", json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items() if kk.startswith("pck")}) for k, v in kp_res.items()}, indent=1), flush=True)
-    rec_res, rec_prob = eval_recognizer(cache, rec_idx, models / "recognizer.tflite", Path(a.rec_ckpt))
+    rec_res = eval_recognizer(Path(a.traces), a.data, models / "recognizer.tflite", Path(a.rec_ckpt))
     report["recognizer"] = rec_res
-    print("recognizer", json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items() if kk not in ("negative_clip_longest_smoothed_run_s",)}) for k, v in rec_res.items()}, indent=1), flush=True)
-    # contact sheet on keypoint-val frames, with the recogniser prob of the same frames
-    prob_by_frame = dict(zip(rec_idx.tolist(), rec_prob.tolist()))
-    contact_sheet(cache, kp_idx, kp_px, np.array([prob_by_frame.get(int(i), np.nan) for i in kp_idx]),
-                  [out / "contact_sheet.png", REPO / "docs" / "models" / "contact_sheet.png"])
+    print("recognizer", json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items() if kk != "negative_clip_longest_open_s"}) for k, v in rec_res.items()}, indent=1), flush=True)
+    contact_sheet(cache, kp_idx, kp_px, [out / "contact_sheet.png", REPO / "docs" / "models" / "contact_sheet.png"])
     with tempfile.TemporaryDirectory() as tmp:
         bp_path, bp_info = (Path(a.blazepose), {"path": a.blazepose}) if a.blazepose else fetch_blazepose(Path(tmp))
         paths = {"keypoints_int8": models / "keypoints.tflite", "recognizer_int8": models / "recognizer.tflite"}
@@ -308,13 +265,13 @@ def main(argv=None):
                      "int8_drop_body_all": res.get("int8_drop_body_all"), "int8_drop_body_seven": res.get("int8_drop_body_seven"),
                      "int8_pushup_clips_only": res["int8"]["pushup_clips_only"]}
             else:
-                keep = ("roc_auc", "accuracy", "fpr_negative_frames", "fpr_negative_clip_frames", "fpr_images", "tpr", "frames",
-                        "negative_clips", "negative_clips_smoothed_over_0p5_longer_than_1p5s")
-                m = {"validation": "val split frames; smoothing = 1 s causal mean of probability",
-                     "float": {k: res["float"][k] for k in keep} if "float" in res else None,
-                     "int8": {k: res["int8"][k] for k in keep},
-                     "int8_auc_drop": res.get("int8_auc_drop"),
-                     "int8_vs_float_decision_agreement": res.get("int8_vs_float_decision_agreement")}
+                keep = ("roc_auc", "accuracy", "fpr_negative_frames", "tpr", "frames_positive", "frames_negative",
+                        "negative_clips", "negative_clips_open_over_1p5s", "frame_recognizer_same_frames_roc_auc")
+                m = {"validation": res["validation"],
+                     "float": {k: res["float"][k] for k in keep if k in res["float"]} if "float" in res else None,
+                     "int8": {k: res["int8"][k] for k in keep if k in res["int8"]},
+                     "int8_on_teacher_traces": {k: res["int8_on_teacher_traces"][k] for k in keep if k in res["int8_on_teacher_traces"]},
+                     "int8_auc_drop": res.get("int8_auc_drop")}
             p = write_card(task, exp, m, lat_card, REPO / "runs" / run, models)
             print("wrote", p)
 

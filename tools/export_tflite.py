@@ -1,12 +1,13 @@
 """Export a trained checkpoint to a full-integer int8 TFLite model plus its JSON model card.
 
 PyTorch -> float TFLite (litert-torch, NHWC input via ``to_channel_last_io``) -> static int8
-(ai-edge-quantizer ``recipe.static_wi8_ai8()``, calibrated on real letterboxed frames that
-cover the full 0..255 pixel range) -> checks: int8 input and output, no float tensor anywhere
+(ai-edge-quantizer ``recipe.static_wi8_ai8()``, calibrated on real data: letterboxed frames
+covering the full 0..255 pixel range for the keypoint model, keypoint windows from real traces
+for the recogniser) -> checks: int8 input and output, no float tensor anywhere
 in the graph, parity against the float PyTorch model.
 
     python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt
-    python -m tools.export_tflite recognizer --ckpt runs/rec/best.pt
+    python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt
 """
 from __future__ import annotations
 
@@ -24,11 +25,10 @@ import torch
 from tools.dataset import REPO
 
 KEYPOINTS_INPUT = (144, 192)  # H, W
-RECOGNIZER_INPUT = (96, 128)
 
 
 class NHWCRecognizer(torch.nn.Module):
-    """Takes NHWC float input (0..1), returns [1, 1] logits."""
+    """Takes a channels-last keypoint window [1, T, K, 3] (appliance.recognition), returns [1, 1] logits."""
 
     def __init__(self, net):
         super().__init__()
@@ -50,15 +50,15 @@ class NHWCKeypoints(torch.nn.Module):
 
 
 def build_net(task: str, ckpt: dict | None, width: float = 1.0):
-    from tools.nets import KeypointNet, PoseRecognizerNet, RecognizerNet
+    from appliance.keypoints import FULL_COUNT
+    from appliance.recognition import WINDOW_STEPS
+    from tools.nets import KeypointNet, MotionRecognizerNet
 
     width = ckpt.get("width", width) if ckpt else width
     if task == "keypoints":
         net = KeypointNet(width=width)
-    elif ckpt and ckpt.get("arch") == "pose":
-        net = PoseRecognizerNet(width=width)
     else:
-        net = RecognizerNet(width=width)
+        net = MotionRecognizerNet(FULL_COUNT, WINDOW_STEPS, int(width))
     if ckpt:
         net.load_state_dict(ckpt["model"])
     return net.eval()
@@ -72,7 +72,7 @@ def to_float_tflite(nhwc_module: torch.nn.Module, sample_nhwc: torch.Tensor, pat
     return path
 
 
-def quantize_int8(float_path: Path, calib_nhwc: np.ndarray, out_path: Path) -> Path:
+def quantize_int8(float_path: Path, calib_nhwc: np.ndarray, out_path: Path, input_range=(0.0, 1.0)) -> Path:
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
 
@@ -90,13 +90,13 @@ def quantize_int8(float_path: Path, calib_nhwc: np.ndarray, out_path: Path) -> P
     cal = calibrator.Calibrator(qt._float_model_buffer, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
     cal.calibrate(data, qt._recipe_manager)
     calib = cal.get_model_qsvs()
-    # The calibrator keeps a moving average of per-frame min/max; pin the input tensor to the
-    # full pixel range 0..1 so a uint8 pixel p maps to int8 as p - 128 (scale 1/255, zp -128).
+    # Pin the input tensor to its full declared range: for pixels 0..1, so a uint8 pixel p maps
+    # to int8 as p - 128 (scale 1/255, zp -128); for keypoint windows, +-recognition.CLIP.
     in_tensor = interp.get_input_details()[0]["name"]
     if in_tensor in calib:
         q = dict(calib[in_tensor])
-        q["min"] = np.zeros_like(np.asarray(q["min"], np.float32))
-        q["max"] = np.ones_like(np.asarray(q["max"], np.float32))
+        q["min"] = np.full_like(np.asarray(q["min"], np.float32), input_range[0])
+        q["max"] = np.full_like(np.asarray(q["max"], np.float32), input_range[1])
         calib[in_tensor] = q
     res = qt.quantize(calib)
     if out_path.exists():
@@ -194,7 +194,7 @@ def parity(task: str, module, runner: Int8Runner, x01: np.ndarray) -> dict:
     return res
 
 
-def calibration_frames(task: str, n: int, seed: int = 0) -> np.ndarray:
+def calibration_frames(n: int, seed: int = 0) -> np.ndarray:
     """Real letterboxed training frames (NHWC float 0..1), chosen to cover the pixel range."""
     from tools.dataset import load_cache
 
@@ -205,20 +205,27 @@ def calibration_frames(task: str, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     pick = rng.choice(idx, n, replace=False)
     frames = cache["frames"][pick]
-    # make sure the set holds a pure-black and a pure-white pixel: pick real frames that do
-    lo = np.flatnonzero(frames.reshape(n, -1).min(1) == 0)
+    # make sure the set holds a pure-white pixel: pick a real frame that does
     hi_all = idx[cache["frames"][idx].reshape(len(idx), -1).max(1) == 255]
     if len(hi_all) and not (frames.reshape(n, -1).max(1) == 255).any():
         frames[-1] = cache["frames"][hi_all[0]]
-    x = frames.astype(np.float32) / 255.0
-    if task == "recognizer":
-        import torch.nn.functional as F
+    return frames.astype(np.float32) / 255.0
 
-        t = torch.from_numpy(x).permute(0, 3, 1, 2)
-        t = F.interpolate(t, size=RECOGNIZER_INPUT, mode="bilinear", align_corners=False, antialias=True)
-        x = t.permute(0, 2, 3, 1).numpy()
-        x[-1] = np.clip(x[-1], 0, 1)
-    return x, cache, pick
+
+def calibration_windows(n: int, traces_dir: Path, seed: int = 0) -> np.ndarray:
+    """Keypoint windows from training footage, half from our model's traces, half the teacher's."""
+    from tools.dataset import data_root
+    from tools.pose_traces import load_traces
+    from tools.train_recognizer import trace_windows
+
+    rng = np.random.default_rng(seed)
+    traces = [t for t in load_traces(data_root(None), traces_dir) if t.split == "train"]
+    wins = []
+    for tr in rng.permutation(len(traces))[: n]:
+        x, _, _ = trace_windows(traces[tr], stride=7)
+        if len(x):
+            wins.append(x[rng.integers(len(x))])
+    return np.stack(wins[:n]).astype(np.float32)
 
 
 def sha256(path: Path) -> str:
@@ -237,28 +244,32 @@ def tool_versions() -> dict:
     return out
 
 
-def export(task: str, ckpt_path: Path, out_dir: Path, calib_n: int = 200) -> dict:
+def export(task: str, ckpt_path: Path, out_dir: Path, calib_n: int = 200, traces_dir: Path | None = None) -> dict:
+    from appliance.recognition import CLIP
     from tools.nets import count_macs, count_params
 
     torch.set_num_threads(1)  # conversion/calibration on a busy 2-core machine
     t0 = time.time()
     ckpt = torch.load(ckpt_path, map_location="cpu")
     net = build_net(task, ckpt)
-    H, W = KEYPOINTS_INPUT if task == "keypoints" else RECOGNIZER_INPUT
-    module = (NHWCKeypoints(net) if task == "keypoints" else NHWCRecognizer(net)).eval()
-    calib, _, _ = calibration_frames(task, calib_n)
+    if task == "keypoints":
+        module, calib, input_range = NHWCKeypoints(net).eval(), calibration_frames(calib_n), (0.0, 1.0)
+    else:
+        module, input_range = NHWCRecognizer(net).eval(), (-CLIP, CLIP)
+        calib = calibration_windows(calib_n, traces_dir or REPO / "runs" / "traces")
+    macs_shape = (1, calib.shape[3], calib.shape[1], calib.shape[2])
     name = "keypoints" if task == "keypoints" else "recognizer"
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         fpath = to_float_tflite(module, torch.from_numpy(calib[:1]), Path(tmp) / f"{name}_float.tflite")
-        qpath = quantize_int8(fpath, calib, out_dir / f"{name}.tflite")
+        qpath = quantize_int8(fpath, calib, out_dir / f"{name}.tflite", input_range)
     contract = int8_contract(qpath)
     runner = Int8Runner(qpath)
     par = parity(task, module, runner, calib[: min(64, len(calib))])
     info = {"task": task, "tflite": str(qpath), "sha256": sha256(qpath), "size_bytes": qpath.stat().st_size,
             "contract": contract, "parity_on_calibration_frames": par, "checkpoint": str(ckpt_path),
             "checkpoint_step": ckpt.get("step"), "width": ckpt.get("width"), "export_seconds": round(time.time() - t0, 1),
-            "parameters": count_params(net), "macs": count_macs(net, (1, 3, H, W)), "tools": tool_versions()}
+            "parameters": count_params(net), "macs": count_macs(net, macs_shape), "tools": tool_versions()}
     return info
 
 
@@ -268,8 +279,9 @@ def main(argv=None):
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--out-dir", default=str(REPO / "models"))
     ap.add_argument("--calib", type=int, default=200)
+    ap.add_argument("--traces", default=None, help="recogniser calibration traces (default runs/traces)")
     a = ap.parse_args(argv)
-    info = export(a.task, Path(a.ckpt), Path(a.out_dir), a.calib)
+    info = export(a.task, Path(a.ckpt), Path(a.out_dir), a.calib, Path(a.traces) if a.traces else None)
     report = Path(a.ckpt).parent / f"export_{a.task}.json"
     report.write_text(json.dumps(info, indent=1))
     print(json.dumps(info, indent=1))

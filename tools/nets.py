@@ -1,8 +1,12 @@
-"""The two networks: a small heatmap keypoint net and a MobileNetV2-style push-up recogniser.
+"""The two networks: a small heatmap keypoint net and a push-up recogniser on keypoint windows.
 
-Both take NCHW float input in 0..1 (uint8 / 255) in PyTorch; the exporter wraps them for NHWC.
+Both take NCHW input in PyTorch (the keypoint net pixels in 0..1, the recogniser a normalised
+keypoint window [N, 3, T, K]); the exporter wraps them for channels-last TFLite input.
 Only ops that map to int8 TFLite kernels: conv, depthwise conv, ReLU6, add, bilinear resize,
-mean, fully connected.
+fully connected.
+
+An earlier MobileNetV2-style frame recogniser (git history: tools/nets.py RecognizerNet) reached
+ROC AUC 0.72 on validation footage against 0.98 for the keypoint-window one, and is gone.
 """
 from __future__ import annotations
 
@@ -71,30 +75,6 @@ class KeypointNet(nn.Module):
         return self.head(y)
 
 
-class RecognizerNet(nn.Module):
-    """MobileNetV2-style classifier to stride 32, global average pool, one logit."""
-
-    def __init__(self, width: float = 1.0):
-        super().__init__()
-        c = lambda n: max(8, int(round(n * width / 8)) * 8)
-        self.features = nn.Sequential(
-            conv_bn(3, c(16), 3, 2),
-            InvertedResidual(c(16), c(16), 1, 1),
-            stage(c(16), c(24), 2, 2, 4),
-            stage(c(24), c(32), 2, 2, 4),
-            stage(c(32), c(64), 3, 2, 4),
-            stage(c(64), c(96), 2, 2, 4),
-            conv_bn(c(96), c(192), 1),
-        )
-        self.fc = nn.Linear(c(192), 1)
-        self.drop = nn.Dropout(0.2)
-
-    def forward(self, x):
-        x = self.features(x)
-        x = x.mean(dim=(2, 3))
-        return self.fc(self.drop(x))
-
-
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -122,24 +102,29 @@ def count_macs(model: nn.Module, shape) -> int:
     return int(total)
 
 
-class PoseRecognizerNet(nn.Module):
-    """MobileNetV2-style recogniser whose trunk is the keypoint net's encoder (same layer names,
-    so it can start from a keypoint checkpoint), then one more inverted-residual stage to
-    stride 32, a 1x1 expansion, global average pool and one logit."""
+class MotionRecognizerNet(nn.Module):
+    """Push-up recogniser on a keypoint window (appliance.recognition): NCHW [N, 3, T, K].
 
-    def __init__(self, width: float = 0.75):
+    A 1xK convolution embeds each sample's pose, temporal convolutions (two at stride 2) read
+    the movement, and the last layer sees the whole window in order (flatten, not a pool), so
+    it can weigh the newest seconds most.
+    """
+
+    def __init__(self, keypoints: int = 9, steps: int = 30, width: int = 48):
         super().__init__()
-        c = lambda n: max(8, int(round(n * width / 8)) * 8)
-        self.stem = nn.Sequential(conv_bn(3, c(16), 3, 2), InvertedResidual(c(16), c(16), 1, 1))
-        self.s4 = stage(c(16), c(24), 2, 2, 4)
-        self.s8 = stage(c(24), c(40), 3, 2, 4)
-        self.s16 = nn.Sequential(stage(c(40), c(64), 3, 2, 4), stage(c(64), c(96), 2, 1, 4))
-        self.s32 = stage(c(96), c(128), 2, 2, 4)
-        self.expand = conv_bn(c(128), c(256), 1)
+
+        def block(i, o, k, s=1):
+            return nn.Sequential(nn.Conv2d(i, o, (k, 1), (s, 1), (k // 2, 0), bias=False), nn.BatchNorm2d(o), nn.ReLU6(inplace=True))
+
+        self.pose = nn.Sequential(nn.Conv2d(3, width, (1, keypoints), bias=False), nn.BatchNorm2d(width), nn.ReLU6(inplace=True))
+        self.motion = nn.Sequential(block(width, width, 5), block(width, 2 * width, 5, 2), block(2 * width, 2 * width, 5),
+                                    block(2 * width, 2 * width, 3, 2))
+        t = steps
+        for _ in range(2):
+            t = (t - 1) // 2 + 1
         self.drop = nn.Dropout(0.2)
-        self.fc = nn.Linear(c(256), 1)
+        self.fc = nn.Linear(2 * width * t, 1)
 
     def forward(self, x):
-        x = self.s16(self.s8(self.s4(self.stem(x))))
-        x = self.expand(self.s32(x))
-        return self.fc(self.drop(x.mean(dim=(2, 3))))
+        x = self.motion(self.pose(x))
+        return self.fc(self.drop(torch.flatten(x, 1)))

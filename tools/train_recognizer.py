@@ -1,10 +1,17 @@
-"""Train the push-up recogniser ("is this person doing push-ups right now?") on the frame cache.
+"""Train the push-up recogniser on keypoint windows (appliance.recognition).
 
-Positives: push-up clip frames inside the active interval (tools.dataset.pushup_labels).
-Negatives: every negative clip (ambiguous burpee/upward-dog clips left out of training),
-set-up/standing frames of push-up clips, background/people images.
+    python -m tools.pose_traces collect --data ../shared/data --out runs/traces   # our model's traces
+    python -m tools.pose_traces collect-rendered --clips 60 --out runs/traces_rendered   # optional
+    python -m tools.train_recognizer --data ../shared/data --traces runs/traces --out runs/rec
 
-    python -m tools.train_recognizer --out runs/rec --minutes 30
+Training windows come from both the teacher's traces (clean, every clip) and our int8 keypoint
+model's traces (what the appliance will feed it); teacher windows get extra keypoint noise.
+Augmentation: horizontal flip with left/right swap, tempo (window step 0.07 to 0.14 s),
+rotation, scale, jitter, dropped keypoints, a history cut short (the first seconds after the
+person appears). Validation is on held-out footage (tools.dataset split) with our model's
+traces, beside the frame recogniser's output recorded in the same traces when present.
+
+Writes runs/rec/{last.pt,history.json,metrics.json,curves.png}.
 """
 from __future__ import annotations
 
@@ -17,173 +24,184 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tools import augment, metrics
-from tools.dataset import REPO, load_cache
-from tools.nets import PoseRecognizerNet, RecognizerNet, count_macs, count_params
-from tools.trainlib import EMA, Schedule, save_curves, seed_all
+from appliance import keypoints as kpmod
+from appliance.recognition import STEP_S, WINDOW_STEPS, window_at
+from tools import metrics
+from tools.dataset import REPO, data_root
+from tools.nets import MotionRecognizerNet, count_macs, count_params
+from tools.pose_traces import Trace, load_rendered, load_traces
+from tools.trainlib import Schedule, save_curves, seed_all
 
-INPUT_W, INPUT_H = 128, 96
-HARD_WORDS = ("hard", "plank", "prone", "crawl", "cobra", "dog", "bridge", "lying")
-
-
-def prepare(x_u8):
-    """Cache frames (192x144 letterboxed) -> recogniser input (128x96), same letterbox geometry."""
-    x = augment.to_tensor(x_u8)
-    return F.interpolate(x, size=(INPUT_H, INPUT_W), mode="bilinear", align_corners=False, antialias=True)
+TEMPO_STEPS = (0.07, 0.1, 0.14)
 
 
-def predict(model, frames, batch=128):
+def trace_windows(tr: Trace, stride: int = 1, step_s: float = STEP_S) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows [N, T, K, 3] ending at every ``stride``-th labelled frame, labels [N], frame index [N]."""
+    idx = np.arange(0, len(tr.keypoints), stride)
+    idx = idx[tr.labels[idx] >= 0]
+    times = tr.times
+    wins = np.stack([window_at(times, tr.keypoints, times[i], tr.aspect, WINDOW_STEPS, step_s) for i in idx]) if len(idx) else \
+        np.zeros((0, WINDOW_STEPS, tr.keypoints.shape[1], 3), np.float32)
+    return wins, tr.labels[idx].astype(np.float32), idx
+
+
+def build_training_set(traces: list[Trace], stride: int) -> dict:
+    xs, ys, ws, teach = [], [], [], []
+    for tr in traces:
+        if tr.split != "train":
+            continue
+        for step in TEMPO_STEPS:
+            x, y, _ = trace_windows(tr, stride, step)
+            if not len(x):
+                continue
+            xs.append(x)
+            ys.append(y)
+            # every clip counts about equally, whatever its length; our traces weigh double
+            ws.append(np.full(len(y), (2.0 if tr.source == "ours" else 1.0) / np.sqrt(len(y)), np.float32))
+            teach.append(np.full(len(y), tr.source == "teacher"))
+    y = np.concatenate(ys)
+    w = np.concatenate(ws)
+    for label in (0.0, 1.0):  # balance the classes
+        w[y == label] *= 0.5 / w[y == label].sum()
+    return {"x": np.concatenate(xs), "y": y, "w": w / w.sum(), "teacher": np.concatenate(teach)}
+
+
+def augment(x: np.ndarray, teacher: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    x = x.copy()
+    n, t, k, _ = x.shape
+    seen = x[..., 2:3] > 0
+    flip = rng.random(n) < 0.5
+    x[flip] = x[flip][:, :, list(kpmod.FLIP_PERMUTATION[:k])]
+    x[flip, :, :, 0] *= -1
+    angle = rng.normal(0, np.deg2rad(8), n)
+    c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    scale = np.exp(rng.normal(0, 0.12, n))[:, None, None]
+    xx, yy = x[..., 0].copy(), x[..., 1].copy()
+    x[..., 0] = (c * xx - s * yy) * scale
+    x[..., 1] = (s * xx + c * yy) * scale
+    sigma = np.where(teacher, rng.uniform(0.03, 0.25, n), rng.uniform(0.0, 0.08, n))[:, None, None, None]
+    x[..., :2] += rng.normal(0, 1, (n, t, k, 2)) * sigma
+    outlier = rng.random((n, t, k)) < np.where(teacher, 0.04, 0.01)[:, None, None]
+    x[..., :2][outlier] += rng.normal(0, 1.0, (int(outlier.sum()), 2))
+    drop = rng.random((n, t, k)) < rng.uniform(0, 0.15, n)[:, None, None]
+    seen = seen[..., 0] & ~drop
+    cut = rng.random(n) < 0.15  # history starts late: the person just got into view
+    starts = rng.integers(0, t - 3, n)
+    for i in np.flatnonzero(cut):
+        seen[i, : starts[i]] = False
+    x[..., :2] = np.clip(x[..., :2], -4, 4) * seen[..., None]
+    x[..., 2] = seen
+    return x
+
+
+def to_nchw(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def predict(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
     model.eval()
     out = []
     with torch.no_grad():
-        for i in range(0, len(frames), batch):
-            out.append(model(prepare(frames[i:i + batch])).squeeze(1).numpy())
+        for i in range(0, len(x), batch):
+            out.append(torch.sigmoid(model(to_nchw(x[i:i + batch]))).numpy()[:, 0])
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def clip_fp_runs(prob, clip_ids, clips, idx, every_fps):
-    """Per negative clip: longest run (s) of 1 s-smoothed probability > 0.5."""
-    runs = {}
-    for c in np.unique(clip_ids):
-        info = clips[c]
-        if info["kind"] != "negative":
+def evaluate(prob_fn, traces: list[Trace], source: str = "ours") -> dict:
+    """Frame-level AUC on validation footage, and the negative clips' longest smoothed-open stretch."""
+    scores, labels, image_scores, image_labels = [], [], [], []
+    open_negatives = {}
+    for tr in traces:
+        if tr.split != "val" or tr.source != source:
             continue
-        m = clip_ids == c
-        order = np.argsort(idx[m])
-        fps = max(1e-3, info["fps"] / every_fps(info))
-        p = prob[m][order]
-        runs[info["file"]] = metrics.longest_run_seconds(metrics.smoothed(p, fps) > 0.5, fps)
-    return runs
-
-
-def evaluate(model, cache, idx):
-    clips = cache["clips"]
-    logits = predict(model, cache["frames"][idx])
-    prob = 1 / (1 + np.exp(-logits))
-    lab = cache["label"][idx]
-    cid = cache["clip"][idx]
-    amb = np.array([clips[c]["ambiguous"] for c in cid])
-    ok = (lab >= 0) & ~amb
-    auc = metrics.roc_auc(logits[ok], lab[ok] == 1)
-    acc = float(((prob[ok] > 0.5) == (lab[ok] == 1)).mean())
-    neg = ok & (lab == 0)
-    fpr = float((prob[neg] > 0.5).mean())
-    pos = ok & (lab == 1)
-    tpr = float((prob[pos] > 0.5).mean())
-    from tools.dataset import EVERY
-
-    runs = clip_fp_runs(prob, cid, clips, cache["frame_index"][idx], lambda info: EVERY["negative"][1])
-    return {"auc": auc, "accuracy": acc, "fpr": fpr, "tpr": tpr,
-            "neg_clips_over_1p5s": sorted([k for k, v in runs.items() if v > 1.5]),
-            "neg_clip_longest_run_s": runs}
+        x, y, idx = trace_windows(tr)
+        p = prob_fn(x)
+        scores.append(p)
+        labels.append(y)
+        if tr.image_prob is not None:
+            ip = np.nan_to_num(tr.image_prob[idx], nan=0.0)
+            image_scores.append(ip)
+            image_labels.append(y)
+        if tr.kind == "negative":
+            sm = metrics.smoothed(p, tr.fps, 1.0)
+            open_negatives[tr.clip] = round(metrics.longest_run_seconds(sm > 0.5, tr.fps), 2)
+    s, y = np.concatenate(scores), np.concatenate(labels)
+    res = {"frames_positive": int(y.sum()), "frames_negative": int((1 - y).sum()), "roc_auc": metrics.roc_auc(s, y),
+           "accuracy": float(((s > 0.5) == (y > 0.5)).mean()), "fpr_negative_frames": float((s[y == 0] > 0.5).mean()),
+           "tpr": float((s[y == 1] > 0.5).mean()),
+           "negative_clips": len(open_negatives),
+           "negative_clips_open_over_1p5s": sorted(k for k, v in open_negatives.items() if v > 1.5),
+           "negative_clip_longest_open_s": open_negatives}
+    if image_scores:
+        res["frame_recognizer_same_frames_roc_auc"] = metrics.roc_auc(np.concatenate(image_scores), np.concatenate(image_labels))
+    return res
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cache", default=str(REPO / "runs" / "cache" / "frames.npz"))
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--traces", default=str(REPO / "runs" / "traces"), help="our model's traces (tools.pose_traces collect)")
+    ap.add_argument("--rendered", default=str(REPO / "runs" / "traces_rendered"),
+                    help="rendered clips' traces (tools.pose_traces collect-rendered); training only; '' for none")
     ap.add_argument("--out", default=str(REPO / "runs" / "rec"))
-    ap.add_argument("--minutes", type=float, default=30.0)
-    ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--batch", type=int, default=48)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--width", type=float, default=1.0)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--width", type=int, default=48)
+    ap.add_argument("--stride", type=int, default=2, help="training windows end every Nth frame")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--eval-every", type=int, default=300)
-    ap.add_argument("--init", default=None, help="warm start from a checkpoint")
-    ap.add_argument("--arch", choices=["mobilenet", "pose"], default="mobilenet",
-                    help="pose: trunk = keypoint net encoder (start it from --kp-init)")
-    ap.add_argument("--kp-init", default=None, help="keypoint checkpoint whose encoder starts the pose trunk")
-    ap.add_argument("--freeze", default="", help="comma list of trunk parts to freeze, e.g. stem,s4")
-    ap.add_argument("--photometric", type=float, default=1.0, help="photometric augmentation strength")
+    ap.add_argument("--eval-every", type=int, default=500)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     rng = seed_all(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    cache = load_cache(Path(a.cache))
-    clips = cache["clips"]
-    cid = cache["clip"]
-    split = np.array([clips[c]["split"] for c in cid])
-    kind = np.array([clips[c]["kind"] for c in cid])
-    amb = np.array([clips[c]["ambiguous"] for c in cid])
-    hard = np.array([any(w in (clips[c]["notes"] + " " + clips[c]["file"]).lower() for w in HARD_WORDS) for c in cid])
-    lab = cache["label"]
-    train = (split == "train") & (lab >= 0) & ~amb
-    w = np.zeros(len(lab))
-    pos = train & (lab == 1)
-    neg = train & (lab == 0)
-    w[pos] = np.where(kind[pos] == "riyer8", 0.5, 1.0)
-    w[pos] *= 0.5 / w[pos].sum()
-    wn = np.where(hard[neg], 3.0, 1.0) * np.where(kind[neg] == "image", 30.0, 1.0)
-    w[neg] = 0.5 * wn / wn.sum()
-    train_idx = np.flatnonzero(w > 0)
-    p = w[train_idx] / w[train_idx].sum()
-    val_idx = np.flatnonzero(split == "val")
-    print(f"train frames {len(train_idx)} (pos {pos.sum()}, neg {neg.sum()}, hard neg {(neg & hard).sum()}), val {len(val_idx)}", flush=True)
 
-    model = RecognizerNet(width=a.width) if a.arch == "mobilenet" else PoseRecognizerNet(width=a.width)
-    if a.kp_init:
-        sd = torch.load(a.kp_init, map_location="cpu")["model"]
-        trunk = {k: v for k, v in sd.items() if k.split(".")[0] in ("stem", "s4", "s8", "s16")}
-        missing, unexpected = model.load_state_dict(trunk, strict=False)
-        print(f"trunk from {a.kp_init}: {len(trunk)} tensors, {len(missing)} left at init", flush=True)
-    frozen = [p for p in a.freeze.split(",") if p]
-    for part in frozen:
-        for prm in getattr(model, part).parameters():
-            prm.requires_grad_(False)
-    if a.init:
-        model.load_state_dict(torch.load(a.init, map_location="cpu")["model"])
-    params, macs = count_params(model), count_macs(model, (1, 3, INPUT_H, INPUT_W))
-    print(f"params {params}, MACs {macs / 1e6:.1f}M", flush=True)
-    model = model.to(memory_format=torch.channels_last)
-    ema = EMA(model)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr, weight_decay=5e-4)
-    sched = Schedule(a.lr, a.steps, a.minutes)
-    history, best, step, t0, losses = [], -1.0, 0, time.time(), []
-    while True:
+    t0 = time.time()
+    traces = load_traces(data_root(a.data), Path(a.traces) if a.traces else None)
+    if a.rendered and Path(a.rendered).exists():
+        traces += load_rendered(Path(a.rendered))
+    train = build_training_set(traces, a.stride)
+    print(f"{len(traces)} traces; {len(train['y'])} training windows ({train['y'].mean():.2f} positive), "
+          f"built in {time.time() - t0:.0f} s", flush=True)
+
+    model = MotionRecognizerNet(kpmod.FULL_COUNT, WINDOW_STEPS, a.width)
+    shape = (1, 3, WINDOW_STEPS, kpmod.FULL_COUNT)
+    print(f"params {count_params(model)}, MACs {count_macs(model, shape)}", flush=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-3)
+    sched = Schedule(a.lr, a.steps, 0, warmup=100)
+    history = []
+    losses = []
+    t_train = time.time()
+    for step in range(a.steps):
         model.train()
-        for part in frozen:  # frozen parts keep their BatchNorm statistics
-            getattr(model, part).eval()
-        bi = rng.choice(train_idx, a.batch, p=p)
-        x = augment.to_tensor(cache["frames"][bi])
-        x, _ = augment.warp(x, cache["kp"][bi], (INPUT_H, INPUT_W), rng, train=True, zoom=(0.7, 1.5), rot_deg=25, person_zoom_p=0.3)
-        x = augment.photometric(x, rng, a.photometric).contiguous(memory_format=torch.channels_last)
-        y = torch.from_numpy((lab[bi] == 1).astype(np.float32))
-        y = y * 0.95 + 0.025  # light label smoothing: the interval labels are machine-made
         for g in opt.param_groups:
             g["lr"] = sched.lr(step)
-        loss = F.binary_cross_entropy_with_logits(model(x).squeeze(1), y)
-        opt.zero_grad(set_to_none=True)
+        i = rng.choice(len(train["y"]), a.batch, p=train["w"])
+        x = to_nchw(augment(train["x"][i], train["teacher"][i], rng))
+        y = torch.from_numpy(train["y"][i])
+        loss = F.binary_cross_entropy_with_logits(model(x)[:, 0], y)
+        opt.zero_grad()
         loss.backward()
         opt.step()
-        ema.update(model, step)
         losses.append(loss.item())
-        step += 1
-        finished = sched.done(step)
-        if step % 50 == 0:
-            print(f"step {step} loss {np.mean(losses[-50:]):.4f} lr {sched.lr(step):.2e} {time.time() - t0:.0f}s", flush=True)
-        if step % a.eval_every == 0 or finished:
-            r = evaluate(ema.model, cache, val_idx)
-            rec = {"step": step, "seconds": round(time.time() - t0, 1), "loss": float(np.mean(losses[-a.eval_every:])),
-                   "auc": r["auc"], "accuracy": r["accuracy"], "fpr": r["fpr"], "tpr": r["tpr"],
-                   "neg_clips_over_1p5s": len(r["neg_clips_over_1p5s"])}
-            history.append(rec)
-            print("eval", json.dumps(rec), r["neg_clips_over_1p5s"], flush=True)
-            ckpt = {"model": ema.model.state_dict(), "width": a.width, "arch": a.arch, "step": step, "input": [INPUT_H, INPUT_W]}
-            torch.save(ckpt, out / "last.pt")
-            score = r["auc"] - 0.01 * len(r["neg_clips_over_1p5s"])
-            if score > best:
-                best = score
-                torch.save(ckpt, out / "best.pt")
-            save_curves(history, out, ["loss", "auc", "fpr", "tpr"], "recognizer")
-        if finished:
-            break
-    summary = {"train_frames": int(len(train_idx)), "positives": int(pos.sum()), "negatives": int(neg.sum()),
-               "steps": step, "batch": a.batch, "wall_seconds": round(time.time() - t0, 1), "threads": a.threads,
-               "best_score": best, "params": params, "macs": macs, "args": vars(a)}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary), flush=True)
+        if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
+            res = evaluate(lambda w: predict(model, w), traces)
+            row = {"step": step + 1, "seconds": round(time.time() - t_train, 1), "loss": float(np.mean(losses[-a.eval_every:])),
+                   "val_auc": res["roc_auc"], "val_negative_clips_open": len(res["negative_clips_open_over_1p5s"])}
+            history.append(row)
+            print(json.dumps(row), flush=True)
+    torch.save({"model": model.state_dict(), "arch": "motion", "width": a.width, "steps_per_window": WINDOW_STEPS,
+                "step_s": STEP_S, "args": vars(a)}, out / "last.pt")
+    final = {"ours": evaluate(lambda w: predict(model, w), traces),
+             "teacher": evaluate(lambda w: predict(model, w), traces, "teacher")}
+    metrics_out = {"train_windows": int(len(train["y"])), "steps": a.steps, "wall_seconds": round(time.time() - t0, 1),
+                   "threads": a.threads, "params": count_params(model), "macs": count_macs(model, shape),
+                   "val": final, "args": vars(a)}
+    (out / "metrics.json").write_text(json.dumps(metrics_out, indent=1))
+    save_curves(history, out, ["loss", "val_auc"], "motion recogniser")
+    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "negative_clip_longest_open_s"} for k, v in final.items()}, indent=1))
 
 
 if __name__ == "__main__":
