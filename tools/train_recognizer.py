@@ -45,7 +45,7 @@ def trace_windows(tr: Trace, stride: int = 1, step_s: float = STEP_S) -> tuple[n
     return wins, tr.labels[idx].astype(np.float32), idx
 
 
-def build_training_set(traces: list[Trace], stride: int) -> dict:
+def build_training_set(traces: list[Trace], stride: int, rendered_weight: float = 1.0) -> dict:
     xs, ys, ws, teach = [], [], [], []
     for tr in traces:
         if tr.split != "train":
@@ -57,7 +57,8 @@ def build_training_set(traces: list[Trace], stride: int) -> dict:
             xs.append(x)
             ys.append(y)
             # every clip counts about equally, whatever its length; our traces weigh double
-            ws.append(np.full(len(y), (2.0 if tr.source == "ours" else 1.0) / np.sqrt(len(y)), np.float32))
+            weight = (2.0 if tr.source == "ours" else 1.0) * (rendered_weight if tr.kind == "rendered" else 1.0)
+            ws.append(np.full(len(y), weight / np.sqrt(len(y)), np.float32))
             teach.append(np.full(len(y), tr.source == "teacher"))
     y = np.concatenate(ys)
     w = np.concatenate(ws)
@@ -143,6 +144,7 @@ def main(argv=None):
     ap.add_argument("--traces", default=str(REPO / "runs" / "traces"), help="our model's traces (tools.pose_traces collect)")
     ap.add_argument("--rendered", default=str(REPO / "runs" / "traces_rendered"),
                     help="rendered clips' traces (tools.pose_traces collect-rendered); training only; '' for none")
+    ap.add_argument("--rendered-weight", type=float, default=0.5, help="per-clip weight of a rendered clip against a real one")
     ap.add_argument("--out", default=str(REPO / "runs" / "rec"))
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=256)
@@ -162,7 +164,7 @@ def main(argv=None):
     traces = load_traces(data_root(a.data), Path(a.traces) if a.traces else None)
     if a.rendered and Path(a.rendered).exists():
         traces += load_rendered(Path(a.rendered))
-    train = build_training_set(traces, a.stride)
+    train = build_training_set(traces, a.stride, a.rendered_weight)
     print(f"{len(traces)} traces; {len(train['y'])} training windows ({train['y'].mean():.2f} positive), "
           f"built in {time.time() - t0:.0f} s", flush=True)
 
