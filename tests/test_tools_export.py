@@ -51,3 +51,28 @@ def test_tiny_keypoint_net_int8_contract(tmp_path):
     rel = np.abs(f - q).mean() / (np.abs(f).mean() + 1e-6)
     assert rel < 0.1  # untrained random net on noise: loose, but catches a broken scale or layout
     assert np.corrcoef(f.ravel(), q.ravel())[0, 1] > 0.98
+
+
+def test_tiny_motion_recogniser_int8_contract(tmp_path):
+    """The recogniser's keypoint window goes through the same converter with its +-CLIP range."""
+    from appliance.recognition import CLIP
+    from tools import export_tflite as ex
+    from tools.nets import MotionRecognizerNet
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    net = MotionRecognizerNet(keypoints=9, steps=12, width=8).eval()
+    module = ex.NHWCRecognizer(net).eval()
+    rng = np.random.default_rng(0)
+    calib = np.clip(rng.normal(0, 1.5, (24, 12, 9, 3)), -CLIP, CLIP).astype(np.float32)
+    calib[..., 2] = rng.random((24, 12, 9)) < 0.8
+    fpath = ex.to_float_tflite(module, torch.from_numpy(calib[:1]), tmp_path / "f.tflite")
+    qpath = ex.quantize_int8(fpath, calib, tmp_path / "q.tflite", input_range=(-CLIP, CLIP))
+    c = ex.int8_contract(qpath)
+    assert c["input_dtype"] == "int8" and c["output_dtype"] == "int8"
+    assert c["float_ops"] == []
+    assert c["input_shape"] == [1, 12, 9, 3] and c["output_shape"] == [1, 1]
+    assert abs(c["input_scale"] - 2 * CLIP / 255) < 1e-4 and c["input_zero_point"] in (-1, 0)
+    f = ex.float_nhwc(module, calib)[:, 0]
+    q = ex.Int8Runner(qpath)(calib)[:, 0]
+    assert np.corrcoef(f, q)[0, 1] > 0.98
