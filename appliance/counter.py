@@ -153,7 +153,7 @@ class CounterSettings:
     max_hip_drop: float = 0.7       # hips more than this below the shoulders: upright body
     max_front_hip_drop: float = 0.75  # same, front views, in shoulder widths (torso foreshortened)
     max_hip_rise: float = 0.45      # hips more than this above the shoulders: downward dog etc.
-    min_top_arm_drop: float = 0.5   # at the top: shoulders at least this high above the wrists
+    min_top_arm_drop: float = 0.35  # at the top: shoulders at least this high above the wrists
     max_top_hip_ratio: float = 0.8  # at the top: hip drop / arm drop at most this (not upright)
     min_hip_follow: float = 0.1     # over a push the hips rise at least this share of the
     max_hip_follow: float = 1.2     # shoulders' rise and at most this (side views)
