@@ -91,6 +91,36 @@ def eval_recognizer(traces_dir: Path, data: str | None, tflite: Path, ckpt: Path
     return res
 
 
+def eval_cli_traces(traces_dir: Path, data: str | None) -> dict:
+    """PCK of ``pushup-counter count CLIP --keypoints`` output (the real CLI, shipped int8 model,
+    every frame of every clip) against the teacher, per split and kind of clip."""
+    from tools.dataset import data_root
+    from tools.pose_traces import load_traces
+
+    traces = load_traces(data_root(data), traces_dir)
+    teacher = {(t.clip, t.source): t for t in traces}
+    out = {}
+    for split in ("train", "val"):
+        for kind in ("pushup", "riyer8", "negative"):
+            preds, truths, ids = [], [], []
+            for i, t in enumerate(traces):
+                if t.source != "ours" or t.split != split or t.kind != kind:
+                    continue
+                ref = teacher[(t.clip, "teacher")].keypoints[: len(t.keypoints)]
+                n = len(ref)
+                units = np.array([t.aspect, 1.0], np.float32)  # frame-height units: isotropic
+                p, r = t.keypoints[:n].copy(), ref.copy()
+                p[..., :2] *= units
+                r[..., :2] *= units
+                preds.append(p)
+                truths.append(r)
+                ids.append(np.full(n, i))
+            if preds:
+                res = metrics.pck(np.concatenate(preds), np.concatenate(truths), np.concatenate(ids))
+                out[f"{split}_{kind}"] = {k: v for k, v in res.items() if k.startswith("pck_")} | {"clips": len(preds)}
+    return out
+
+
 def fetch_blazepose(tmp: Path) -> tuple[Path | None, dict]:
     info = {"package": BLAZEPOSE_PKG}
     try:
@@ -229,6 +259,8 @@ def main(argv=None):
     kp_res, kp_px = eval_keypoints(cache, kp_idx, models / "keypoints.tflite", Path(a.kp_ckpt))
     report["keypoints"] = kp_res
     print("keypoints", json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items() if kk.startswith("pck")}) for k, v in kp_res.items()}, indent=1), flush=True)
+    report["keypoints_cli_traces"] = eval_cli_traces(Path(a.traces), a.data)
+    print("keypoints via the CLI", json.dumps(report["keypoints_cli_traces"], indent=1), flush=True)
     rec_res = eval_recognizer(Path(a.traces), a.data, models / "recognizer.tflite", Path(a.rec_ckpt))
     report["recognizer"] = rec_res
     print("recognizer", json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items() if kk != "negative_clip_longest_open_s"}) for k, v in rec_res.items()}, indent=1), flush=True)
