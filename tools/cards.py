@@ -21,8 +21,10 @@ COMMANDS = {
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp_b --init runs/kp_a/last.pt --crop 1.5 "
         "--photometric 0.6 --minutes 38 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 "
         "[runs/kp_b/best.pt as of step 750 copied to runs/kp_best_0341.pt] && " + SYNTHETIC + " && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp --init runs/kp_best_0341.pt "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp_syn --init runs/kp_best_0341.pt "
         "--crop 1.5 --photometric 0.6 --minutes 45 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 && "
+        "OMP_WAIT_POLICY=PASSIVE nice -n 5 python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp --init runs/kp_syn/best.pt "
+        "--crop 1.5 --photometric 0.6 --minutes 55 --width 0.75 --batch 24 --lr 1e-3 --threads 1 --eval-every 250 --val-frames 400 && "
         "python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt && "
         "python -m tools.evaluate_models --data ../shared/data --rec-ckpt runs/rec/last.pt --update-cards"
     ),
@@ -93,13 +95,16 @@ def training_summary(task: str, run_dir: Path) -> dict:
         out["phase_a"] = {"note": "full-frame training, stopped by hand; phase B warm-starts from its step-600 EMA",
                           "steps_used": 600, "wall_seconds_approx": round(h[-1]["seconds"] + 60, 0), "batch": 16}
         total = out["phase_a"]["wall_seconds_approx"]
-        mb = REPO / "runs" / "kp_b" / "metrics.json"
-        if mb.exists():
-            tb = json.loads(mb.read_text())
-            out["phase_b"] = {"note": "1.5x crops at full pixel scale, warm start from phase A; phase C (run) warm-starts from its best",
-                              "steps": tb["steps"], "wall_seconds": tb["wall_seconds"], "batch": tb["batch"],
-                              "best_val_subset_pck_body_all": tb["best_val_pck_body_all"]}
-            total += tb["wall_seconds"]
+        for phase, folder, note in (
+            ("phase_b", "kp_b", "1.5x crops at full pixel scale, warm start from phase A; phase C warm-starts from its best"),
+            ("phase_c", "kp_syn", "real + rendered frames, warm start from phase B's best; the run (phase D) warm-starts from its best"),
+        ):
+            mp = REPO / "runs" / folder / "metrics.json"
+            if mp.exists():
+                tp = json.loads(mp.read_text())
+                out[phase] = {"note": note, "steps": tp["steps"], "wall_seconds": tp["wall_seconds"], "batch": tp["batch"],
+                              "best_val_subset_pck_body_all": tp["best_val_pck_body_all"]}
+                total += tp["wall_seconds"]
         if "run" in out:
             out["wall_seconds_total_approx"] = total + out["run"]["wall_seconds"]
     return out

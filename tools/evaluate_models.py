@@ -298,7 +298,7 @@ def main(argv=None):
                      "int8_pushup_clips_only": res["int8"]["pushup_clips_only"]}
             else:
                 keep = ("roc_auc", "accuracy", "fpr_negative_frames", "tpr", "frames_positive", "frames_negative",
-                        "negative_clips", "negative_clips_open_over_1p5s", "frame_recognizer_same_frames_roc_auc")
+                        "negative_clips", "negative_clips_open_over_1p5s", "recorded_prob_same_frames_roc_auc")
                 m = {"validation": res["validation"],
                      "float": {k: res["float"][k] for k in keep if k in res["float"]} if "float" in res else None,
                      "int8": {k: res["int8"][k] for k in keep if k in res["int8"]},

@@ -39,7 +39,7 @@ class Trace:
     fps: float
     aspect: float  # frame width / height
     labels: np.ndarray  # [T] 1 push-up, 0 not, -1 unsure
-    image_prob: np.ndarray | None = None  # the frame recogniser's output, when recorded
+    recorded_prob: np.ndarray | None = None  # P(push-up) of the recogniser shipped when the trace was collected
 
     @property
     def times(self) -> np.ndarray:

@@ -9,7 +9,8 @@ model's traces (what the appliance will feed it); teacher windows get extra keyp
 Augmentation: horizontal flip with left/right swap, tempo (window step 0.07 to 0.14 s),
 rotation, scale, jitter, dropped keypoints, a history cut short (the first seconds after the
 person appears). Validation is on held-out footage (tools.dataset split) with our model's
-traces, beside the frame recogniser's output recorded in the same traces when present.
+traces, beside the recogniser that was shipped when the traces were collected (its output is
+recorded in them; runs/traces was collected with the earlier frame recogniser).
 
 Writes runs/rec/{last.pt,history.json,metrics.json,curves.png}.
 """
@@ -110,7 +111,7 @@ def predict(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
 
 def evaluate(prob_fn, traces: list[Trace], source: str = "ours") -> dict:
     """Frame-level AUC on validation footage, and the negative clips' longest smoothed-open stretch."""
-    scores, labels, image_scores, image_labels = [], [], [], []
+    scores, labels, recorded_scores, recorded_labels = [], [], [], []
     open_negatives = {}
     for tr in traces:
         if tr.split != "val" or tr.source != source:
@@ -119,10 +120,10 @@ def evaluate(prob_fn, traces: list[Trace], source: str = "ours") -> dict:
         p = prob_fn(x)
         scores.append(p)
         labels.append(y)
-        if tr.image_prob is not None:
-            ip = np.nan_to_num(tr.image_prob[idx], nan=0.0)
-            image_scores.append(ip)
-            image_labels.append(y)
+        if tr.recorded_prob is not None:
+            ip = np.nan_to_num(tr.recorded_prob[idx], nan=0.0)
+            recorded_scores.append(ip)
+            recorded_labels.append(y)
         if tr.kind == "negative":
             sm = metrics.smoothed(p, tr.fps, 1.0)
             open_negatives[tr.clip] = round(metrics.longest_run_seconds(sm > 0.5, tr.fps), 2)
@@ -133,8 +134,8 @@ def evaluate(prob_fn, traces: list[Trace], source: str = "ours") -> dict:
            "negative_clips": len(open_negatives),
            "negative_clips_open_over_1p5s": sorted(k for k, v in open_negatives.items() if v > 1.5),
            "negative_clip_longest_open_s": open_negatives}
-    if image_scores:
-        res["frame_recognizer_same_frames_roc_auc"] = metrics.roc_auc(np.concatenate(image_scores), np.concatenate(image_labels))
+    if recorded_scores:
+        res["recorded_prob_same_frames_roc_auc"] = metrics.roc_auc(np.concatenate(recorded_scores), np.concatenate(recorded_labels))
     return res
 
 
