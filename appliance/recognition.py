@@ -29,6 +29,7 @@ MIN_SCORE = 0.3
 CLIP = 4.0
 NORMALISATION = "shoulder-centred body-scale v1"  # bump when normalise_window changes
 MIN_SCALE = 0.02  # frame heights: a person smaller than this is noise
+MAX_GAP_S = 1.0  # no frame for longer (camera restarted): the old history is stale
 
 
 def normalise_window(points: np.ndarray, aspect: float, min_score: float = MIN_SCORE) -> np.ndarray:
@@ -85,8 +86,8 @@ class PoseHistory:
         self._frames.clear()
 
     def add(self, t: float, points: np.ndarray) -> None:
-        if self._frames and t < self._frames[-1][0]:
-            self.reset()  # the clock went backwards: a new source
+        if self._frames and not 0.0 <= t - self._frames[-1][0] <= MAX_GAP_S:
+            self.reset()  # the clock went backwards (a new source) or the camera stalled
         self._frames.append((float(t), np.asarray(points, np.float32)))
         horizon = t - self.steps * self.step_s - 1.0
         while len(self._frames) > 1 and self._frames[1][0] <= horizon:

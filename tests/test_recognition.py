@@ -91,6 +91,16 @@ def test_clock_going_back_starts_a_new_history():
     assert (w[:-1] == 0).all() and (w[-1, :, 2] == 1).all()
 
 
+def test_a_camera_stall_starts_a_new_history():
+    history = PoseHistory()
+    t, pts = pushup_trace(30.0, seconds=2.0)
+    for i in range(len(t)):
+        history.add(t[i], pts[i])
+    history.add(t[-1] + 2.5, pts[0])
+    w = history.window(16 / 9)
+    assert (w[:-1] == 0).all() and (w[-1, :, 2] == 1).all()
+
+
 def test_history_keeps_only_what_the_window_needs():
     history = PoseHistory()
     t, pts = pushup_trace(30.0, seconds=20.0)
