@@ -21,19 +21,18 @@ COMMANDS = {
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp_b --init runs/kp_a/last.pt --crop 1.5 "
         "--photometric 0.6 --minutes 38 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 "
         "[runs/kp_b/best.pt as of step 750 copied to runs/kp_best_0341.pt] && " + SYNTHETIC + " && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp_syn --init runs/kp_best_0341.pt "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp --init runs/kp_best_0341.pt "
         "--crop 1.5 --photometric 0.6 --minutes 45 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 && "
-        "OMP_WAIT_POLICY=PASSIVE nice -n 5 python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp --init runs/kp_syn/best.pt "
-        "--crop 1.5 --photometric 0.6 --minutes 55 --width 0.75 --batch 24 --lr 1e-3 --threads 1 --eval-every 250 --val-frames 400 && "
         "python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt && "
-        "python -m tools.evaluate_models --data ../shared/data --rec-ckpt runs/rec/last.pt --update-cards"
+        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces --update-cards"
     ),
     "recognizer": (
         "python -m tools.pose_traces collect --data ../shared/data --out runs/traces && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --data ../shared/data --traces runs/traces --out runs/rec "
-        "--steps 3000 --threads 2 && "
-        "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt && "
-        "python -m tools.evaluate_models --data ../shared/data --update-cards"
+        "python -m tools.pose_traces collect-rendered --clips 60 --out runs/traces_rendered && "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --data ../shared/data --traces runs/traces --rendered runs/traces_rendered "
+        "--out runs/rec --steps 1200 --rendered-weight 0.4 --threads 1 && "
+        "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt --traces runs/traces && "
+        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces --update-cards"
     ),
 }
 
@@ -100,7 +99,7 @@ def training_summary(task: str, run_dir: Path) -> dict:
             ("phase_c", "kp_syn", "real + rendered frames, warm start from phase B's best; the run (phase D) warm-starts from its best"),
         ):
             mp = REPO / "runs" / folder / "metrics.json"
-            if mp.exists():
+            if mp.exists() and mp.resolve() != (run_dir / "metrics.json").resolve():
                 tp = json.loads(mp.read_text())
                 out[phase] = {"note": note, "steps": tp["steps"], "wall_seconds": tp["wall_seconds"], "batch": tp["batch"],
                               "best_val_subset_pck_body_all": tp["best_val_pck_body_all"]}
