@@ -81,22 +81,13 @@ def test_nobody_in_view_is_an_all_zero_window():
     assert (normalise_window(np.zeros((WINDOW_STEPS, 9, 3), np.float32), 4 / 3) == 0).all()
 
 
-def test_clock_going_back_starts_a_new_history():
-    history = PoseHistory()
-    t, pts = pushup_trace(30.0, seconds=2.0)
-    for i in range(len(t)):
-        history.add(100.0 + t[i], pts[i])
-    history.add(0.0, pts[0])
-    w = history.window(16 / 9)
-    assert (w[:-1] == 0).all() and (w[-1, :, 2] == 1).all()
-
-
-def test_a_camera_stall_starts_a_new_history():
+@pytest.mark.parametrize("next_t", [0.0, 4.5], ids=["clock went back", "camera stalled"])
+def test_a_new_source_or_a_stall_starts_a_new_history(next_t):
     history = PoseHistory()
     t, pts = pushup_trace(30.0, seconds=2.0)
     for i in range(len(t)):
         history.add(t[i], pts[i])
-    history.add(t[-1] + 2.5, pts[0])
+    history.add(next_t, pts[0])
     w = history.window(16 / 9)
     assert (w[:-1] == 0).all() and (w[-1, :, 2] == 1).all()
 
