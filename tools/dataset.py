@@ -58,6 +58,7 @@ class Clip:
     reps: str
     confidence: str
     view: str
+    resolution: str = ""  # MANIFEST "WxH" of the clip as stored
     kind: str = ""  # pushup | riyer8 | negative | image
     group: str = ""
     split: str = ""
@@ -73,6 +74,7 @@ def read_manifest(root: Path) -> list[Clip]:
                 file=row["file"], category=row["category"], source_repo=row["source_repo"] or "",
                 notes=row.get("notes") or "", reps=row.get("reps_counted") or "",
                 confidence=row.get("count_confidence") or "", view=row.get("view") or "",
+                resolution=row.get("resolution") or "",
             )
             cat = c.category
             if cat.startswith("riyer8"):
@@ -96,6 +98,14 @@ def read_manifest(root: Path) -> list[Clip]:
                 c.teacher = f"teacher_labels_mediapipe/{name}.npz"
             clips.append(c)
     return clips
+
+
+def keypoint_frames(cache: dict, split: str) -> np.ndarray:
+    """Cache indices of one split's video frames whose teacher saw both shoulders."""
+    clips = cache["clips"]
+    in_split = np.array([clips[c]["split"] == split and clips[c]["kind"] != "image" for c in cache["clip"]])
+    has = np.isfinite(cache["kp"][:, 2, 0]) & np.isfinite(cache["kp"][:, 4, 0])
+    return np.flatnonzero(in_split & has)
 
 
 def assign_groups(clips: list[Clip]) -> None:

@@ -28,7 +28,7 @@ import torch
 
 from appliance import keypoints as kpmod
 from tools import metrics
-from tools.dataset import REPO, load_cache
+from tools.dataset import REPO, keypoint_frames, load_cache
 from tools.export_tflite import Int8Runner, NHWCKeypoints, build_net, float_nhwc
 
 BLAZEPOSE_PKG = "@mediapipe/pose@0.5.1675469404"
@@ -248,13 +248,10 @@ def main(argv=None):
     models = Path(a.models)
     cache = load_cache(Path(a.cache))
     clips = cache["clips"]
-    split = np.array([clips[c]["split"] for c in cache["clip"]])
-    kind = np.array([clips[c]["kind"] for c in cache["clip"]])
-    has = np.isfinite(cache["kp"][:, 2, 0]) & np.isfinite(cache["kp"][:, 4, 0])
-    kp_idx = np.flatnonzero((split == "val") & has & (kind != "image"))
+    kp_idx = keypoint_frames(cache, "val")
     if a.limit:
         kp_idx = kp_idx[:: max(1, len(kp_idx) // a.limit)]
-    report = {"val_clips": sorted({clips[c]["file"] for c in cache["clip"][split == "val"]})}
+    report = {"val_clips": sorted({c["file"] for c in clips if c["split"] == "val"})}
     t0 = time.time()
     kp_res, kp_px = eval_keypoints(cache, kp_idx, models / "keypoints.tflite", Path(a.kp_ckpt))
     report["keypoints"] = kp_res

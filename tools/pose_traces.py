@@ -16,7 +16,6 @@ ever go to the training side.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import subprocess
 import sys
@@ -52,16 +51,12 @@ def trace_name(clip_file: str) -> str:
     return f"{p.parent.name}__{p.stem}" if "riyer8" in clip_file else p.stem
 
 
-def _resolutions(root: Path) -> dict[str, float]:
-    out = {}
-    with open(root / "MANIFEST.tsv", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            try:
-                w, h = (int(v) for v in row["resolution"].lower().split("x"))
-                out[row["file"]] = w / h
-            except (KeyError, ValueError):
-                pass
-    return out
+def _aspect(resolution: str) -> float:
+    try:
+        w, h = (int(v) for v in resolution.lower().split("x"))
+        return w / h
+    except ValueError:
+        return 16 / 9
 
 
 def clip_labels(clip, lm33: np.ndarray, kp: np.ndarray, fps: float) -> np.ndarray:
@@ -78,7 +73,6 @@ def load_traces(root: Path, ours_dir: Path | None, kinds=("pushup", "riyer8", "n
     clips = read_manifest(root)
     assign_groups(clips)
     assign_split(clips)
-    aspects = _resolutions(root)
     traces = []
     for c in clips:
         if c.kind not in kinds or c.ambiguous:
@@ -89,7 +83,7 @@ def load_traces(root: Path, ours_dir: Path | None, kinds=("pushup", "riyer8", "n
         kp, lm33 = teacher
         fps = float(np.load(root / c.teacher)["fps"])
         labels = clip_labels(c, lm33, kp, fps)
-        aspect = aspects.get(c.file, 16 / 9)
+        aspect = _aspect(c.resolution)
         traces.append(Trace(c.file, c.kind, c.split, "teacher", kp, fps, aspect, labels))
         ours = ours_dir / f"{trace_name(c.file)}.npz" if ours_dir else None
         if ours is not None and ours.exists():

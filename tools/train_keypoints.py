@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from tools import augment, metrics
-from tools.dataset import REPO, load_cache
+from tools.dataset import REPO, keypoint_frames, load_cache
 from tools.nets import KeypointNet, count_macs, count_params
 from tools.trainlib import EMA, Schedule, save_curves, seed_all
 
@@ -66,11 +66,9 @@ def main(argv=None):
 
     cache = load_cache(Path(a.cache))
     clips = cache["clips"]
-    split = np.array([clips[c]["split"] for c in cache["clip"]])
     kind = np.array([clips[c]["kind"] for c in cache["clip"]])
-    has = np.isfinite(cache["kp"][:, 2, 0]) & np.isfinite(cache["kp"][:, 4, 0])
-    train_idx = np.flatnonzero((split == "train") & has & (kind != "image"))
-    val_all = np.flatnonzero((split == "val") & has & (kind != "image"))
+    train_idx = keypoint_frames(cache, "train")
+    val_all = keypoint_frames(cache, "val")
     val_idx = np.sort(np.random.default_rng(1).choice(val_all, min(a.val_frames, len(val_all)), replace=False))
     w = np.array([KIND_WEIGHT[k] for k in kind[train_idx]])
     w = w / w.sum()
