@@ -16,8 +16,9 @@ planted, and it is counted once, when the push arrives at the top. The signal is
 arm lengths. The floor is the lower hand's height, each hand a running median over
 ``floor_window_s`` (hands stay planted; a wrist lost for a few frames behind the chest does not
 move the floor). The arm length (upper arm + forearm, a high percentile over
-``scale_window_s``) makes it independent of zoom and distance; being relative to the hands, it
-ignores where the person is in the frame. ``s`` is ~1 at the top and ~0.2-0.5 at the bottom
+``scale_window_s``, ignoring arms over ``max_arm_outlier`` times the median: an elbow found on
+a knee) makes it independent of zoom and distance; being relative to the hands, it ignores
+where the person is in the frame. ``s`` is ~1 at the top and ~0.2-0.5 at the bottom
 from side, oblique and front views alike. After a Butterworth low-pass (``cutoff_hz``):
 
 * a *descent* is confirmed when ``s`` falls from its running peak by
@@ -132,7 +133,8 @@ class CounterSettings:
     cutoff_hz: float = 4.0          # Butterworth low-pass cutoff on the signal
     filter_order: int = 2
     nominal_fps: float = 30.0       # used until the frame interval is known
-    scale_window_s: float = 4.0     # arm length = 90th percentile over this window
+    scale_window_s: float = 4.0     # arm length = 90th percentile over this window ...
+    max_arm_outlier: float = 2.0    # ... of the arm lengths at most this x their median
     arm_per_body_scale: float = 2.3  # arm length / body scale, when no forearm is seen
     min_amplitude: float = 0.25     # smallest top-to-bottom movement that can be a rep
     amplitude_prior: float = 0.45   # expected rep amplitude before any rep was seen
@@ -465,7 +467,11 @@ class RepCounter(_CounterBase):
             while q and q[0][0] < t - st.scale_window_s:
                 q.popleft()
         if self._arms:
-            scale = _percentile([c for _, c in self._arms], 90)
+            # an elbow found on the wrong limb for a few frames (a knee, the other arm) makes
+            # an absurd arm; left in, it would set the 90th percentile and flatten the signal
+            arms = [c for _, c in self._arms]
+            limit = st.max_arm_outlier * _percentile(arms, 50)
+            scale = _percentile([c for c in arms if c <= limit], 90)
         elif self._scales:
             scale = st.arm_per_body_scale * _percentile([c for _, c in self._scales], 50)
         else:

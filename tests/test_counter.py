@@ -145,6 +145,15 @@ def test_missing_keypoints_short_gaps_bridged():
     assert count(kp).reps == 6
 
 
+def test_elbow_found_on_the_knee_does_not_inflate_the_scale():
+    # a keypoint model sometimes puts one elbow on a knee for a frame: an arm 4x too long; in a
+    # quarter of the frames that would set the arm length's 90th percentile and flatten every rep
+    kp = trace_from(heights([0.34] * 9))
+    knee = np.array([0.75, FLOOR_Y - 0.05], np.float32)
+    kp[::4, LEFT_ELBOW, :2] = knee
+    assert count(kp).reps == 9
+
+
 def test_person_leaving_mid_rep_not_double_counted():
     a = trace_from(heights([2.0] * 3, tail_s=0.0))
     down = trace_from(np.linspace(TOP_H, BOTTOM_H, 30))      # goes down ... and leaves
