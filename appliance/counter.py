@@ -16,10 +16,10 @@ planted, and it is counted once, when the push arrives at the top. The signal is
 arm lengths. The floor is the lower hand's height, each hand a running median over
 ``floor_window_s`` (hands stay planted; a wrist lost for a few frames behind the chest does not
 move the floor). The arm length (upper arm + forearm, a high percentile over
-``scale_window_s``, ignoring arms over ``max_arm_outlier`` times the median: an elbow found on
-a knee) makes it independent of zoom and distance; being relative to the hands, it ignores
-where the person is in the frame. ``s`` is ~1 at the top and ~0.2-0.5 at the bottom
-from side, oblique and front views alike. After a Butterworth low-pass (``cutoff_hz``):
+``scale_window_s``; an arm is ignored when it is over ``max_arm_outlier`` times the median or
+bent beyond ``max_arm_bend``: an elbow found on a knee) makes it independent of zoom and
+distance; being relative to the hands, it ignores where the person is in the frame. ``s`` is
+~1 at the top and ~0.2-0.5 at the bottom from side, oblique and front views alike. After a Butterworth low-pass (``cutoff_hz``):
 
 * a *descent* is confirmed when ``s`` falls from its running peak by
   ``max(min_amplitude, descent_fraction * A)``; ``A`` is the adaptive rep amplitude (a prior,
@@ -135,6 +135,7 @@ class CounterSettings:
     nominal_fps: float = 30.0       # used until the frame interval is known
     scale_window_s: float = 4.0     # arm length = 90th percentile over this window ...
     max_arm_outlier: float = 2.0    # ... of the arm lengths at most this x their median
+    max_arm_bend: float = 2.0       # an arm longer than this x shoulder-to-wrist: elbow misplaced
     arm_per_body_scale: float = 2.3  # arm length / body scale, when no forearm is seen
     min_amplitude: float = 0.25     # smallest top-to-bottom movement that can be a rep
     amplitude_prior: float = 0.45   # expected rep amplitude before any rep was seen
@@ -454,7 +455,9 @@ class RepCounter(_CounterBase):
             if s_i in sh and _seen(kp, e_i, ms):
                 upper = max(upper, _dist(kp, s_i, e_i))
                 if w_i in wr:
-                    arm = max(arm, _dist(kp, s_i, e_i) + _dist(kp, e_i, w_i))
+                    bones = _dist(kp, s_i, e_i) + _dist(kp, e_i, w_i)
+                    if bones <= st.max_arm_bend * _dist(kp, s_i, w_i):
+                        arm = max(arm, bones)
         if len(sh) == 2:
             width = _dist(kp, LEFT_SHOULDER, RIGHT_SHOULDER)
         if arm > 0:

@@ -152,6 +152,9 @@ def test_elbow_found_on_the_knee_does_not_inflate_the_scale():
     knee = np.array([0.75, FLOOR_Y - 0.05], np.float32)
     kp[::4, LEFT_ELBOW, :2] = knee
     assert count(kp).reps == 9
+    kp[1::4, LEFT_ELBOW, :2] = knee               # in most frames: no longer an outlier
+    kp[2::4, LEFT_ELBOW, :2] = knee
+    assert count(kp).reps == 9
 
 
 def test_person_leaving_mid_rep_not_double_counted():
