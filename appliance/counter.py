@@ -19,7 +19,8 @@ move the floor). The arm length (upper arm + forearm, a high percentile over
 ``scale_window_s``; an arm is ignored when it is over ``max_arm_outlier`` times the median or
 bent beyond ``max_arm_bend``: an elbow found on a knee) makes it independent of zoom and
 distance; being relative to the hands, it ignores where the person is in the frame. ``s`` is
-~1 at the top and ~0.2-0.5 at the bottom from side, oblique and front views alike. After a Butterworth low-pass (``cutoff_hz``):
+~1 at the top and ~0.2-0.5 at the bottom from side, oblique and front views alike. After a
+Butterworth low-pass (``cutoff_hz``):
 
 * a *descent* is confirmed when ``s`` falls from its running peak by
   ``max(min_amplitude, descent_fraction * A)``; ``A`` is the adaptive rep amplitude (a prior,
