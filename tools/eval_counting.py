@@ -351,7 +351,7 @@ def check_cli_equivalence(clips: list[Clip], n: int = 3) -> list[str]:
     return lines
 
 
-def run_pipeline(clips: list[Clip], timeout_s: float = 600) -> list[str]:
+def run_pipeline(clips: list[Clip], config: pathlib.Path | None = None, timeout_s: float = 600) -> list[str]:
     cli = _cli()
     if cli is None:
         return ["Pipeline: `pushup-counter` not installed; skipped."]
@@ -361,7 +361,8 @@ def run_pipeline(clips: list[Clip], timeout_s: float = 600) -> list[str]:
         if c.kind not in ("pushup", "negative") or c.video is None or not c.video.exists():
             continue
         try:
-            p = subprocess.run(cli + ["count", str(c.video), "--json"], capture_output=True, text=True, timeout=timeout_s)
+            extra = ["--config", str(config)] if config else []
+            p = subprocess.run(cli + ["count", str(c.video), "--json"] + extra, capture_output=True, text=True, timeout=timeout_s)
             got = json.loads(p.stdout)
             c.results["pipeline"] = {"reps": int(got["reps"]), "rep_times_s": got.get("rep_times_s", [])}
             lines.append(f"| {c.name[:60]} | {c.kind} | {c.truth} | {got['reps']} | {c.results.get('ours', {}).get('reps', '-')} |")
@@ -383,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plots", action="store_true", help="write per-clip PNGs into OUT/plots")
     ap.add_argument("--pipeline", action="store_true", help="also run `pushup-counter count VIDEO --json`")
     ap.add_argument("--no-riyer8", action="store_true")
+    ap.add_argument("--config", type=pathlib.Path,
+                    help="config TOML for the pipeline runs (e.g. [models] dir of candidate models)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a CounterSettings field (repeatable)")
     args = ap.parse_args(argv)
@@ -414,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                          ("negative", "negative_ambiguous"), "Negative clips with any count (bold = false reps)")
     md += check_cli_equivalence(clips) + [""]
     if args.pipeline:
-        md += run_pipeline(clips)
+        md += run_pipeline(clips, args.config)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text("\n".join(md) + "\n")
