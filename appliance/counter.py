@@ -142,7 +142,7 @@ class CounterSettings:
     amplitude_prior: float = 0.45   # expected rep amplitude before any rep was seen
     amplitude_memory: float = 0.5   # weight of the old amplitude when a new rep is seen
     descent_fraction: float = 0.35  # fall from the peak (x amplitude) that confirms a descent
-    count_fraction: float = 0.65    # rise from the valley (x amplitude) that arms the count ...
+    count_fraction: float = 0.5     # rise from the valley (x amplitude) that arms the count ...
     top_fraction: float = 0.9       # ... which happens at this rise, or as soon as the push
     arrive_velocity_fraction: float = 0.35  # slows below this share of its top speed
     refractory_s: float = 0.2       # no two counts closer than this

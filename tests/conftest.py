@@ -1,5 +1,7 @@
 import os
 import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,23 +27,45 @@ def mock_pins():
 
 @pytest.fixture
 def notify_socket(tmp_path, monkeypatch):
-    """A real AF_UNIX datagram socket standing in for systemd; yields a receive function."""
+    """A real AF_UNIX datagram socket standing in for systemd; yields a receive function.
+
+    Like systemd, a thread reads the socket as messages arrive: the kernel queues only
+    net.unix.max_dgram_qlen datagrams (often 10), and a sender facing a full queue drops them.
+    """
     path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
-    sock.settimeout(5)
+    sock.settimeout(0.05)
     monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    received, lock, done = [], threading.Lock(), threading.Event()
+
+    def reader():
+        while not done.is_set():
+            try:
+                message = sock.recv(4096).decode()
+            except (socket.timeout, BlockingIOError):
+                continue
+            with lock:
+                received.append(message)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
 
     def receive_all(timeout=0.2):
-        messages = []
-        sock.settimeout(timeout)
+        """Every message since the last call, once none has arrived for ``timeout`` s."""
         while True:
-            try:
-                messages.append(sock.recv(4096).decode())
-            except (socket.timeout, BlockingIOError):
-                return messages
+            with lock:
+                seen = len(received)
+            time.sleep(timeout)
+            with lock:
+                if len(received) == seen:
+                    messages = received[:]
+                    received.clear()
+                    return messages
 
     yield receive_all
+    done.set()
+    thread.join()
     sock.close()
 
 

@@ -21,6 +21,7 @@ PUSHUP_CLIPS = {
     "front_fast": dict(scenario="pushups", reps=8, view="front", tempo=2.0, seed=3),
     "front_steady": dict(scenario="pushups", reps=6, view="front", tempo=1.0, seed=13),
     "raised_oblique": dict(scenario="pushups", reps=5, view="oblique", tempo=1.2, seed=4, camera_height=0.6),
+    "side_fast": dict(scenario="pushups", reps=9, view="side", tempo=3.0, seed=14),
 }
 OTHER_CLIPS = {
     "standing": dict(scenario="standing", view="oblique", seed=5, duration=8),

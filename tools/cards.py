@@ -21,18 +21,21 @@ COMMANDS = {
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp_b --init runs/kp_a/last.pt --crop 1.5 "
         "--photometric 0.6 --minutes 38 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 "
         "[runs/kp_b/best.pt as of step 750 copied to runs/kp_best_0341.pt] && " + SYNTHETIC + " && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp --init runs/kp_best_0341.pt "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp_syn --init runs/kp_best_0341.pt "
         "--crop 1.5 --photometric 0.6 --minutes 45 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 && "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp_e --init runs/kp_syn/best.pt "
+        "--crop 1.5 --photometric 0.6 --minutes 55 --width 0.75 --batch 24 --lr 1e-3 --threads 1 --eval-every 250 --val-frames 400 && "
+        "ln -sfn kp_e runs/kp && "
         "python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt && "
-        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces --update-cards"
+        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_e --update-cards"
     ),
     "recognizer": (
-        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces && "
-        "python -m tools.pose_traces collect-rendered --clips 60 --out runs/traces_rendered && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --data ../shared/data --traces runs/traces --rendered runs/traces_rendered "
-        "--out runs/rec --steps 1200 --rendered-weight 0.4 --threads 1 && "
-        "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt --traces runs/traces && "
-        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces --update-cards"
+        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_e && "
+        "python -m tools.pose_traces collect-rendered --clips 60 --out runs/traces_rendered_e && "
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --data ../shared/data --traces runs/traces_e --rendered runs/traces_rendered_e "
+        "--out runs/rec_e --steps 1200 --rendered-weight 0.4 --threads 2 && ln -sfn rec_e runs/rec && "
+        "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt --traces runs/traces_e && "
+        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_e --update-cards"
     ),
 }
 
