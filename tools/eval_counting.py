@@ -364,16 +364,22 @@ def run_pipeline(clips: list[Clip], config: pathlib.Path | None = None, timeout_
             extra = ["--config", str(config)] if config else []
             p = subprocess.run(cli + ["count", str(c.video), "--json"] + extra, capture_output=True, text=True, timeout=timeout_s)
             got = json.loads(p.stdout)
-            c.results["pipeline"] = {"reps": int(got["reps"]), "rep_times_s": got.get("rep_times_s", [])}
+            times = got.get("rep_times_s", [])
+            fps = float(got.get("fps") or 30.0)
+            tops = np.round(np.asarray(c.tops or [], float) * fps)
+            c.results["pipeline"] = {"reps": int(got["reps"]), "rep_times_s": times,
+                                     "latency": latencies([round(t * fps) for t in times], tops, fps)}
             lines.append(f"| {c.name[:60]} | {c.kind} | {c.truth} | {got['reps']} | {c.results.get('ours', {}).get('reps', '-')} |")
         except Exception as e:
             lines.append(f"| {c.name[:60]} | {c.kind} | {c.truth} | error: {type(e).__name__} | - |")
-    pos = [c for c in clips if c.kind == "pushup" and "pipeline" in c.results]
-    neg = [c for c in clips if c.kind == "negative" and "pipeline" in c.results]
-    if pos:
-        err = np.array([c.results["pipeline"]["reps"] - c.truth for c in pos])
-        lines += ["", f"Pipeline: exact {np.mean(err == 0):.0%} ({np.sum(err == 0)}/{len(pos)}), within one "
-                  f"{np.mean(np.abs(err) <= 1):.0%}, false reps {sum(c.results['pipeline']['reps'] for c in neg)} on {len(neg)} negatives."]
+    for split, title in (("all", "Pipeline"), ("dev", "Pipeline, dev split"), ("holdout", "Pipeline, holdout split")):
+        s = summarize([c for c in clips if split == "all" or c.split == split], "pipeline")
+        if s.get("n_pushup"):
+            lines += ["", f"{title}: exact {_fmt(s['exact'], True)} ({s['n_exact']}/{s['n_pushup']}), within one "
+                      f"{_fmt(s['within_one'], True)}, MAE {_fmt(s['mae'])}, false reps {s.get('false_reps', '-')} on "
+                      f"{s['n_negative']} negatives; announce latency median {_fmt(s['latency_median'])} s, p90 abs "
+                      f"{_fmt(s['latency_p90_abs'])} s, latest {_fmt(s['latency_worst'])} s ({s['latency_n']} reps timed "
+                      "against the teacher's offline tops)."]
     return lines + [""]
 
 
