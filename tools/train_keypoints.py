@@ -17,6 +17,7 @@ import torch
 
 from tools import augment, metrics
 from tools.dataset import REPO, keypoint_frames, load_cache
+from tools.relabel import apply_agreement
 from tools.nets import KeypointNet, count_macs, count_params
 from tools.trainlib import EMA, Schedule, save_curves, seed_all
 
@@ -58,6 +59,8 @@ def main(argv=None):
     ap.add_argument("--init", default=None, help="warm start from a checkpoint")
     ap.add_argument("--crop", type=float, default=1.0, help="train on 1/crop windows at full pixel scale (cheaper)")
     ap.add_argument("--photometric", type=float, default=1.0, help="photometric augmentation strength")
+    ap.add_argument("--agreement", default=None,
+                    help="tools.relabel's agreement.npz: points the two teachers disagree on are not supervised")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     rng = seed_all(a.seed)
@@ -65,6 +68,9 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
 
     cache = load_cache(Path(a.cache))
+    if a.agreement:
+        dropped = apply_agreement(cache, np.load(a.agreement))
+        print(f"--agreement: {dropped} teacher points left unsupervised", flush=True)
     clips = cache["clips"]
     kind = np.array([clips[c]["kind"] for c in cache["clip"]])
     train_idx = keypoint_frames(cache, "train")
