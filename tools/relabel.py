@@ -93,7 +93,7 @@ def run_heavy(interp, img: Image.Image, m: np.ndarray) -> tuple[np.ndarray, floa
 
 
 def _work(args):
-    model_path, video, width, height, jobs = args
+    model_path, video, jobs = args
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(model_path), num_threads=1)
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
             jobs = [(int(i), int(cache["frame_index"][i]), cache["kp_frame"][i]) for i in idx
                     if np.isfinite(cache["kp_frame"][i, :, 0]).any()]
             if jobs:
-                tasks.append((model, str(root / meta["file"]), meta["width"], meta["height"], jobs))
+                tasks.append((model, str(root / meta["file"]), jobs))
         if a.limit_clips:
             tasks = tasks[: a.limit_clips]
         heavy = np.full((n, cache["kp"].shape[1], 3), np.nan, np.float32)
