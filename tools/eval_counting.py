@@ -357,11 +357,11 @@ def run_pipeline(clips: list[Clip], config: pathlib.Path | None = None, timeout_
         return ["Pipeline: `pushup-counter` not installed; skipped."]
     lines = ["### Real pipeline (`pushup-counter count VIDEO --json`)", "",
              "| clip | kind | true | pipeline | teacher-trace ours |", "| --- | --- | --- | --- | --- |"]
+    extra = ["--config", str(config)] if config else []
     for c in clips:
         if c.kind not in ("pushup", "negative") or c.video is None or not c.video.exists():
             continue
         try:
-            extra = ["--config", str(config)] if config else []
             p = subprocess.run(cli + ["count", str(c.video), "--json"] + extra, capture_output=True, text=True, timeout=timeout_s)
             got = json.loads(p.stdout)
             times = got.get("rep_times_s", [])

@@ -43,15 +43,13 @@ HEAVY_SHA256 = "59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe
 def roi_from_keypoints(kp_px: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     """(centre, unit body-up vector, side) in frame pixels from our 9 teacher keypoints, or None."""
     sh = kp_px[[kpmod.LEFT_SHOULDER, kpmod.RIGHT_SHOULDER], :2]
-    hips = kp_px[[kpmod.LEFT_HIP, kpmod.RIGHT_HIP], :2] if kp_px.shape[0] > 7 else np.full((2, 2), np.nan)
-    if not np.isfinite(sh).all():
+    hips = kp_px[[kpmod.LEFT_HIP, kpmod.RIGHT_HIP], :2]
+    hips = hips[np.isfinite(hips).all(axis=1)]
+    if not np.isfinite(sh).all() or not len(hips):
         return None
-    mid_sh = sh.mean(axis=0)
-    mid_hip = np.nanmean(hips, axis=0) if np.isfinite(hips).any() else None
+    mid_hip = hips.mean(axis=0)
     head = kp_px[kpmod.HEAD, :2]
-    if mid_hip is None or not np.isfinite(mid_hip).all():
-        return None
-    up = mid_sh - mid_hip
+    up = sh.mean(axis=0) - mid_hip
     norm = float(np.linalg.norm(up))
     if norm < 1e-3:
         return None
