@@ -110,7 +110,7 @@ def test_deterministic_per_seed():
     assert not np.array_equal(fa[5], fc[5])
 
 
-@pytest.mark.parametrize("scenario", ["plank", "standing", "walking", "squats", "empty"])
+@pytest.mark.parametrize("scenario", ["plank", "standing", "walking", "squats", "floor", "empty"])
 def test_other_scenarios_have_no_reps(scenario):
     frames: list = []
     labels = render_clip(None, scenario=scenario, duration=1.0, seed=2, frames_out=frames, **SMALL)
@@ -165,3 +165,21 @@ def test_body_stays_on_the_floor_with_hands_planted(scenario):
         assert m.joints[:, :, 1].min() > -0.03, seed  # nothing sinks into the floor
         wrists = m.joints[:, [B.J["wrist_l"], B.J["wrist_r"]], 1]
         assert wrists.max() < 0.06 and wrists.min() > 0.03, seed  # hands stay on the floor
+
+
+@pytest.mark.parametrize("flow", sorted(M.FLOOR_FLOWS))
+def test_floor_flows_lie_on_the_mat(flow):
+    """Hard negatives on the mat: something touches the floor, nothing sinks into it, and the
+    body stays low (no standing up): the shoulders stay below a standing person's hips."""
+    m = M.build("floor", M.Options(duration=6.0, flow=flow), 10.0, seed=3)
+    assert m.info["flow"] == flow and m.rep_top_times.size == 0
+    ys = m.joints[:, :, 1]
+    assert ys.min() > -0.05 and np.all(ys.min(axis=1) < 0.08)
+    shoulders = m.joints[:, [B.J["shoulder_l"], B.J["shoulder_r"]], 1]
+    assert shoulders.max() < 0.95
+
+
+def test_floor_flows_move_through_their_poses():
+    m = M.build("floor", M.Options(duration=8.0, flow="sphinx"), 10.0, seed=5)
+    chest = m.joints[:, [B.J["shoulder_l"], B.J["shoulder_r"]], 1].mean(axis=1)
+    assert chest.max() - chest.min() > 0.15  # lying flat, then up on the forearms

@@ -12,6 +12,7 @@ ever go to the training side.
 
     python -m tools.pose_traces collect --data ../shared/data --out runs/traces   # ~8 min, 2 cores
     python -m tools.pose_traces collect-rendered --clips 60 --out runs/traces_rendered   # ~5 min
+    python -m tools.pose_traces collect-rendered --floor --clips 36 --seed 700 --out runs/traces_floor
 """
 from __future__ import annotations
 
@@ -143,14 +144,14 @@ def collect(root: Path, out: Path, workers: int = 2) -> None:
     _run_cli([(root / c.file, out / f"{trace_name(c.file)}.npz") for c in clips], workers)
 
 
-def collect_rendered(out: Path, count: int, seed: int, workers: int = 2) -> None:
+def collect_rendered(out: Path, count: int, seed: int, workers: int = 2, floor: bool = False) -> None:
     from tools.render import render_clip
-    from tools.synthetic_cache import clip_specs
+    from tools.synthetic_cache import clip_specs, floor_specs
 
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
     jobs = []
-    for i, spec in enumerate(clip_specs(count, seed)):
+    for i, spec in enumerate(floor_specs(count, seed) if floor else clip_specs(count, seed)):
         video = videos / f"render_{i:03d}.mp4"
         if not video.exists():
             render_clip(video, **spec)  # writes video and its labels (.npz, with width and height)
@@ -165,12 +166,14 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="default runs/traces, or runs/traces_rendered")
     ap.add_argument("--clips", type=int, default=60, help="collect-rendered: how many clips")
     ap.add_argument("--seed", type=int, default=500, help="collect-rendered: first clip seed (the frame cache uses 100)")
+    ap.add_argument("--floor", action="store_true",
+                    help="collect-rendered: only hard negatives on the mat (yoga flows, lying, sitting)")
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
     if a.command == "collect":
         collect(data_root(a.data), Path(a.out or REPO / "runs" / "traces"), a.workers)
     else:
-        collect_rendered(Path(a.out or REPO / "runs" / "traces_rendered"), a.clips, a.seed, a.workers)
+        collect_rendered(Path(a.out or REPO / "runs" / "traces_rendered"), a.clips, a.seed, a.workers, a.floor)
 
 
 if __name__ == "__main__":

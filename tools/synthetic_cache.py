@@ -46,6 +46,22 @@ def clip_specs(count: int, seed: int = 100) -> list[dict]:
     return specs
 
 
+def floor_specs(count: int, seed: int = 700) -> list[dict]:
+    """Hard negatives on the mat (tools.render.motion.FLOOR_FLOWS: cat-cow, sphinx, cobra, child's
+    pose and downward dog, sitting, bird-dog), every view, floor-level to tripod cameras."""
+    from tools.render.motion import FLOOR_FLOWS
+
+    rng = np.random.default_rng(seed)
+    flows = sorted(FLOOR_FLOWS)
+    specs = []
+    for i in range(count):
+        size = [(320, 240), (320, 240), (480, 270)][i % 3]
+        specs.append(dict(seed=seed + i, scenario="floor", flow=flows[i % len(flows)], view=VIEWS[(i // len(flows)) % len(VIEWS)],
+                          width=size[0], height=size[1], fps=float(rng.choice([20.0, 25.0, 30.0])),
+                          camera_height=float(rng.choice([0.05, 0.1, 0.15, 0.4, 0.9])), duration=float(rng.uniform(6, 10))))
+    return specs
+
+
 def pushup_phase_labels(labels: dict) -> np.ndarray:
     """1 while doing push-ups, 0 otherwise, -1 for the uncertain edges of the push-up phase."""
     fps = float(labels["fps"])

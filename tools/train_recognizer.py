@@ -145,6 +145,9 @@ def main(argv=None):
     ap.add_argument("--traces", default=str(REPO / "runs" / "traces"), help="our model's traces (tools.pose_traces collect)")
     ap.add_argument("--rendered", default=str(REPO / "runs" / "traces_rendered"),
                     help="rendered clips' traces (tools.pose_traces collect-rendered); training only; '' for none")
+    ap.add_argument("--extra-traces", nargs="*", default=[],
+                    help="more folders of keypoint traces (other keypoint models, other rendered sets): training "
+                         "only, so the recogniser learns the errors of more than one keypoint model")
     ap.add_argument("--rendered-weight", type=float, default=0.5, help="per-clip weight of a rendered clip against a real one")
     ap.add_argument("--out", default=str(REPO / "runs" / "rec"))
     ap.add_argument("--steps", type=int, default=3000)
@@ -165,6 +168,9 @@ def main(argv=None):
     traces = load_traces(data_root(a.data), Path(a.traces) if a.traces else None)
     if a.rendered and Path(a.rendered).exists():
         traces += load_rendered(Path(a.rendered))
+    for extra in map(Path, a.extra_traces):
+        more = load_rendered(extra) if any(extra.glob("render_*.npz")) else load_traces(data_root(a.data), extra)
+        traces += [tr for tr in more if tr.source == "ours" and tr.split == "train"]
     train = build_training_set(traces, a.stride, a.rendered_weight)
     print(f"{len(traces)} traces; {len(train['y'])} training windows ({train['y'].mean():.2f} positive), "
           f"built in {time.time() - t0:.0f} s", flush=True)

@@ -81,7 +81,7 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
                 person_height: float | None = None, zoom: float | None = None, hfov_deg: float = 62.2,
                 noise: float | None = None, blur: float | None = None, crf: int = 20,
                 knees: bool = False, rest_after: int = 0, rest_s: float = 3.0,
-                motion_blur: int = 0, shutter: float = 0.5,
+                motion_blur: int = 0, shutter: float = 0.5, flow: str | None = None,
                 write_video: bool = True, frames_out: list | None = None, masks_out: list | None = None) -> dict:
     """Render one clip to `path` (mp4, H.264 yuv420p) and `path` with .npz (labels).
 
@@ -95,7 +95,7 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
     rng = np.random.default_rng([seed, 7])
     opts = M.Options(reps=reps if scenario == "pushups" else 0, tempo=tempo, depth=depth, pause_top=pause_top,
                      pause_bottom=pause_bottom, get_up=get_up, duration=duration, sag=sag, height=person_height,
-                     knees=knees, rest_after=rest_after, rest_s=rest_s)
+                     knees=knees, rest_after=rest_after, rest_s=rest_s, flow=flow)
     subs = int(motion_blur) if motion_blur and int(motion_blur) > 1 else 0
     offsets = None
     if subs:

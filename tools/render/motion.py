@@ -12,7 +12,7 @@ import numpy as np
 
 from . import body as B
 
-SCENARIOS = ("pushups", "plank", "standing", "walking", "squats", "empty")
+SCENARIOS = ("pushups", "plank", "standing", "walking", "squats", "floor", "empty")
 
 
 @dataclass
@@ -175,6 +175,7 @@ class Options:
     sag: float = 0.0  # extra hip sag (radians)
     height: float | None = None  # person's height (m); seeded if None
     variation: float = 0.15  # per-rep tempo/depth variation
+    flow: str | None = None  # floor scenario: one of FLOOR_FLOWS (seeded if None)
 
 
 def _depth_value(depth, rng) -> float:
@@ -426,6 +427,63 @@ def squats(t: np.ndarray, opts: Options, dims: B.Dims, rng):
     return joints, r_trunk, r_head
 
 
+# Floor and mat moves that are not push-ups: the recogniser's hard negatives (yoga flows, a
+# person lying or sitting on the mat). Angles in degrees; world segment angles follow from
+# pitch - hip_flex (thigh), + knee (shin), pitch - sh_flex (upper arm), - elbow (forearm), with
+# 0 = straight down and positive = towards the feet. Arms are not planted by IK: the lowest
+# contact (hand, knee, toe) sets the floor.
+def _floor_pose(pitch, hip, knee, sh, elbow=5.0, neck=0.0, ankle=None, **side) -> dict:
+    p = _sym(pitch=np.radians(pitch), hip_flex=np.radians(hip), hip_abd=0.06, knee=np.radians(knee),
+             sh_flex=np.radians(sh), sh_abd=0.12, elbow=np.radians(elbow), neck=np.radians(neck))
+    p["ankle_l"] = p["ankle_r"] = np.radians(ankle) if ankle is not None else _flat_ankle(p)
+    p.update({k: np.radians(v) for k, v in side.items()})
+    return p
+
+
+FLOOR_POSES = {
+    "quadruped": _floor_pose(75, 78, 90, 75, ankle=70),
+    "cat": _floor_pose(68, 71, 90, 68, neck=30, ankle=70),          # back rounded: head down
+    "cow": _floor_pose(82, 85, 90, 82, neck=-35, ankle=70),         # back arched: head up
+    "child": _floor_pose(100, 165, 155, 190, elbow=-15, neck=-30, ankle=60),
+    "down_dog": _floor_pose(135, 120, 0, 178, elbow=0, neck=10),
+    "prone": _floor_pose(86, -4, 0, 161, elbow=15, ankle=60),     # lying on the front, forearms down
+    "sphinx": _floor_pose(61, -29, 0, 61, elbow=90, neck=-10, ankle=60),
+    "cobra": _floor_pose(50, -40, 0, 50, elbow=80, neck=-20, ankle=60),
+    "seated": _floor_pose(-5, 85, 5, 25, elbow=30, neck=5),
+    "seated_fold": _floor_pose(55, 145, 5, 130, elbow=5, neck=15),
+    "bird_dog_l": _floor_pose(75, 78, 90, 75, ankle=70, sh_flex_l=165, elbow_l=0, hip_flex_r=-10, knee_r=0),
+    "bird_dog_r": _floor_pose(75, 78, 90, 75, ankle=70, sh_flex_r=165, elbow_r=0, hip_flex_l=-10, knee_l=0),
+}
+
+# Flows: the poses a clip cycles through, and the seconds each move takes
+FLOOR_FLOWS = {
+    "cat_cow": (("quadruped", "cat", "quadruped", "cow"), (1.0, 2.2)),
+    "sphinx": (("prone", "sphinx", "sphinx", "prone"), (1.5, 3.5)),
+    "cobra": (("prone", "cobra", "cobra", "prone"), (1.2, 3.0)),
+    "child_dog": (("quadruped", "child", "quadruped", "down_dog"), (1.5, 3.0)),
+    "seated": (("seated", "seated", "seated_fold", "seated"), (1.5, 4.0)),
+    "bird_dog": (("quadruped", "bird_dog_l", "quadruped", "bird_dog_r"), (1.0, 2.5)),
+}
+
+
+def floor(t: np.ndarray, opts: Options, dims: B.Dims, rng, flow: str | None = None):
+    name = flow or str(rng.choice(sorted(FLOOR_FLOWS)))
+    poses, (lo, hi) = FLOOR_FLOWS[name]
+    kf = Keyframes()
+    time, i = 0.0, int(rng.integers(len(poses)))
+    while time <= t[-1] + hi:
+        kf.add(time, FLOOR_POSES[poses[i % len(poses)]])
+        time += float(rng.uniform(lo, hi))
+        i += 1
+    p = kf.sample(t)
+    ph = rng.uniform(0, 6, size=2)
+    p["pitch"] = p["pitch"] + 0.02 * np.sin(2 * np.pi * 0.25 * t + ph[0])   # breathing
+    p["neck"] = p["neck"] + 0.12 * np.sin(2 * np.pi * 0.13 * t + ph[1])
+    p["x"] = np.full_like(t, 0.5)
+    joints, r_trunk, r_head = B.pose(p, dims)
+    return joints, r_trunk, r_head, {"flow": name}
+
+
 def _dims_and_rng(opts: Options, seed: int):
     rng = np.random.default_rng(seed)
     height = opts.height if opts.height else float(np.clip(rng.normal(1.74, 0.08), 1.55, 1.95))
@@ -443,6 +501,8 @@ def _evaluate(scenario: str, opts: Options, seed: int, t: np.ndarray, duration: 
     elif scenario == "plank":
         o = Options(**{**opts.__dict__, "get_up": False, "duration": duration})
         joints, r_trunk, r_head, _, info = pushups(t, o, dims, rng, plank_only=True)
+    elif scenario == "floor":
+        joints, r_trunk, r_head, info = floor(t, opts, dims, rng, opts.flow)
     elif scenario == "empty":
         joints = np.zeros((len(t), len(B.JOINTS), 3))
         r_trunk = r_head = np.broadcast_to(np.eye(3), (len(t), 3, 3)).copy()
