@@ -170,7 +170,7 @@ def main(argv=None):
         traces += load_rendered(Path(a.rendered))
     for extra in map(Path, a.extra_traces):
         more = load_rendered(extra) if any(extra.glob("render_*.npz")) else load_traces(data_root(a.data), extra)
-        traces += [tr for tr in more if tr.source == "ours" and tr.split == "train"]
+        traces += [tr for tr in more if tr.split == "train" and (tr.source == "ours" or tr.kind == "rendered")]
     train = build_training_set(traces, a.stride, a.rendered_weight)
     print(f"{len(traces)} traces; {len(train['y'])} training windows ({train['y'].mean():.2f} positive), "
           f"built in {time.time() - t0:.0f} s", flush=True)
