@@ -56,3 +56,29 @@ def test_pushup_labels_standing_vs_down():
             lm[t, k, :2] = (x, y)
     lab = dataset.pushup_labels(lm, fps=10)
     assert (lab[:5] == 0).all() and (lab[20:] == 1).all()
+
+
+def test_teacher_smoothing_removes_jitter_and_unsupervises_a_glitch():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    T, fps = 60, 30.0
+    t = np.arange(T) / fps
+    clean = np.zeros((T, 9, 3), np.float32)
+    clean[:, :, 0] = 0.3 + 0.05 * np.arange(9)[None, :]         # a person a few body scales wide
+    clean[:, :, 1] = 0.5 + 0.05 * np.sin(2 * np.pi * 0.5 * t)[:, None]
+    clean[:, :, 2] = 0.9
+    noisy = clean.copy()
+    noisy[:, :, :2] += rng.normal(0, 0.004, (T, 9, 2))
+    noisy[30, 1, :2] += 0.3                                      # one frame: the elbow jumps away
+    noisy[40:, 8, 2] = 0.1                                       # a hip the teacher stops seeing
+    out = dataset.smooth_teacher_track(noisy, fps)
+    assert out[30, 1, 2] == 0.0                                  # the glitch is left unsupervised
+    assert np.abs(out[30, 1, :2] - clean[30, 1, :2]).max() < 0.02
+    keep = np.ones((T, 9), bool)
+    keep[30, 1] = False
+    keep[40:, 8] = False
+    err_before = np.abs(noisy[..., :2] - clean[..., :2])[keep].mean()
+    err_after = np.abs(out[..., :2] - clean[..., :2])[keep].mean()
+    assert err_after < 0.8 * err_before
+    np.testing.assert_array_equal(out[40:, 8], noisy[40:, 8])    # unseen points are left alone

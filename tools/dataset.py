@@ -200,6 +200,73 @@ def load_teacher(root: Path, clip: Clip) -> tuple[np.ndarray, np.ndarray] | None
     return kpmod.from_mediapipe33(lm33), lm33
 
 
+SMOOTH_S = 0.2        # teacher smoothing window (seconds), centred: labels may look ahead
+JUMP_BODY_SCALES = 0.25  # a point this far from its smoothed track is a teacher glitch
+
+
+def smooth_teacher_track(kp: np.ndarray, fps: float, window_s: float = SMOOTH_S,
+                         jump: float = JUMP_BODY_SCALES) -> np.ndarray:
+    """Teacher keypoints [T, K, 3] (frame-normalised, visibility) smoothed over time.
+
+    Each keypoint's track is median-filtered over ``window_s`` (centred; offline labels may
+    look ahead) within runs of frames where it is seen (visibility >= VIS_THRESHOLD). A point
+    further than ``jump`` x the clip's body scale from that median was a one-frame glitch of
+    the teacher: it is marked unseen (visibility 0) instead of being trusted or moved.
+    """
+    from scipy.ndimage import median_filter
+
+    out = np.array(kp, dtype=np.float32, copy=True)
+    half = max(1, int(round(window_s * fps / 2)))
+    seen = np.isfinite(out[..., :2]).all(-1) & (np.nan_to_num(out[..., 2]) >= VIS_THRESHOLD)
+    masked = out.copy()
+    masked[~seen] = np.nan
+    scale = kpmod.body_scale(masked)
+    for k in range(out.shape[1]):
+        idx = np.flatnonzero(seen[:, k])
+        if len(idx) == 0:
+            continue
+        runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+        for run in runs:
+            if len(run) < 2 * half + 1:
+                continue
+            track = out[run, k, :2]
+            med = median_filter(track, size=(2 * half + 1, 1), mode="nearest")
+            if np.isfinite(scale) and scale > 0:
+                glitch = np.linalg.norm(track - med, axis=-1) > jump * scale
+                out[run[glitch], k, 2] = 0.0
+            out[run, k, :2] = med
+    return out
+
+
+def smooth_cached_labels(cache: dict, root: Path) -> int:
+    """Replace the training rows' teacher points with smoothed ones (smooth_teacher_track on the
+    full-rate teacher track of each clip); validation rows keep the raw teacher, so metrics stay
+    comparable. Returns how many points became unseen as glitches."""
+    dropped = 0
+    for cid, meta in enumerate(cache["clips"]):
+        if meta.get("split") != "train" or not meta.get("teacher") or meta.get("kind") == "image":
+            continue
+        path = root / meta["teacher"]
+        rows = np.flatnonzero(cache["clip"] == cid)
+        if not path.exists() or not len(rows):
+            continue
+        clip = Clip(file=meta["file"], category=meta.get("category", ""), source_repo="", notes="", reps="",
+                    confidence="", view="", teacher=meta["teacher"])
+        kp, _ = load_teacher(root, clip)
+        smooth = smooth_teacher_track(kp, float(meta.get("fps") or 30.0))
+        fi = cache["frame_index"][rows]
+        ok = fi < len(smooth)
+        rows, fi = rows[ok], fi[ok]
+        new = smooth[fi]
+        was_seen = np.nan_to_num(cache["kp"][rows, :, 2]) >= VIS_THRESHOLD
+        dropped += int((was_seen & (new[..., 2] < VIS_THRESHOLD)).sum())
+        lb = Letterbox(int(meta["width"]), int(meta["height"]), CACHE_W, CACHE_H)
+        cache["kp_frame"][rows] = new
+        cache["kp"][rows, :, :2] = lb.frame_to_input(new[..., :2])
+        cache["kp"][rows, :, 2] = new[..., 2]
+    return dropped
+
+
 def pushup_labels(lm33: np.ndarray, fps: float) -> np.ndarray:
     """Per-frame recognition label for a push-up clip: 1 active, 0 set-up/standing, -1 unsure.
 

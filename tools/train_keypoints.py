@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from tools import augment, metrics
-from tools.dataset import REPO, keypoint_frames, load_cache
+from tools.dataset import REPO, data_root, keypoint_frames, load_cache, smooth_cached_labels
 from tools.relabel import apply_agreement
 from tools.nets import KeypointNet, count_macs, count_params
 from tools.trainlib import EMA, Schedule, save_curves, seed_all
@@ -59,6 +59,10 @@ def main(argv=None):
     ap.add_argument("--init", default=None, help="warm start from a checkpoint")
     ap.add_argument("--crop", type=float, default=1.0, help="train on 1/crop windows at full pixel scale (cheaper)")
     ap.add_argument("--photometric", type=float, default=1.0, help="photometric augmentation strength")
+    ap.add_argument("--smooth", action="store_true",
+                    help="train on teacher tracks median-smoothed over 0.2 s, one-frame glitches unsupervised "
+                         "(tools.dataset.smooth_teacher_track; needs --data)")
+    ap.add_argument("--data", default=None, help="../shared/data (for --smooth)")
     ap.add_argument("--agreement", default=None,
                     help="tools.relabel's agreement.npz: points the two teachers disagree on are not supervised")
     a = ap.parse_args(argv)
@@ -68,6 +72,9 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
 
     cache = load_cache(Path(a.cache))
+    if a.smooth:
+        dropped = smooth_cached_labels(cache, data_root(a.data))
+        print(f"--smooth: training labels smoothed over time, {dropped} glitch points left unsupervised", flush=True)
     if a.agreement:
         dropped = apply_agreement(cache, np.load(a.agreement))
         print(f"--agreement: {dropped} teacher points left unsupervised", flush=True)

@@ -111,8 +111,12 @@ def predict(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
 
 def evaluate(prob_fn, traces: list[Trace], source: str = "ours") -> dict:
     """Frame-level AUC on validation footage, and the negative clips' longest smoothed-open stretch."""
+    from appliance.config import GateConfig
+    from appliance.gate import Gate
+
+    gate_config = GateConfig()
     scores, labels, recorded_scores, recorded_labels = [], [], [], []
-    open_negatives = {}
+    open_negatives, gate_open_negatives = {}, {}
     for tr in traces:
         if tr.split != "val" or tr.source != source:
             continue
@@ -127,13 +131,22 @@ def evaluate(prob_fn, traces: list[Trace], source: str = "ours") -> dict:
         if tr.kind == "negative":
             sm = metrics.smoothed(p, tr.fps, 1.0)
             open_negatives[tr.clip] = round(metrics.longest_run_seconds(sm > 0.5, tr.fps), 2)
+            # the appliance's own gate (config defaults) on the same probabilities
+            gate = Gate(gate_config.open_threshold, gate_config.close_threshold, gate_config.time_constant_s)
+            is_open = np.array([gate.update(i / tr.fps, float(q)) for i, q in zip(idx, p)])
+            gate_open_negatives[tr.clip] = round(metrics.longest_run_seconds(is_open, tr.fps), 2)
     s, y = np.concatenate(scores), np.concatenate(labels)
     res = {"frames_positive": int(y.sum()), "frames_negative": int((1 - y).sum()), "roc_auc": metrics.roc_auc(s, y),
            "accuracy": float(((s > 0.5) == (y > 0.5)).mean()), "fpr_negative_frames": float((s[y == 0] > 0.5).mean()),
            "tpr": float((s[y == 1] > 0.5).mean()),
            "negative_clips": len(open_negatives),
            "negative_clips_open_over_1p5s": sorted(k for k, v in open_negatives.items() if v > 1.5),
-           "negative_clip_longest_open_s": open_negatives}
+           "negative_clip_longest_open_s": open_negatives,
+           "gate": f"appliance gate, config defaults: open {gate_config.open_threshold}, close "
+                   f"{gate_config.close_threshold}, time constant {gate_config.time_constant_s} s",
+           "negative_clips_gate_open_over_0p5s": sorted(k for k, v in gate_open_negatives.items() if v > 0.5),
+           "negative_clips_gate_open_over_1p5s": sorted(k for k, v in gate_open_negatives.items() if v > 1.5),
+           "negative_clip_longest_gate_open_s": gate_open_negatives}
     if recorded_scores:
         res["recorded_prob_same_frames_roc_auc"] = metrics.roc_auc(np.concatenate(recorded_scores), np.concatenate(recorded_labels))
     return res
