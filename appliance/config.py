@@ -34,6 +34,7 @@ class ModelsConfig:
     recognizer: str = "recognizer.tflite"
     num_threads: int = 2
     recognition_every: int = 3  # run the recognizer on every Nth frame
+    flip_average: bool = True  # keypoints: also run the mirrored frame and average (2x the time)
 
     def validate(self) -> None:
         _at_least("models", "num_threads", self.num_threads, 1)

@@ -159,12 +159,12 @@ class CounterSettings:
     max_hip_rise: float = 0.45      # hips more than this above the shoulders: downward dog etc.
     min_top_arm_drop: float = 0.35  # at the top: shoulders at least this high above the wrists
     max_top_hip_ratio: float = 0.8  # at the top: hip drop / arm drop at most this (not upright)
-    min_hip_follow: float = 0.1     # over a push the hips rise at least this share of the
+    min_hip_follow: float = 0.05    # over a push the hips rise at least this share of the
     max_hip_follow: float = 1.2     # shoulders' rise and at most this (side views)
     max_hand_off_floor: float = 0.25  # at the top: the lower hand this close to its planted height
     max_hand_motion: float = 0.4    # over a push the hands move at most this share of the rise
     max_bottom_elbow_deg: float = 150.0  # side views: the elbows must bend below this in a rep
-    min_posture_fraction: float = 0.7  # share of posture-ok frames needed over a rep cycle
+    min_posture_fraction: float = 0.6  # share of posture-ok frames needed over a rep cycle
     # --- seed baseline (SeedCounter) ---
     seed_lag: int = 60
     seed_h: float = 0.1

@@ -53,6 +53,14 @@ def flip_horizontal(keypoints: np.ndarray) -> np.ndarray:
     return flipped
 
 
+def unmirror_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
+    """Heatmaps [..., h, w, K] computed on a mirrored image, brought back to the original: flip
+    the columns and swap the person's left and right channels."""
+    count = heatmaps.shape[-1]
+    names(count)
+    return heatmaps[..., ::-1, :][..., list(FLIP_PERMUTATION[:count])]
+
+
 def from_mediapipe33(landmarks33: np.ndarray, count: int = FULL_COUNT) -> np.ndarray:
     """Map MediaPipe [T, 33, 4] (x, y, z, visibility) landmarks to our [T, K, 3] order.
 
