@@ -22,6 +22,15 @@ def test_values_are_read(tmp_path):
     assert config.gate.open_threshold == 1.0 and isinstance(config.gate.open_threshold, float)
 
 
+def test_flip_average_reaches_the_keypoint_model(tmp_path):
+    from appliance.app import load_pipeline
+
+    config = load_config(write(tmp_path, "[models]\nflip_average = false\n"))
+    assert config.models.flip_average is False
+    assert load_pipeline(config).keypoint_model.flip_average is False
+    assert load_pipeline(Config()).keypoint_model.flip_average is True
+
+
 @pytest.mark.parametrize(
     "text, named",
     [
@@ -31,6 +40,7 @@ def test_values_are_read(tmp_path):
         ("[buzzer]\nenabled = 1\n", "[buzzer].enabled"),
         ("[display]\nkind = 'lcd'\n", "[display].kind"),
         ("[models]\nnum_threads = 0\n", "[models].num_threads"),
+        ("[models]\nflip_average = 'yes'\n", "[models].flip_average"),
         ("[gate]\nopen_threshold = 0.2\nclose_threshold = 0.5\n", "[gate]"),
         ("[button]\nshutdown_command = 'poweroff'\n", "[button].shutdown_command"),
     ],
