@@ -27,7 +27,9 @@ COMMANDS = {
         "--crop 1.5 --photometric 0.6 --minutes 55 --width 0.75 --batch 24 --lr 1e-3 --threads 1 --eval-every 250 --val-frames 400 && "
         "ln -sfn kp_e runs/kp && "
         "python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt && "
-        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_e --update-cards"
+        "[the appliance averages each frame's heatmaps with its mirror's: [models] flip_average = true] && "
+        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_tta && "
+        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_tta --update-cards"
     ),
     "recognizer": (
         "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_e && "
@@ -35,7 +37,10 @@ COMMANDS = {
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --data ../shared/data --traces runs/traces_e --rendered runs/traces_rendered_e "
         "--out runs/rec_e --steps 1200 --rendered-weight 0.4 --threads 2 && ln -sfn rec_e runs/rec && "
         "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt --traces runs/traces_e && "
-        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_e --update-cards"
+        "[traces_e: collected before flip averaging; a recogniser retrained on flip-averaged traces counted worse, "
+        "models/README.md] && "
+        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_tta && "
+        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_tta --update-cards"
     ),
 }
 
