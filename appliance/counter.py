@@ -33,7 +33,9 @@ Butterworth low-pass (``cutoff_hz``):
 * only if the push is plausible: at least ``min_rep_s`` since the cycle began and
   ``refractory_s`` since the last count; push-up posture (below) on at least
   ``min_posture_fraction`` of the cycle's frames and at the counting frame; the recognition gate
-  open at the counting frame; and the body moved as a push-up does (below).
+  open at the counting frame; and the body moved as a push-up does (below). A top refused for
+  its posture is looked at again for ``top_grace_s`` (a keypoint misplaced for a frame or two
+  at the top must not cost the rep).
 
 Consequences: a clip that starts at the bottom counts its first push (after ``warmup_s``, which
 lets the first, often wrong, frames of a track settle); a clip that ends at the bottom, mid
@@ -159,6 +161,7 @@ class CounterSettings:
     max_hip_rise: float = 0.45      # hips more than this above the shoulders: downward dog etc.
     min_top_arm_drop: float = 0.35  # at the top: shoulders at least this high above the wrists
     max_top_hip_ratio: float = 0.8  # at the top: hip drop / arm drop at most this (not upright)
+    top_grace_s: float = 0.1        # a top refused for its posture may still count this long after
     min_hip_follow: float = 0.05    # over a push the hips rise at least this share of the
     max_hip_follow: float = 1.2     # shoulders' rise and at most this (side views)
     max_hand_off_floor: float = 0.25  # at the top: the lower hand this close to its planted height
@@ -419,6 +422,7 @@ class RepCounter(_CounterBase):
         self._cycle_frames = 0
         self._cycle_ok = 0
         self._cycle_elbow = math.inf
+        self._top_wait_t = math.nan
         self._last_count_t = -math.inf
         self._amp = self.settings.amplitude_prior
         if self._fs is not None:
@@ -433,6 +437,7 @@ class RepCounter(_CounterBase):
         self._cycle_start_t = t
         self._cycle_frames, self._cycle_ok = 1, int(posture)
         self._cycle_elbow = math.inf
+        self._top_wait_t = math.nan
 
     def _learn_amplitude(self, amp: float) -> None:
         st = self.settings
@@ -620,16 +625,21 @@ class RepCounter(_CounterBase):
                                                and self._cycle_elbow > st.max_bottom_elbow_deg)
                     else ""
                 )
-                if why:
-                    self.rejected.append((t, why))
+                if why == "top posture" and math.isnan(self._top_wait_t):
+                    self._top_wait_t = t
+                if why == "top posture" and t - self._top_wait_t < st.top_grace_s:
+                    pass  # a wrist or hip misplaced for a frame or two at the top: look again
                 else:
-                    self._count += 1
-                    self._last_count_t = t
-                    counted = True
-                # either way the push is over: look for the next descent from here
-                self._seeking_descent = True
-                self._peak = x
-                self._push_valley = self._valley
+                    if why:
+                        self.rejected.append((t, why))
+                    else:
+                        self._count += 1
+                        self._last_count_t = t
+                        counted = True
+                    # either way the push is over: look for the next descent from here
+                    self._seeking_descent = True
+                    self._peak = x
+                    self._push_valley = self._valley
 
         if self._seeking_descent:
             lower = self._peak - fall_needed

@@ -157,6 +157,17 @@ def test_elbow_found_on_the_knee_does_not_inflate_the_scale():
     assert count(kp).reps == 9
 
 
+def test_a_wrist_misplaced_at_the_top_for_two_frames_does_not_cost_the_rep():
+    kp = trace_from(heights([2.0] * 4))
+    clean = count(kp)
+    assert clean.reps == 4
+    for t in clean.rep_times_s:                   # just where each push arrives at the top
+        i = int(round(t * FPS))
+        kp[i:i + 2, RIGHT_WRIST, 1] -= 0.2        # a hand "lifted": top posture refused there
+    assert count(kp).reps == 4
+    assert count(kp, settings=CounterSettings(top_grace_s=0.0)).reps < 4
+
+
 def test_person_leaving_mid_rep_not_double_counted():
     a = trace_from(heights([2.0] * 3, tail_s=0.0))
     down = trace_from(np.linspace(TOP_H, BOTTOM_H, 30))      # goes down ... and leaves
