@@ -27,15 +27,13 @@ from appliance.counter import count_trace
 from appliance.gate import Gate
 from tools.dataset import data_root
 from tools.eval_counting import load_manifest
+from tools.pose_traces import frame_aspect
 
 
 def _aspects(root: pathlib.Path) -> dict[str, float]:
-    out = {}
     with open(root / "MANIFEST.tsv", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            w, h = row["resolution"].lower().split("x")
-            out[pathlib.Path(row["file"]).stem] = int(w) / int(h)
-    return out
+        return {pathlib.Path(row["file"]).stem: frame_aspect(row.get("resolution") or "")
+                for row in csv.DictReader(fh, delimiter="\t")}
 
 
 def _probabilities(recognizer: pathlib.Path, keypoints: np.ndarray, fps: float, aspect: float, every: int) -> np.ndarray:
@@ -75,7 +73,7 @@ def evaluate(root: pathlib.Path, traces: pathlib.Path, recognizer: pathlib.Path,
             continue
         data = np.load(path)
         keypoints, fps = data["keypoints"].astype(np.float32), float(data["fps"])
-        prob = _probabilities(recognizer, keypoints, fps, aspects.get(pathlib.Path(clip.file).stem, 16 / 9),
+        prob = _probabilities(recognizer, keypoints, fps, aspects[pathlib.Path(clip.file).stem],
                               config.models.recognition_every)
         gate = Gate(config.gate.open_threshold, config.gate.close_threshold, config.gate.time_constant_s)
         is_open = np.array([gate.update(i / fps, None if np.isnan(p) else float(p)) for i, p in enumerate(prob)])

@@ -52,7 +52,7 @@ def trace_name(clip_file: str) -> str:
     return f"{p.parent.name}__{p.stem}" if "riyer8" in clip_file else p.stem
 
 
-def _aspect(resolution: str) -> float:
+def frame_aspect(resolution: str) -> float:
     try:
         w, h = (int(v) for v in resolution.lower().split("x"))
         return w / h
@@ -84,7 +84,7 @@ def load_traces(root: Path, ours_dir: Path | None, kinds=("pushup", "riyer8", "n
         kp, lm33 = teacher
         fps = float(np.load(root / c.teacher)["fps"])
         labels = clip_labels(c, lm33, kp, fps)
-        aspect = _aspect(c.resolution)
+        aspect = frame_aspect(c.resolution)
         traces.append(Trace(c.file, c.kind, c.split, "teacher", kp, fps, aspect, labels))
         ours = ours_dir / f"{trace_name(c.file)}.npz" if ours_dir else None
         if ours is not None and ours.exists():
