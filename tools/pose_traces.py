@@ -11,6 +11,7 @@ with exact labels: ``collect-rendered`` renders them and runs the same CLI on ea
 ever go to the training side.
 
     python -m tools.pose_traces collect --data ../shared/data --out runs/traces   # ~8 min, 2 cores
+    python -m tools.pose_traces collect --data ../shared/data --out runs/traces_cand --config cand.toml --kinds pushup,negative
     python -m tools.pose_traces collect-rendered --clips 60 --out runs/traces_rendered   # ~5 min
     python -m tools.pose_traces collect-rendered --floor --clips 36 --seed 700 --out runs/traces_floor
 """
@@ -118,8 +119,8 @@ def load_rendered(folder: Path) -> list[Trace]:
     return traces
 
 
-def _run_cli(jobs: list[tuple[Path, Path]], workers: int) -> None:
-    """``pushup-counter count VIDEO --keypoints OUT`` for each (video, out) not yet done."""
+def _run_cli(jobs: list[tuple[Path, Path]], workers: int, config: str | None = None) -> None:
+    """``pushup-counter count VIDEO --keypoints OUT [--config FILE]`` for each (video, out) not yet done."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def one(job):
@@ -127,6 +128,8 @@ def _run_cli(jobs: list[tuple[Path, Path]], workers: int) -> None:
         if dest.exists():
             return
         cmd = [sys.executable, "-m", "appliance", "count", str(video), "--keypoints", str(dest)]
+        if config:
+            cmd += ["--config", str(config)]
         p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
         if p.returncode != 0:
             print(f"{video}: {p.stderr.strip().splitlines()[-1:]}", flush=True)
@@ -137,11 +140,12 @@ def _run_cli(jobs: list[tuple[Path, Path]], workers: int) -> None:
                 print(f"{i}/{len(jobs)}", flush=True)
 
 
-def collect(root: Path, out: Path, workers: int = 2) -> None:
-    """Run the real CLI with the shipped models on every clip; keep its keypoints."""
+def collect(root: Path, out: Path, workers: int = 2, config: str | None = None,
+            kinds: tuple[str, ...] = ("pushup", "riyer8", "negative")) -> None:
+    """Run the real CLI (the shipped models, or the config's) on every clip; keep its keypoints."""
     out.mkdir(parents=True, exist_ok=True)
-    clips = [c for c in read_manifest(root) if c.kind in ("pushup", "riyer8", "negative")]
-    _run_cli([(root / c.file, out / f"{trace_name(c.file)}.npz") for c in clips], workers)
+    clips = [c for c in read_manifest(root) if c.kind in kinds]
+    _run_cli([(root / c.file, out / f"{trace_name(c.file)}.npz") for c in clips], workers, config)
 
 
 def collect_rendered(out: Path, count: int, seed: int, workers: int = 2, floor: bool = False) -> None:
@@ -168,10 +172,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=500, help="collect-rendered: first clip seed (the frame cache uses 100)")
     ap.add_argument("--floor", action="store_true",
                     help="collect-rendered: only hard negatives on the mat (yoga flows, lying, sitting)")
+    ap.add_argument("--config", default=None,
+                    help="collect: appliance config for the CLI, e.g. [models] dir = a candidate model folder")
+    ap.add_argument("--kinds", default="pushup,riyer8,negative",
+                    help="collect: which MANIFEST kinds (pushup,negative is enough for tools.eval_traces)")
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
     if a.command == "collect":
-        collect(data_root(a.data), Path(a.out or REPO / "runs" / "traces"), a.workers)
+        collect(data_root(a.data), Path(a.out or REPO / "runs" / "traces"), a.workers, a.config, tuple(a.kinds.split(",")))
     else:
         collect_rendered(Path(a.out or REPO / "runs" / "traces_rendered"), a.clips, a.seed, a.workers, a.floor)
 
