@@ -267,7 +267,8 @@ def main(argv=None):
     rec_res = eval_recognizer(Path(a.traces), a.data, models / "recognizer.tflite", Path(a.rec_ckpt))
     report["recognizer"] = rec_res
     print("recognizer", json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items() if kk != "negative_clip_longest_open_s"}) for k, v in rec_res.items()}, indent=1), flush=True)
-    contact_sheet(cache, kp_idx, kp_px, [out / "contact_sheet.png", REPO / "docs" / "models" / "contact_sheet.png"])
+    # the README's copy changes only with the shipped cards
+    contact_sheet(cache, kp_idx, kp_px, [out / "contact_sheet.png"] + ([REPO / "docs" / "models" / "contact_sheet.png"] if a.update_cards else []))
     with tempfile.TemporaryDirectory() as tmp:
         bp_path, bp_info = (Path(a.blazepose), {"path": a.blazepose}) if a.blazepose else fetch_blazepose(Path(tmp))
         paths = {"keypoints_int8": models / "keypoints.tflite", "recognizer_int8": models / "recognizer.tflite"}
