@@ -61,6 +61,11 @@ def unmirror_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
     return heatmaps[..., ::-1, :][..., list(FLIP_PERMUTATION[:count])]
 
 
+def average_with_mirror(heatmaps: np.ndarray, mirrored_heatmaps: np.ndarray) -> np.ndarray:
+    """Test-time flip: the heatmaps of a frame averaged with those of its mirror image."""
+    return 0.5 * (heatmaps + unmirror_heatmaps(mirrored_heatmaps))
+
+
 def from_mediapipe33(landmarks33: np.ndarray, count: int = FULL_COUNT) -> np.ndarray:
     """Map MediaPipe [T, 33, 4] (x, y, z, visibility) landmarks to our [T, K, 3] order.
 

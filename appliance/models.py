@@ -164,7 +164,7 @@ class KeypointModel(_TFLiteModel):
         """Heatmaps [h, w, K] of a letterboxed uint8 image, flip-averaged if configured."""
         maps = self._invoke(self._lut[pixels])
         if self.flip_average:
-            maps = 0.5 * (maps + kp.unmirror_heatmaps(self._invoke(self._lut[pixels[:, ::-1]])))
+            maps = kp.average_with_mirror(maps, self._invoke(self._lut[pixels[:, ::-1]]))
         return maps
 
     def predict_pixels(self, pixels: np.ndarray, box: Letterbox) -> np.ndarray:

@@ -189,6 +189,11 @@ def load_teacher(root: Path, clip: Clip) -> tuple[np.ndarray, np.ndarray] | None
     path = root / clip.teacher
     if not clip.teacher or not path.exists():
         return None
+    return load_teacher_file(path)
+
+
+def load_teacher_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One teacher landmark file -> our keypoints [T, 9, 3] and the raw 33 landmarks."""
     d = np.load(path)
     if "landmarks33" in d:
         lm33 = d["landmarks33"].astype(np.float32)
@@ -250,9 +255,7 @@ def smooth_cached_labels(cache: dict, root: Path) -> int:
         rows = np.flatnonzero(cache["clip"] == cid)
         if not path.exists() or not len(rows):
             continue
-        clip = Clip(file=meta["file"], category=meta.get("category", ""), source_repo="", notes="", reps="",
-                    confidence="", view="", teacher=meta["teacher"])
-        kp, _ = load_teacher(root, clip)
+        kp, _ = load_teacher_file(path)
         smooth = smooth_teacher_track(kp, float(meta.get("fps") or 30.0))
         fi = cache["frame_index"][rows]
         ok = fi < len(smooth)

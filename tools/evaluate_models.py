@@ -53,10 +53,10 @@ def eval_keypoints(cache, val_idx, tflite: Path, ckpt: Path | None) -> tuple[dic
     single = runner(x)
     # as the appliance runs it (appliance.models.KeypointModel, flip_average on): the mirrored
     # frame too, heatmaps averaged; "int8_single" is one pass
-    outputs = {"int8": 0.5 * (single + kpmod.unmirror_heatmaps(runner(mirrored))), "int8_single": single}
+    outputs = {"int8": kpmod.average_with_mirror(single, runner(mirrored)), "int8_single": single}
     if ckpt and ckpt.exists():
         net = NHWCKeypoints(build_net("keypoints", torch.load(ckpt, map_location="cpu")))
-        outputs["float"] = 0.5 * (float_nhwc(net, x) + kpmod.unmirror_heatmaps(float_nhwc(net, mirrored)))
+        outputs["float"] = kpmod.average_with_mirror(float_nhwc(net, x), float_nhwc(net, mirrored))
     preds = {}
     for name, hm in outputs.items():
         dec = np.stack([decode_heatmaps(h) for h in hm])
