@@ -1,6 +1,7 @@
 # Two commands for a fresh Debian/Ubuntu machine: `make run` and `make test`.
 VENV := .venv
 BIN := $(VENV)/bin
+TOOLS_VENV := .venv-tools
 RUN_DIR := run
 
 .PHONY: run test sample deploy-test models clean
@@ -23,8 +24,15 @@ run: $(RUN_DIR)/sample.mp4
 	@$(BIN)/pushup-counter status --state-dir $(RUN_DIR)/state
 	@echo "OLED animation: $(RUN_DIR)/oled.gif   annotated video: $(RUN_DIR)/preview.mp4"
 
-test: $(VENV)/.installed
+# The training tools' own environment (torch 2.13.0 CPU, litert-torch, ai-edge-quantizer): the
+# converter, flip and augmentation tests run in it, so CI proves the int8 export too.
+$(TOOLS_VENV)/.installed: setup.cfg pyproject.toml tools/bootstrap.sh
+	VENV=$(TOOLS_VENV) EXTRAS=tools bash tools/bootstrap.sh
+
+test: $(VENV)/.installed $(TOOLS_VENV)/.installed
 	$(BIN)/python -m pytest
+	$(TOOLS_VENV)/bin/python -c "import torch, litert_torch, ai_edge_quantizer, ai_edge_litert"
+	$(TOOLS_VENV)/bin/python -m pytest tests/test_tools_*.py
 
 deploy-test: $(VENV)/.installed
 	bash deploy/deploy-test.sh

@@ -1,12 +1,14 @@
-"""The train/validation split keeps every piece of source footage on one side."""
+"""The train/validation split keeps every piece of source footage on one side; the packed cache."""
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 
 from tools import dataset
 
 ROOT = dataset.data_root(None)
-pytestmark = pytest.mark.skipif(not (ROOT / "MANIFEST.tsv").exists(), reason="shared data not present")
+needs_data = pytest.mark.skipif(not (ROOT / "MANIFEST.tsv").exists(), reason="shared data not present")
 
 
 def _clips():
@@ -16,6 +18,7 @@ def _clips():
     return clips
 
 
+@needs_data
 def test_no_group_on_both_sides():
     clips = _clips()
     sides = {}
@@ -24,6 +27,7 @@ def test_no_group_on_both_sides():
     assert all(len(s) == 1 for s in sides.values())
 
 
+@needs_data
 def test_shared_footage_noted_in_manifest_is_grouped():
     clips = {Path(c.file).name: c for c in _clips()}
     a = clips["Djeyrane-Sophie__acv_project__pushups.mp4"]
@@ -33,6 +37,7 @@ def test_shared_footage_noted_in_manifest_is_grouped():
         "Kazutaka101__cv2_pose__data_videos_training_videos_squat.mp4"].group
 
 
+@needs_data
 def test_both_sides_have_pushups_and_negatives():
     clips = _clips()
     for split in ("train", "val"):
@@ -82,3 +87,41 @@ def test_teacher_smoothing_removes_jitter_and_unsupervises_a_glitch():
     err_after = np.abs(out[..., :2] - clean[..., :2])[keep].mean()
     assert err_after < 0.8 * err_before
     np.testing.assert_array_equal(out[40:, 8], noisy[40:, 8])    # unseen points are left alone
+
+
+def _tiny_cache(n=6, h=144, w=192):
+    """A cache-shaped dict with smooth frames (WebP keeps them close) and distinct labels."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = np.stack([np.stack([(xx + 7 * i) % 256, (yy * 2 + i) % 256, np.full_like(xx, 40 * i % 256)], -1)
+                       for i in range(n)]).astype(np.uint8)
+    kp = np.arange(n * 9 * 3, dtype=np.float32).reshape(n, 9, 3)
+    return {"frames": frames, "kp": kp, "kp_frame": kp * 2, "label": np.arange(n, dtype=np.int8) % 2,
+            "clip": np.arange(n, dtype=np.int32) // 3, "frame_index": np.arange(n, dtype=np.int32),
+            "clips": [{"file": "a.mp4", "split": "train"}, {"file": "b.mp4", "split": "val"}]}
+
+
+def test_packed_cache_keeps_the_chosen_rows_and_labels_and_near_identical_frames(tmp_path):
+    cache = _tiny_cache()
+    rows = np.array([1, 2, 4])
+    size = dataset.pack_cache(cache, rows, tmp_path / "packed.npz")
+    back = dataset.load_cache(tmp_path / "packed.npz")
+    assert size == (tmp_path / "packed.npz").stat().st_size
+    assert size < cache["frames"][rows].nbytes / 4  # worth carrying
+    for key in ("kp", "kp_frame", "label", "clip", "frame_index"):
+        np.testing.assert_array_equal(back[key], cache[key][rows])
+    assert back["clips"] == cache["clips"]
+    assert back["frames"].shape == cache["frames"][rows].shape and back["frames"].dtype == np.uint8
+    error = np.abs(back["frames"].astype(int) - cache["frames"][rows].astype(int))
+    assert error.mean() < 4.0
+
+
+def test_training_batches_are_the_same_from_a_gpu_style_tensor_and_from_numpy():
+    torch = pytest.importorskip("torch")
+    from tools.train_keypoints import batch_pixels
+
+    frames = _tiny_cache()["frames"]
+    idx = np.array([3, 0, 5])
+    from_numpy = batch_pixels(frames, idx)
+    from_tensor = batch_pixels(torch.from_numpy(frames), idx)
+    assert from_numpy.shape == (3, 3, 144, 192)
+    assert torch.equal(from_numpy, from_tensor)

@@ -69,7 +69,7 @@ def warp(images: torch.Tensor, kp: np.ndarray | None, out_hw: tuple[int, int], r
         theta[b, :, :2] = dinv @ m @ d
         theta[b, :, 2] = (tx, ty)
         flips[b] = flip
-    th = torch.from_numpy(theta)
+    th = torch.from_numpy(theta).to(images.device)
     grid = F.affine_grid(th, (B, 3, out_hw[0], out_hw[1]), align_corners=False)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     new_kp = None
@@ -87,10 +87,10 @@ def warp(images: torch.Tensor, kp: np.ndarray | None, out_hw: tuple[int, int], r
 
 
 def photometric(x: torch.Tensor, rng: np.random.Generator, strength: float = 1.0) -> torch.Tensor:
-    B = x.shape[0]
-    g = torch.Generator().manual_seed(int(rng.integers(1 << 31)))
-    u = lambda lo, hi, shape=(B, 1, 1, 1): lo + (hi - lo) * torch.rand(shape, generator=g)
-    mask = lambda p: (torch.rand((B, 1, 1, 1), generator=g) < p).float()
+    B, dev = x.shape[0], x.device
+    g = torch.Generator(device=dev).manual_seed(int(rng.integers(1 << 31)))
+    u = lambda lo, hi, shape=(B, 1, 1, 1): lo + (hi - lo) * torch.rand(shape, generator=g, device=dev)
+    mask = lambda p: (torch.rand((B, 1, 1, 1), generator=g, device=dev) < p).float()
     # low resolution (whole batch at one factor, on a random subset)
     if rng.random() < 0.3 * strength:
         factor = float(rng.uniform(2.0, 4.0))
@@ -101,7 +101,7 @@ def photometric(x: torch.Tensor, rng: np.random.Generator, strength: float = 1.0
         x = m * low + (1 - m) * x
     # blur
     if rng.random() < 0.3 * strength:
-        k = torch.tensor([1.0, 2.0, 1.0])
+        k = torch.tensor([1.0, 2.0, 1.0], device=dev)
         k = (k[:, None] * k[None, :]) / 16
         blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k.expand(3, 1, 3, 3).contiguous(), groups=3)
         m = mask(0.6)
@@ -119,18 +119,18 @@ def photometric(x: torch.Tensor, rng: np.random.Generator, strength: float = 1.0
     m = mask(0.08 * strength)
     x = m * x.mean(dim=1, keepdim=True).expand_as(x) + (1 - m) * x
     noise_sd = u(0.0, 0.04 * strength) * mask(0.35)
-    x = x + noise_sd * torch.randn(x.shape, generator=g)
+    x = x + noise_sd * torch.randn(x.shape, generator=g, device=dev)
     return x.clamp(0, 1)
 
 
-def heatmap_targets(kp: np.ndarray, height: int, width: int, sigma: float = 1.5):
+def heatmap_targets(kp: np.ndarray, height: int, width: int, sigma: float = 1.5, device="cpu"):
     """Torch version of geometry.encode_heatmaps for a batch, plus per-channel loss weights.
 
     kp [B, K, 3] input-normalised. Visible (score >= 0.5) points inside the input get a
     Gaussian; visible points outside get an all-zero map (weight 1); low-visibility or missing
     points get weight 0.
     """
-    kp_t = torch.from_numpy(kp.astype(np.float32))
+    kp_t = torch.from_numpy(kp.astype(np.float32)).to(device)
     B, K, _ = kp_t.shape
     finite = torch.isfinite(kp_t).all(dim=-1)
     vis = finite & (torch.nan_to_num(kp_t[..., 2], nan=0.0) >= VIS_THRESHOLD)
@@ -138,8 +138,8 @@ def heatmap_targets(kp: np.ndarray, height: int, width: int, sigma: float = 1.5)
     inside = (xy[..., 0] >= 0) & (xy[..., 0] <= 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= 1)
     cx = (xy[..., 0] * width - 0.5)[..., None, None]
     cy = (xy[..., 1] * height - 0.5)[..., None, None]
-    cols = torch.arange(width, dtype=torch.float32)[None, None, None, :]
-    rows = torch.arange(height, dtype=torch.float32)[None, None, :, None]
+    cols = torch.arange(width, dtype=torch.float32, device=device)[None, None, None, :]
+    rows = torch.arange(height, dtype=torch.float32, device=device)[None, None, :, None]
     maps = torch.exp(-((cols - cx) ** 2 + (rows - cy) ** 2) / (2 * sigma * sigma))
     maps = maps * (vis & inside).float()[..., None, None]
     weight = vis.float()  # visible: supervised (peak or all-zero when outside)

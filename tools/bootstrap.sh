@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Create .venv with everything `make run` and `make test` need, on a fresh Debian/Ubuntu.
+# Create .venv with everything `make run` and `make test` need, on a fresh Debian/Ubuntu
+# (VENV=.venv-tools EXTRAS=tools: the training tools' environment, which `make test` also uses).
 # System packages (python3-venv; libsystemd-dev, pkg-config and a compiler for
 # systemd-python) are installed with apt when missing and we are root or have sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+EXTRAS=${EXTRAS:-desktop}  # setup.cfg extras besides test: desktop (make run), tools (training, torch CPU)
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else return 1; fi
@@ -27,7 +29,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[desktop,test]" \
+"$VENV/bin/python" -m pip install -q -e ".[$EXTRAS,test]" \
   || { echo "bootstrap: systemd-python did not build; installing without it (sd_notify tests will skip)";
-       "$VENV/bin/python" -m pip install -q -e ".[desktop]" pytest; }
+       "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]" pytest; }
 touch "$VENV/.installed"

@@ -5,6 +5,7 @@ rendered clips teach the models the appliance's own floor-level views and the pr
 sample person. All rendered clips go to the training side: validation stays real footage.
 
     python -m tools.synthetic_cache --out runs/cache/synthetic.npz --clips 60
+    python -m tools.synthetic_cache --floor --out runs/cache/floor.npz --clips 35
     python -m tools.synthetic_cache --merge runs/cache/frames.npz runs/cache/synthetic.npz --out runs/cache/merged.npz
 """
 from __future__ import annotations
@@ -80,13 +81,13 @@ def pushup_phase_labels(labels: dict) -> np.ndarray:
     return out
 
 
-def render_cache(out: Path, count: int) -> dict:
+def render_cache(out: Path, count: int, floor: bool = False) -> dict:
     from tools.render import render_clip
 
     frames, kps, kpfs, labels, clip_ids, frame_idx, table = [], [], [], [], [], [], []
     t0 = time.time()
     tmp = out.parent / "synthetic_tmp.mp4"
-    for ci, spec in enumerate(clip_specs(count)):
+    for ci, spec in enumerate(floor_specs(count) if floor else clip_specs(count)):
         rendered: list[np.ndarray] = []
         lab = render_clip(tmp, write_video=False, frames_out=rendered, **spec)
         phase = pushup_phase_labels(lab)
@@ -102,7 +103,8 @@ def render_cache(out: Path, count: int) -> dict:
             clip_ids.append(ci)
             frame_idx.append(i)
         # kind follows tools.dataset's kinds so the trainers weigh rendered clips like real ones
-        table.append(dict(file=f"synthetic/{ci:03d}_{spec['scenario']}_{spec['view']}", category="synthetic",
+        name = f"{spec['scenario']}-{spec['flow']}" if floor else spec["scenario"]
+        table.append(dict(file=f"synthetic/{ci:03d}_{name}_{spec['view']}", category="synthetic",
                           kind="pushup" if spec["scenario"] == "pushups" else "negative", ambiguous=False, split="train", group=f"synthetic-{ci}", source_repo="project renderer",
                           notes=json.dumps(spec), reps=str(int(lab["reps"])), confidence="exact", view=spec["view"],
                           width=spec["width"], height=spec["height"], fps=spec["fps"], frames=len(rendered),
@@ -134,9 +136,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(REPO / "runs" / "cache" / "synthetic.npz"))
     ap.add_argument("--clips", type=int, default=60)
+    ap.add_argument("--floor", action="store_true",
+                    help="render the floor scenario (yoga and other poses on the mat, floor_specs) instead")
     ap.add_argument("--merge", nargs="+", type=Path, help="caches to concatenate into --out instead of rendering")
     args = ap.parse_args(argv)
-    summary = merge(args.merge, Path(args.out)) if args.merge else render_cache(Path(args.out), args.clips)
+    summary = merge(args.merge, Path(args.out)) if args.merge else render_cache(Path(args.out), args.clips, args.floor)
     print(json.dumps(summary))
     return 0
 
