@@ -29,7 +29,9 @@ Butterworth low-pass (``cutoff_hz``):
 * the rep is *armed* when ``s`` has risen from the lowest point since (the valley) by
   ``max(min_amplitude, count_fraction * A)``, and *counted* as it arrives at the top: once the
   rise reaches ``top_fraction * A`` or the push slows below ``arrive_velocity_fraction`` of its
-  top speed, whichever comes first;
+  top speed, whichever comes first (before any push of this track was measured, ``A`` is only
+  the prior, and the rise needed is ``first_top_factor`` times higher, so that a deeper first
+  push is not announced well before it arrives);
 * only if the push is plausible: at least ``min_rep_s`` since the cycle began and
   ``refractory_s`` since the last count; push-up posture (below) on at least
   ``min_posture_fraction`` of the cycle's frames and at the counting frame; the recognition gate
@@ -162,6 +164,7 @@ class CounterSettings:
     min_top_arm_drop: float = 0.35  # at the top: shoulders at least this high above the wrists
     max_top_hip_ratio: float = 0.8  # at the top: hip drop / arm drop at most this (not upright)
     top_grace_s: float = 0.1        # a top refused for its posture may still count this long after
+    first_top_factor: float = 1.5   # until a push was measured, the top level is this x higher
     min_hip_follow: float = 0.05    # over a push the hips rise at least this share of the
     max_hip_follow: float = 1.2     # shoulders' rise and at most this (side views)
     max_hand_off_floor: float = 0.25  # at the top: the lower hand this close to its planted height
@@ -425,6 +428,7 @@ class RepCounter(_CounterBase):
         self._top_wait_t = math.nan
         self._last_count_t = -math.inf
         self._amp = self.settings.amplitude_prior
+        self._amp_learned = False
         if self._fs is not None:
             for flt in (self._fs, self._fh, self._fw):
                 flt.reset()
@@ -443,6 +447,7 @@ class RepCounter(_CounterBase):
         st = self.settings
         if np.isfinite(amp) and amp >= st.min_amplitude:
             self._amp = st.amplitude_memory * self._amp + (1 - st.amplitude_memory) * amp
+            self._amp_learned = True
 
     # -- features --------------------------------------------------------------------------
     def _features(self, t: float, kp: list) -> _Features | None:
@@ -581,6 +586,8 @@ class RepCounter(_CounterBase):
         fall_needed = max(st.min_amplitude, st.descent_fraction * amp) * scale
         rise_needed = max(st.min_amplitude, st.count_fraction * amp) * scale
         top_needed = max(st.min_amplitude, st.top_fraction * amp) * scale
+        if not self._amp_learned:
+            top_needed *= st.first_top_factor  # the prior is a guess: let a deeper first push arrive
         v = (x - self._prev_x) / (t - self._prev_t) if t > self._prev_t and np.isfinite(self._prev_x) else 0.0
         self._prev_x, self._prev_t = x, t
         counted = False

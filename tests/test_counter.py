@@ -100,6 +100,19 @@ def test_rep_counted_near_the_top():
     assert np.all(lat > -0.6) and np.all(lat < 0.2)
 
 
+def test_first_push_is_not_announced_early_while_the_amplitude_is_unknown():
+    """The amplitude prior (0.45 arm lengths) is smaller than these reps (0.68): at the prior's
+    top level the first slow push would be counted 0.6 s before it arrives."""
+    tops = 1.0 + 3.0 * np.arange(1, 4)
+    r = count(trace_from(heights([3.0] * 3)))
+    prior_only = count(trace_from(heights([3.0] * 3)), settings=CounterSettings(first_top_factor=1.0))
+    lat = np.array(r.rep_times_s) - tops
+    lat_prior_only = np.array(prior_only.rep_times_s) - tops
+    assert r.reps == prior_only.reps == 3
+    assert lat[0] >= lat[1:].min()  # the first rep is announced no earlier than the others
+    assert lat_prior_only[0] < lat[0] - 0.3
+
+
 def test_pauses_at_top_and_bottom():
     r = count(trace_from(heights([2.0] * 4, hold_top_s=3.0, hold_bottom_s=2.0)))
     assert r.reps == 4
