@@ -276,6 +276,12 @@ def per_clip_table(clips: list[Clip], kinds: tuple[str, ...], title: str) -> lis
     return lines + [""]
 
 
+# the three plots in README.md and docs/counting/results.md (small; copied from OUT/plots_small)
+DOC_PLOTS = {"side_decline.png": "venkatnarayana24__project-3-2__declined_pushups.mp4",
+             "front.png": "Divyansh3021__AI_sports_judge__push_up-3.mp4",
+             "negative_dips.png": "Sumukh0504__prime-fitness__dips.mp4"}
+
+
 def plot_clip(c: Clip, settings: CounterSettings, out: pathlib.Path, small: bool = False) -> pathlib.Path | None:
     import matplotlib
     matplotlib.use("Agg")
@@ -441,6 +447,11 @@ def main(argv: list[str] | None = None) -> int:
         for c in clips:
             if c.kind != "riyer8" and c.results and c.label_path.exists():
                 plot_clip(c, settings, args.out / "plots")
+        for png, clip_file in DOC_PLOTS.items():
+            for c in clips:
+                if c.file.endswith(clip_file) and c.label_path.exists():
+                    made = plot_clip(c, settings, args.out / "plots_small", small=True)
+                    made.rename(made.with_name(png))
     print("\n".join(md[: md.index("### riyer8 clips (automatic counts, not hand-checked)") + 8]))
     print(f"\nwrote {args.out}/results.md, per_clip.tsv, summary.json")
     return 0

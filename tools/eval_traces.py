@@ -10,7 +10,8 @@ about 10 minutes. The keypoints of the shipped model are already in the traces
   ``recognition_every``-th frame, as `appliance.pipeline` does;
 - the gate and the counter use the config's settings (defaults without --config).
 The counts match the full pipeline's when the traces come from the shipped keypoint model. Use
-it to compare recognisers, gate or counter settings.
+it to compare recognisers, gate or counter settings, or (``--frame-step N``) to see what a slower
+device, which processes only every Nth camera frame, would count.
 Prints exact / within one for the dev and holdout splits of tools.eval_counting, the false reps
 on negatives, and every wrong clip.
 """
@@ -62,7 +63,8 @@ def _probabilities(recognizer: pathlib.Path, keypoints: np.ndarray, fps: float, 
     return prob
 
 
-def evaluate(root: pathlib.Path, traces: pathlib.Path, recognizer: pathlib.Path, config: Config) -> dict:
+def evaluate(root: pathlib.Path, traces: pathlib.Path, recognizer: pathlib.Path, config: Config,
+             frame_step: int = 1) -> dict:
     aspects = _aspects(root)
     rows = []
     for clip in load_manifest(root):
@@ -73,6 +75,7 @@ def evaluate(root: pathlib.Path, traces: pathlib.Path, recognizer: pathlib.Path,
             continue
         data = np.load(path)
         keypoints, fps = data["keypoints"].astype(np.float32), float(data["fps"])
+        keypoints, fps = keypoints[::frame_step], fps / frame_step  # a slower device drops frames
         prob = _probabilities(recognizer, keypoints, fps, aspects[pathlib.Path(clip.file).stem],
                               config.models.recognition_every)
         gate = Gate(config.gate.open_threshold, config.gate.close_threshold, config.gate.time_constant_s)
@@ -98,10 +101,12 @@ def main(argv=None) -> int:
     ap.add_argument("--traces", required=True, help="our keypoint model's traces (tools.pose_traces collect)")
     ap.add_argument("--recognizer", default=None, help=".tflite or float .pt (default: the config's model)")
     ap.add_argument("--config", default=None, help="appliance config file ([gate], [counter], [models])")
+    ap.add_argument("--frame-step", type=int, default=1,
+                    help="keep every Nth frame: the counts of a device that manages only fps/N frames a second")
     a = ap.parse_args(argv)
     config = load_config(a.config) if a.config else Config()
     recognizer = pathlib.Path(a.recognizer) if a.recognizer else pathlib.Path(config.models.dir) / config.models.recognizer
-    s = evaluate(data_root(a.data), pathlib.Path(a.traces), recognizer, config)
+    s = evaluate(data_root(a.data), pathlib.Path(a.traces), recognizer, config, a.frame_step)
     for split in ("dev", "holdout", "all"):
         v = s[split]
         print(f"{split:8s} exact {v['exact']}/{v['clips']}  within one {v['within_one']}/{v['clips']}")
