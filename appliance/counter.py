@@ -29,9 +29,10 @@ Butterworth low-pass (``cutoff_hz``):
 * the rep is *armed* when ``s`` has risen from the lowest point since (the valley) by
   ``max(min_amplitude, count_fraction * A)``, and *counted* as it arrives at the top: once the
   rise reaches ``top_fraction * A`` or the push slows below ``arrive_velocity_fraction`` of its
-  top speed, whichever comes first (before any push of this track was measured, ``A`` is only
-  the prior, and the rise needed is ``first_top_factor`` times higher, so that a deeper first
-  push is not announced well before it arrives);
+  top speed, whichever comes first. Before any push of this track was measured, ``A`` is only
+  the prior: the first push is judged at that level all the same, but a count is announced only
+  when the push arrives (risen by ``first_top_factor`` times that, or slowing down), so that a
+  push deeper than the prior is not announced well before its top;
 * only if the push is plausible: at least ``min_rep_s`` since the cycle began and
   ``refractory_s`` since the last count; push-up posture (below) on at least
   ``min_posture_fraction`` of the cycle's frames and at the counting frame; the recognition gate
@@ -164,7 +165,7 @@ class CounterSettings:
     min_top_arm_drop: float = 0.35  # at the top: shoulders at least this high above the wrists
     max_top_hip_ratio: float = 0.8  # at the top: hip drop / arm drop at most this (not upright)
     top_grace_s: float = 0.1        # a top refused for its posture may still count this long after
-    first_top_factor: float = 1.5   # until a push was measured, the top level is this x higher
+    first_top_factor: float = 1.5   # until a push was measured, announce at this x the top level
     min_hip_follow: float = 0.05    # over a push the hips rise at least this share of the
     max_hip_follow: float = 1.2     # shoulders' rise and at most this (side views)
     max_hand_off_floor: float = 0.25  # at the top: the lower hand this close to its planted height
@@ -426,6 +427,7 @@ class RepCounter(_CounterBase):
         self._cycle_ok = 0
         self._cycle_elbow = math.inf
         self._top_wait_t = math.nan
+        self._count_pending = False
         self._last_count_t = -math.inf
         self._amp = self.settings.amplitude_prior
         self._amp_learned = False
@@ -552,6 +554,11 @@ class RepCounter(_CounterBase):
         self._clock.tick(t)
         f = self._features(t, kp.tolist())
         if self._tracking and t - self._last_seen_t > st.max_gap_s:
+            if self._count_pending:           # a counted push still rising when the person went
+                self._end_push(t, math.nan, "")
+                self._reset_tracking()
+                self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), True)
+                return True
             self._reset_tracking()            # nobody (usable) for too long: start over
         if f is None:
             if not self._tracking or self._last_feats is None:
@@ -586,12 +593,18 @@ class RepCounter(_CounterBase):
         fall_needed = max(st.min_amplitude, st.descent_fraction * amp) * scale
         rise_needed = max(st.min_amplitude, st.count_fraction * amp) * scale
         top_needed = max(st.min_amplitude, st.top_fraction * amp) * scale
-        if not self._amp_learned:
-            top_needed *= st.first_top_factor  # the prior is a guess: let a deeper first push arrive
+        # a push is judged when it reaches the top level; the count is announced there too, except
+        # while the amplitude is only the prior: a deeper first push is announced on arrival
+        announce_needed = top_needed * (1.0 if self._amp_learned else st.first_top_factor)
         v = (x - self._prev_x) / (t - self._prev_t) if t > self._prev_t and np.isfinite(self._prev_x) else 0.0
         self._prev_x, self._prev_t = x, t
+        slowed = v <= st.arrive_velocity_fraction * self._vmax
         counted = False
-        if self._seeking_descent:
+        if self._count_pending:
+            self._vmax = max(self._vmax, v)
+            if x >= self._valley + announce_needed or slowed:
+                counted = self._end_push(t, x, "")
+        elif self._seeking_descent:
             self._peak = max(self._peak, x)
             if x < self._peak - fall_needed:
                 # descent confirmed: learn the amplitude of the push just finished; a new
@@ -615,9 +628,7 @@ class RepCounter(_CounterBase):
                 self._new_cycle(t, x, hh, wy, f.posture)
             elif t - self._cycle_start_t > st.max_rep_s:
                 self._new_cycle(t, x, hh, wy, f.posture)      # too long down there: start over
-            elif x >= self._valley + rise_needed and (
-                x >= self._valley + top_needed or v <= st.arrive_velocity_fraction * self._vmax
-            ):
+            elif x >= self._valley + rise_needed and (x >= self._valley + top_needed or slowed):
                 # armed (risen by count_fraction of a rep) and arriving at the top (risen by
                 # top_fraction, or the push has slowed down to a fraction of its top speed)
                 why = (
@@ -636,17 +647,10 @@ class RepCounter(_CounterBase):
                     self._top_wait_t = t
                 if why == "top posture" and t - self._top_wait_t < st.top_grace_s:
                     pass  # a wrist or hip misplaced for a frame or two at the top: look again
+                elif why or x >= self._valley + announce_needed or slowed:
+                    counted = self._end_push(t, x, why)
                 else:
-                    if why:
-                        self.rejected.append((t, why))
-                    else:
-                        self._count += 1
-                        self._last_count_t = t
-                        counted = True
-                    # either way the push is over: look for the next descent from here
-                    self._seeking_descent = True
-                    self._peak = x
-                    self._push_valley = self._valley
+                    self._count_pending = True  # counted; announced when the push arrives
 
         if self._seeking_descent:
             lower = self._peak - fall_needed
@@ -659,6 +663,19 @@ class RepCounter(_CounterBase):
         self.last = CounterDebug(t, x / scale, 0.5 * (upper + lower) / scale, upper / scale, lower / scale, label,
                                  f.posture, bool(gate_open), counted)
         return counted
+
+    def _end_push(self, t: float, x: float, why: str) -> bool:
+        """Count the push (``why`` empty) or log why not; either way look for the next descent."""
+        self._count_pending = False
+        if why:
+            self.rejected.append((t, why))
+        else:
+            self._count += 1
+            self._last_count_t = t
+        self._seeking_descent = True
+        self._peak = x
+        self._push_valley = self._valley
+        return not why
 
     def _plank_motion_ok(self, x: float, hh: float, front: bool) -> bool:
         """The body rose as a plank pivoting on the feet (or knees): over the push the hips rose

@@ -279,7 +279,7 @@ def per_clip_table(clips: list[Clip], kinds: tuple[str, ...], title: str) -> lis
 # the three plots in README.md and docs/counting/results.md (small; copied from OUT/plots_small)
 DOC_PLOTS = {"side_decline.png": "venkatnarayana24__project-3-2__declined_pushups.mp4",
              "front.png": "Divyansh3021__AI_sports_judge__push_up-3.mp4",
-             "negative_dips.png": "Sumukh0504__prime-fitness__dips.mp4"}
+             "negative_upward_dog.png": "vicvaz111__Aris_workout_routine__upward_dog.mp4"}
 
 
 def plot_clip(c: Clip, settings: CounterSettings, out: pathlib.Path, small: bool = False) -> pathlib.Path | None:
