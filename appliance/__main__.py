@@ -55,6 +55,9 @@ def cmd_count(args) -> int:
             probs.append(result.pushup_prob)
             if result.rep_counted:
                 rep_times.append(round(float(frame.t), 3))
+            last_t = frame.t
+    if rows and pipeline.counter.finish(last_t):
+        rep_times.append(round(float(last_t), 3))
     if args.keypoints:
         count = pipeline.keypoint_model.count
         keypoints = np.stack(rows).astype(np.float32) if rows else np.zeros((0, count, 3), np.float32)

@@ -157,6 +157,7 @@ class App:
         backoff = 0.5
         opened = False
         last_good = self.clock()
+        last_t = None
         while not self._stop:
             if not opened:
                 try:
@@ -180,6 +181,9 @@ class App:
             if frame is None and trouble is None:
                 if not source.live:
                     log.info("end of %s", source.name)
+                    if last_t is not None and pipeline.counter.finish(last_t):
+                        self._record_rep()  # a first push judged and counted, not yet announced
+                        self._show()
                     break
                 trouble = f"{source.name} returned no frame"
             if frame is not None:
@@ -193,6 +197,7 @@ class App:
                         continue
                 else:
                     last_good = self.clock()
+                    last_t = frame.t
                     backoff = 0.5
                     self._after_frame(pipeline, frame, result)
                     continue
@@ -236,12 +241,15 @@ class App:
             self._handle_button()
             self._sleep(min(0.1, max(0.0, deadline - self.clock())))
 
+    def _record_rep(self) -> None:
+        self.state.reps += 1
+        self.state.total += 1
+        self._save()
+        self.beeper.rep()
+
     def _after_frame(self, pipeline: Pipeline, frame, result) -> None:
         if result.rep_counted:
-            self.state.reps += 1
-            self.state.total += 1
-            self._save()
-            self.beeper.rep()
+            self._record_rep()
         self._handle_button(pipeline)
         self._pick_up_external_reset(pipeline)
         if self.store.pending and self.clock() - self._last_retry > 5:

@@ -359,6 +359,10 @@ class _CounterBase:
         self._count = 0
         self.last = _NAN_DEBUG
 
+    def finish(self, t: float) -> bool:
+        """The source ended at ``t``: True if a rep judged before the end is counted now."""
+        return False
+
 
 # ----------------------------------------------------------------------------------------------
 # Ours
@@ -664,6 +668,11 @@ class RepCounter(_CounterBase):
                                  f.posture, bool(gate_open), counted)
         return counted
 
+    def finish(self, t: float) -> bool:
+        if not self._count_pending:
+            return False
+        return self._end_push(t, math.nan, "")  # judged and counted, not yet announced
+
     def _end_push(self, t: float, x: float, why: str) -> bool:
         """Count the push (``why`` empty) or log why not; either way look for the next descent."""
         self._count_pending = False
@@ -842,5 +851,8 @@ def count_trace(
         rej = getattr(counter, "rejected", None)
         if rej and (not rejected or rej[-1] != rejected[-1]) and rej[-1][0] == t:
             rejected.append(rej[-1])
+    if n and counter.finish((n - 1) / float(fps)):
+        times.append((n - 1) / float(fps))
+        frames.append(n - 1)
     return TraceResult(counter.count, times, frames, cols["t"], cols["signal"], cols["mean"], cols["upper"],
                        cols["lower"], label, posture, rejected)

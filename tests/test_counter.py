@@ -113,7 +113,7 @@ def test_first_push_is_not_announced_early_while_the_amplitude_is_unknown():
     assert lat_prior_only[0] < lat[0] - 0.3
 
 
-@pytest.mark.parametrize("case", ["tempo", "noise", "start_at_bottom", "person_leaves_mid_push"])
+@pytest.mark.parametrize("case", ["tempo", "noise", "start_at_bottom", "person_leaves_mid_push", "video_ends_mid_push"])
 def test_the_first_push_rule_changes_when_a_rep_is_announced_never_whether(case):
     """``first_top_factor`` only holds back the announcement: the push is judged where it always was."""
     if case == "tempo":
@@ -122,10 +122,10 @@ def test_the_first_push_rule_changes_when_a_rep_is_announced_never_whether(case)
         kp = trace_from(heights([2.0] * 4), noise=0.004, seed=3)
     elif case == "start_at_bottom":
         kp = trace_from(heights([1.5] * 3, start_top=False))
-    else:  # keypoints lost at 70% of the first push, for good
+    else:  # keypoints lost, or the video over, at 70% of the first push
         full = trace_from(heights([3.0], tail_s=0.0))
         cut = int((1.0 + 1.5 + 0.7 * 1.5) * FPS)
-        kp = np.concatenate([full[:cut], np.zeros((int(2 * FPS), 9, 3), np.float32)])
+        kp = np.concatenate([full[:cut], np.zeros((int(2 * FPS), 9, 3), np.float32)]) if case == "person_leaves_mid_push" else full[:cut]
     held = count(kp)
     at_prior = count(kp, settings=CounterSettings(first_top_factor=1.0))
     assert held.reps == at_prior.reps >= 1
