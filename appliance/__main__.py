@@ -56,7 +56,7 @@ def cmd_count(args) -> int:
             if result.rep_counted:
                 rep_times.append(round(float(frame.t), 3))
             last_t = frame.t
-    if rows and pipeline.counter.finish(last_t):
+    if rows and pipeline.finish(last_t):
         rep_times.append(round(float(last_t), 3))
     if args.keypoints:
         count = pipeline.keypoint_model.count

@@ -181,7 +181,7 @@ class App:
             if frame is None and trouble is None:
                 if not source.live:
                     log.info("end of %s", source.name)
-                    if last_t is not None and pipeline.counter.finish(last_t):
+                    if last_t is not None and pipeline.finish(last_t):
                         self._record_rep()  # a first push judged and counted, not yet announced
                         self._show()
                     break

@@ -39,6 +39,10 @@ class Pipeline:
         """The button: start a new set (the gate's view of the person is kept)."""
         self.counter.reset()
 
+    def finish(self, t: float) -> bool:
+        """The source ended at ``t``: True if a rep judged before the end is counted now."""
+        return self.counter.finish(t)
+
     def process(self, frame: Frame) -> FrameResult:
         check_frame(frame)
         timings = {}

@@ -95,6 +95,9 @@ class StubPipeline:
     def reset_count(self) -> None:
         self.count = 0
 
+    def finish(self, t: float) -> bool:
+        return False  # counts on the marked frame itself: nothing is ever left to announce
+
 
 class ScriptedSource(FrameSource):
     """A fake camera that plays a script, one step per read().
@@ -457,6 +460,15 @@ def test_bad_frames_in_a_file_are_skipped(tmp_path, mock_pins):
     source = ScriptedSource(["rep", ("bad", np.zeros((4, 4, 3), np.uint8)), "rep"], live=False)
     app = make_app(tmp_path, source)
     assert app.run() == 0 and saved(tmp_path).reps == 2
+
+
+def test_a_rep_still_to_be_announced_when_a_file_ends_is_counted_and_saved(tmp_path, mock_pins):
+    pipeline = StubPipeline()
+    ended_at = []
+    pipeline.finish = lambda t: ended_at.append(t) or True  # the counter held one back
+    app = make_app(tmp_path, ScriptedSource(["rep", "frame", "frame"], live=False), pipeline)
+    assert app.run() == 0 and saved(tmp_path).reps == 2 and saved(tmp_path).total == 2
+    assert len(ended_at) == 1
 
 
 def test_unreadable_video_file_is_one_error_and_the_state_is_unchanged(tmp_path, mock_pins):
