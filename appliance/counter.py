@@ -559,7 +559,7 @@ class RepCounter(_CounterBase):
         f = self._features(t, kp.tolist())
         if self._tracking and t - self._last_seen_t > st.max_gap_s:
             if self._count_pending:           # a counted push still rising when the person went
-                self._end_push(t, math.nan, "")
+                self._end_push(t, self._prev_x, "")
                 self._reset_tracking()
                 self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), True)
                 return True
@@ -671,7 +671,7 @@ class RepCounter(_CounterBase):
     def finish(self, t: float) -> bool:
         if not self._count_pending:
             return False
-        return self._end_push(t, math.nan, "")  # judged and counted, not yet announced
+        return self._end_push(t, self._prev_x, "")  # judged and counted, not yet announced
 
     def _end_push(self, t: float, x: float, why: str) -> bool:
         """Count the push (``why`` empty) or log why not; either way look for the next descent."""
