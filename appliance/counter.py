@@ -558,12 +558,11 @@ class RepCounter(_CounterBase):
         self._clock.tick(t)
         f = self._features(t, kp.tolist())
         if self._tracking and t - self._last_seen_t > st.max_gap_s:
-            if self._count_pending:           # a counted push still rising when the person went
-                self._end_push(t, self._prev_x, "")
-                self._reset_tracking()
+            gone_mid_push = self.finish(t)    # a counted push still rising when the person went
+            self._reset_tracking()            # nobody (usable) for too long: start over
+            if gone_mid_push:
                 self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), True)
                 return True
-            self._reset_tracking()            # nobody (usable) for too long: start over
         if f is None:
             if not self._tracking or self._last_feats is None:
                 self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), False)
