@@ -19,8 +19,9 @@ move the floor). The arm length (upper arm + forearm, a high percentile over
 ``scale_window_s``; an arm is ignored when it is over ``max_arm_outlier`` times the median or
 bent beyond ``max_arm_bend``: an elbow found on a knee) makes it independent of zoom and
 distance; being relative to the hands, it ignores where the person is in the frame. ``s`` is
-~1 at the top and ~0.2-0.5 at the bottom from side, oblique and front views alike. After a
-Butterworth low-pass (``cutoff_hz``):
+~1 at the top and ~0.2-0.5 at the bottom from side, oblique and front views alike. It may move
+at most ``max_speed`` arm lengths a second (a keypoint found on the background for one frame is
+not a push), then goes through a Butterworth low-pass (``cutoff_hz``):
 
 * a *descent* is confirmed when ``s`` falls from its running peak by
   ``max(min_amplitude, descent_fraction * A)``; ``A`` is the adaptive rep amplitude (a prior,
@@ -137,6 +138,7 @@ class CounterSettings:
     # --- ours (RepCounter) ---
     min_score: float = 0.3          # keypoint score below this = not seen
     cutoff_hz: float = 4.0          # Butterworth low-pass cutoff on the signal
+    max_speed: float = 8.0          # before it, the signal moves at most this many arm lengths/s
     filter_order: int = 2
     nominal_fps: float = 30.0       # used until the frame interval is known
     scale_window_s: float = 4.0     # arm length = 90th percentile over this window ...
@@ -417,6 +419,7 @@ class RepCounter(_CounterBase):
         self._track_start_t = -math.inf
         self._last_seen_t = -math.inf
         self._prev_x, self._prev_t, self._vmax = math.nan, -math.inf, 0.0
+        self._raw_s, self._raw_t = math.nan, -math.inf
         self._last_feats: _Features | None = None
         self._last_hh = math.nan
         self._seeking_descent = False   # False: at/near the bottom, waiting for the push
@@ -534,6 +537,16 @@ class RepCounter(_CounterBase):
         return _Features(s * scale, hh * scale, scale, _elbow_angle(kp, ms), wr_y, bool(front), bool(posture),
                          bool(top_ok and posture))
 
+    def _slew_limit(self, t: float, s: float, scale: float) -> float:
+        """Limit how fast the raw signal may move (``max_speed``): a shoulder or wrist found on the
+        background for a frame would otherwise pass the low-pass as a push-sized bump, while no
+        real push moves the shoulders faster."""
+        if np.isfinite(self._raw_s) and t > self._raw_t:
+            step = self.settings.max_speed * scale * (t - self._raw_t)
+            s = min(max(s, self._raw_s - step), self._raw_s + step)
+        self._raw_s, self._raw_t = s, t
+        return s
+
     def _filter3(self, s: float, hh: float, wy: float) -> tuple[float, float, float]:
         """Low-pass the signal, the hip height and the hand height, one sample each."""
         fps = self._clock.fps
@@ -575,6 +588,7 @@ class RepCounter(_CounterBase):
         # The filter and the levels (peak, valley) work in frame units; thresholds are in arm
         # lengths, converted with the current scale. So a scale still settling (a clip that
         # starts at the bottom, where the arm looks short) does not distort the levels.
+        f = f._replace(s=self._slew_limit(t, f.s, f.scale))
         if not self._tracking:
             self._tracking = True
             self._track_start_t = t

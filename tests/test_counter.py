@@ -201,6 +201,24 @@ def test_a_wrist_misplaced_at_the_top_for_two_frames_does_not_cost_the_rep():
     assert count(kp, settings=CounterSettings(top_grace_s=0.0)).reps < 4
 
 
+def test_a_shoulder_thrown_across_the_frame_for_one_frame_is_not_a_rep():
+    """A heatmap peak found on the background for one frame (seen on a real front-view clip: a
+    shoulder 0.6 frame heights up, then back) passes the low-pass as a push-sized bump while the
+    person rests low; with the hips out of view no posture check can refuse it. No real push
+    moves the shoulders that fast, so ``max_speed`` caps it."""
+    def ease(a, b, s):
+        return a + (b - a) * 0.5 * (1 - np.cos(np.linspace(0, np.pi, int(s * FPS), endpoint=False)))
+
+    low = 0.12                                    # a shallow bottom, held for 1.5 s
+    rep = np.concatenate([ease(TOP_H, low, 1.0), np.full(45, low), ease(low, TOP_H, 1.0), np.full(15, TOP_H)])
+    kp = trace_from(np.concatenate([np.full(30, TOP_H), rep, rep, rep, np.full(30, TOP_H)]))
+    kp[:, [LEFT_HIP, RIGHT_HIP], 2] = 0.0          # a close-up: hips not seen
+    assert count(kp).reps == 3
+    kp[30 + 30 + 20, LEFT_SHOULDER, 1] -= 0.6      # in the first bottom hold
+    assert count(kp, settings=CounterSettings(max_speed=1e9)).reps == 4
+    assert count(kp).reps == 3
+
+
 def test_person_leaving_mid_rep_not_double_counted():
     a = trace_from(heights([2.0] * 3, tail_s=0.0))
     down = trace_from(np.linspace(TOP_H, BOTTOM_H, 30))      # goes down ... and leaves
