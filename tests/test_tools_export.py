@@ -76,3 +76,32 @@ def test_tiny_motion_recogniser_int8_contract(tmp_path):
     f = ex.float_nhwc(module, calib)[:, 0]
     q = ex.Int8Runner(qpath)(calib)[:, 0]
     assert np.corrcoef(f, q)[0, 1] > 0.98
+
+
+def test_averaged_recogniser_is_one_int8_model_with_the_mean_logit(tmp_path):
+    """`train_recognizer --average` saves members in one checkpoint; build_net rebuilds their
+    logit mean, which converts like a single recogniser."""
+    from appliance.recognition import CLIP, WINDOW_STEPS
+    from tools import export_tflite as ex
+    from tools.nets import MotionRecognizerNet
+
+    torch.set_num_threads(1)
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        members.append({"model": MotionRecognizerNet(9, WINDOW_STEPS, 8).state_dict(), "width": 8})
+    averaged = ex.build_net("recognizer", {"members": members})
+    singles = [ex.build_net("recognizer", m) for m in members]
+    rng = np.random.default_rng(0)
+    calib = np.clip(rng.normal(0, 1.5, (24, WINDOW_STEPS, 9, 3)), -CLIP, CLIP).astype(np.float32)
+    calib[..., 2] = rng.random((24, WINDOW_STEPS, 9)) < 0.8
+    mean = np.mean([ex.float_nhwc(ex.NHWCRecognizer(n).eval(), calib) for n in singles], axis=0)
+    module = ex.NHWCRecognizer(averaged).eval()
+    f = ex.float_nhwc(module, calib)
+    np.testing.assert_allclose(f, mean, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(f, ex.float_nhwc(ex.NHWCRecognizer(singles[0]).eval(), calib))
+    fpath = ex.to_float_tflite(module, torch.from_numpy(calib[:1]), tmp_path / "f.tflite")
+    qpath = ex.quantize_int8(fpath, calib, tmp_path / "q.tflite", input_range=(-CLIP, CLIP))
+    c = ex.int8_contract(qpath)
+    assert c["input_dtype"] == "int8" and c["output_dtype"] == "int8" and c["float_ops"] == []
+    assert np.corrcoef(f[:, 0], ex.Int8Runner(qpath)(calib)[:, 0])[0, 1] > 0.98

@@ -52,8 +52,10 @@ class NHWCKeypoints(torch.nn.Module):
 def build_net(task: str, ckpt: dict | None, width: float = 1.0):
     from appliance.keypoints import FULL_COUNT
     from appliance.recognition import WINDOW_STEPS
-    from tools.nets import KeypointNet, MotionRecognizerNet
+    from tools.nets import AveragedRecognizer, KeypointNet, MotionRecognizerNet
 
+    if task != "keypoints" and ckpt and "members" in ckpt:
+        return AveragedRecognizer([build_net(task, m) for m in ckpt["members"]]).eval()
     width = ckpt.get("width", width) if ckpt else width
     if task == "keypoints":
         net = KeypointNet(width=width)

@@ -128,3 +128,17 @@ class MotionRecognizerNet(nn.Module):
     def forward(self, x):
         x = self.motion(self.pose(x))
         return self.fc(self.drop(torch.flatten(x, 1)))
+
+
+class AveragedRecognizer(nn.Module):
+    """The mean logit of recognisers trained apart (other seeds, other trace sets): their
+    mistakes differ, so the average ranks windows better than any one of them. One graph, so it
+    exports to one int8 model; each member costs what the single recogniser did."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        return torch.stack([m(x) for m in self.members], 0).mean(0)
+

@@ -13,6 +13,12 @@ traces, beside the recogniser that was shipped when the traces were collected (i
 recorded in them; runs/traces was collected with the earlier frame recogniser).
 
 Writes runs/rec/{last.pt,history.json,metrics.json,curves.png}.
+
+    python -m tools.train_recognizer --traces runs/traces_tta --average A/last.pt B/last.pt --out runs/rec_avg
+
+trains nothing: it averages the logits of recognisers trained apart (tools.nets.AveragedRecognizer),
+validates the average like a trained one and writes it as one checkpoint that tools.export_tflite
+turns into one int8 model.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from appliance import keypoints as kpmod
 from appliance.recognition import STEP_S, WINDOW_STEPS, window_at
 from tools import metrics
 from tools.dataset import REPO, data_root
-from tools.nets import MotionRecognizerNet, count_macs, count_params
+from tools.nets import AveragedRecognizer, MotionRecognizerNet, count_macs, count_params
 from tools.pose_traces import Trace, load_rendered, load_traces
 from tools.trainlib import Schedule, save_curves, seed_all
 
@@ -171,6 +177,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--average", nargs="+", default=None, metavar="CKPT",
+                    help="train nothing: average these recognisers' logits, validate on --traces, save to --out")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     rng = seed_all(a.seed)
@@ -179,6 +187,8 @@ def main(argv=None):
 
     t0 = time.time()
     traces = load_traces(data_root(a.data), Path(a.traces) if a.traces else None)
+    if a.average:
+        return average(a, traces, out)
     if a.rendered and Path(a.rendered).exists():
         traces += load_rendered(Path(a.rendered))
     for extra in map(Path, a.extra_traces):
@@ -223,6 +233,27 @@ def main(argv=None):
                    "val": final, "args": vars(a)}
     (out / "metrics.json").write_text(json.dumps(metrics_out, indent=1))
     save_curves(history, out, ["loss", "val_auc"], "motion recogniser")
+    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "negative_clip_longest_open_s"} for k, v in final.items()}, indent=1))
+
+
+def average(a, traces: list[Trace], out: Path) -> None:
+    """Save and validate the logit average of the ``--average`` checkpoints."""
+    from tools.export_tflite import build_net
+
+    members = [torch.load(p, map_location="cpu") for p in a.average]
+    model = AveragedRecognizer([build_net("recognizer", m) for m in members]).eval()
+    shape = (1, 3, WINDOW_STEPS, kpmod.FULL_COUNT)
+    torch.save({"members": members, "arch": "motion-average", "sources": a.average, "args": vars(a)}, out / "last.pt")
+    final = {"ours": evaluate(lambda w: predict(model, w), traces),
+             "teacher": evaluate(lambda w: predict(model, w), traces, "teacher")}
+    runs = []
+    for p in a.average:
+        m = Path(p).parent / "metrics.json"
+        t = json.loads(m.read_text()) if m.exists() else {}
+        runs.append({"checkpoint": p, **{k: t.get(k) for k in ("train_windows", "steps", "wall_seconds", "threads", "args")}})
+    metrics_out = {"members": runs, "params": count_params(model), "macs": count_macs(model, shape),
+                   "wall_seconds": round(sum(r["wall_seconds"] or 0 for r in runs), 1), "val": final, "args": vars(a)}
+    (out / "metrics.json").write_text(json.dumps(metrics_out, indent=1))
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "negative_clip_longest_open_s"} for k, v in final.items()}, indent=1))
 
 
