@@ -61,7 +61,10 @@ A frame is push-up-like when a shoulder and a wrist are seen (score >= ``min_sco
   front view, where the torso is foreshortened) and ``max_hip_rise`` above them: rejects
   standing, walking, squats, lunges, dips, downward dog; allows incline, decline and knee
   push-ups. A view is *front* when the shoulders look wide against the arm
-  (``front_width_ratio``, a running judgement, not per frame);
+  (``front_width_ratio``), *head-on* when the hips sit straight behind the shoulders
+  (``front_hip_offset`` shoulder widths); both are running judgements, not per frame. In front
+  and head-on views how high the hips look is mostly perspective (a camera above the body shows
+  them above the shoulders at every bottom), so they may rise up to ``max_front_hip_rise``;
 * at the counting frame (the top): the arms are extended (``s >= min_top_arm_drop``), the lower
   hand is on the floor right now (within ``max_hand_off_floor`` of its planted height: getting
   up is not a rep), and in side views the hips are not hanging low
@@ -161,9 +164,12 @@ class CounterSettings:
     floor_window_s: float = 1.0     # each hand's height is a running median over this
     max_wrist_level: float = 0.6    # both wrists seen and this far apart in height: a hand is up
     front_width_ratio: float = 0.7  # shoulder width / arm length above this: a front-ish view
+    front_hip_offset: float = 0.5   # hips this close (shoulder widths) to straight behind the
+                                    # shoulders: a head-on view (torso pointing at the camera)
     max_hip_drop: float = 0.7       # hips more than this below the shoulders: upright body
     max_front_hip_drop: float = 0.75  # same, front views, in shoulder widths (torso foreshortened)
     max_hip_rise: float = 0.45      # hips more than this above the shoulders: downward dog etc.
+    max_front_hip_rise: float = 0.7   # same, front and head-on views (the rise is perspective)
     min_top_arm_drop: float = 0.35  # at the top: shoulders at least this high above the wrists
     max_top_hip_ratio: float = 0.8  # at the top: hip drop / arm drop at most this (not upright)
     top_grace_s: float = 0.1        # a top refused for its posture may still count this long after
@@ -395,6 +401,7 @@ class RepCounter(_CounterBase):
         self._scales: deque[tuple[float, float]] = deque()
         self._arms: deque[tuple[float, float]] = deque()
         self._widths: deque[tuple[float, float]] = deque()
+        self._hip_offsets: deque[tuple[float, float]] = deque()
         self._wrist_l: deque[tuple[float, float]] = deque()
         self._wrist_r: deque[tuple[float, float]] = deque()
         self.rejected: deque[tuple[float, str]] = deque(maxlen=50)  # (t, why) pushes not counted
@@ -408,6 +415,7 @@ class RepCounter(_CounterBase):
         self._scales.clear()
         self._arms.clear()
         self._widths.clear()
+        self._hip_offsets.clear()
         self._wrist_l.clear()
         self._wrist_r.clear()
         self.rejected.clear()
@@ -484,9 +492,13 @@ class RepCounter(_CounterBase):
             self._arms.append((t, arm))
         if max(upper, width) > 0:
             self._scales.append((t, max(upper, width)))
+        hp = [i for i in (LEFT_HIP, RIGHT_HIP) if _seen(kp, i, ms)]
         if width > 0:
             self._widths.append((t, width))
-        for q in (self._arms, self._scales, self._widths):
+            if hp:
+                hip_x = sum(kp[i][0] for i in hp) / len(hp)
+                self._hip_offsets.append((t, abs(hip_x - 0.5 * (kp[LEFT_SHOULDER][0] + kp[RIGHT_SHOULDER][0])) / width))
+        for q in (self._arms, self._scales, self._widths, self._hip_offsets):
             while q and q[0][0] < t - st.scale_window_s:
                 q.popleft()
         if self._arms:
@@ -505,6 +517,10 @@ class RepCounter(_CounterBase):
         # per-frame, judgement: the upper arm foreshortens at the bottom of every front rep)
         width = _percentile([c for _, c in self._widths], 50) if self._widths else 0.0
         front = width >= st.front_width_ratio * scale
+        # head-on: the hips straight behind the shoulders; how high they then look is perspective
+        # (a camera above the body shows them above the shoulders at every bottom)
+        head_on = bool(self._hip_offsets) and _percentile([c for _, c in self._hip_offsets], 50) <= st.front_hip_offset
+        max_rise = (st.max_front_hip_rise if front or head_on else st.max_hip_rise) * scale
         sh_y = sum(kp[i][1] for i in sh) / len(sh)
         # the floor: the lower hand, each hand's height a running median over floor_window_s
         # (hands stay planted; a wrist mis-detected for a few frames at the bottom of a rep,
@@ -522,17 +538,16 @@ class RepCounter(_CounterBase):
             posture = False          # one hand off the floor: shoulder taps, rows, reach-ups
         # at the top the hands are on the floor right now (not lifting off to stand up)
         top_ok = s >= st.min_top_arm_drop and abs(wr_now - wr_y) <= st.max_hand_off_floor * scale
-        hp = [i for i in (LEFT_HIP, RIGHT_HIP) if _seen(kp, i, ms)]
         hh = math.nan
         if hp:
             hip_y = sum(kp[i][1] for i in hp) / len(hp)
             hh = (wr_y - hip_y) / scale
             drop = hip_y - sh_y
             if front:   # torso foreshortened: measure it against the shoulder width
-                posture = posture and -st.max_hip_rise * scale <= drop <= st.max_front_hip_drop * width
+                posture = posture and -max_rise <= drop <= st.max_front_hip_drop * width
                 top_ok = top_ok and drop <= st.max_front_hip_drop * width
             else:
-                posture = posture and -st.max_hip_rise * scale <= drop <= st.max_hip_drop * scale
+                posture = posture and -max_rise <= drop <= st.max_hip_drop * scale
                 top_ok = top_ok and drop <= st.max_top_hip_ratio * (wr_y - sh_y)
         return _Features(s * scale, hh * scale, scale, _elbow_angle(kp, ms), wr_y, bool(front), bool(posture),
                          bool(top_ok and posture))

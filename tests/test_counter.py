@@ -219,6 +219,43 @@ def test_a_shoulder_thrown_across_the_frame_for_one_frame_is_not_a_rep():
     assert count(kp).reps == 3
 
 
+def _head_on_pose(h: float, hip_rise: float) -> np.ndarray:
+    """A push-up filmed head-on from a little above: shoulders ``h`` above the hands, hips straight
+    behind them, looking ``hip_rise`` above the shoulders (perspective, not posture)."""
+    kp = np.zeros((9, 3), np.float32)
+    sh_y = FLOOR_Y - h
+    for side, (s_i, e_i, w_i) in ((-1, (LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST)), (1, (RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST))):
+        sh, wr = np.array([0.5 + side * 0.075, sh_y]), np.array([0.5 + side * 0.09, FLOOR_Y])
+        d = float(np.linalg.norm(wr - sh))
+        u = (wr - sh) / d
+        along = (UPPER**2 - FORE**2 + d**2) / (2 * d)
+        n = np.array([-u[1], u[0]]) * (1 if side * -u[1] > 0 else -1)   # elbows flare outwards
+        kp[s_i, :2], kp[w_i, :2] = sh, wr
+        kp[e_i, :2] = sh + along * u + math.sqrt(max(UPPER**2 - along**2, 0.0)) * n
+    kp[LEFT_HIP, :2] = (0.49, sh_y - hip_rise)
+    kp[RIGHT_HIP, :2] = (0.51, sh_y - hip_rise)
+    kp[HEAD, :2] = (0.5, sh_y + 0.03)
+    kp[:, 2] = 0.95
+    return kp
+
+
+def test_head_on_hips_that_look_high_are_perspective_not_a_pike():
+    """Filmed head-on from above the body, the hips look above the shoulders at every bottom
+    (riyer8's head-on clips counted 0); straight behind the shoulders that is no downward dog."""
+    h = heights([2.0] * 4)
+    kp = np.stack([_head_on_pose(x, 0.06 + 0.5 * (TOP_H - x)) for x in h])   # 0.58 arm lengths at the bottom ...
+    assert count(kp).reps == 4
+    before = count(kp, settings=CounterSettings(max_front_hip_rise=0.45))     # ... refused as a pike before
+    assert before.reps < 4 and "posture" in {why for _, why in before.rejected}
+
+
+def test_a_pike_from_the_side_is_refused():
+    """Hips high above the shoulders and away behind them: downward dog, pike push-ups."""
+    kp = trace_from(heights([2.0] * 4))
+    kp[:, [LEFT_HIP, RIGHT_HIP], 1] = kp[:, [LEFT_SHOULDER], 1] - 0.15
+    assert count(kp).reps == 0
+
+
 def test_person_leaving_mid_rep_not_double_counted():
     a = trace_from(heights([2.0] * 3, tail_s=0.0))
     down = trace_from(np.linspace(TOP_H, BOTTOM_H, 30))      # goes down ... and leaves
