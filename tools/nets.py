@@ -141,4 +141,3 @@ class AveragedRecognizer(nn.Module):
 
     def forward(self, x):
         return torch.stack([m(x) for m in self.members], 0).mean(0)
-

@@ -35,7 +35,7 @@ from appliance import keypoints as kpmod
 from appliance.recognition import STEP_S, WINDOW_STEPS, window_at
 from tools import metrics
 from tools.dataset import REPO, data_root
-from tools.nets import AveragedRecognizer, MotionRecognizerNet, count_macs, count_params
+from tools.nets import MotionRecognizerNet, count_macs, count_params
 from tools.pose_traces import Trace, load_rendered, load_traces
 from tools.trainlib import Schedule, save_curves, seed_all
 
@@ -226,13 +226,18 @@ def main(argv=None):
             print(json.dumps(row), flush=True)
     torch.save({"model": model.state_dict(), "arch": "motion", "width": a.width, "steps_per_window": WINDOW_STEPS,
                 "step_s": STEP_S, "args": vars(a)}, out / "last.pt")
+    save_curves(history, out, ["loss", "val_auc"], "motion recogniser")
+    write_metrics(model, traces, out, {"train_windows": int(len(train["y"])), "steps": a.steps,
+                                       "wall_seconds": round(time.time() - t0, 1), "threads": a.threads, "args": vars(a)})
+
+
+def write_metrics(model, traces: list[Trace], out: Path, run: dict) -> None:
+    """Final validation on our traces and the teacher's, written with the run's facts to metrics.json."""
     final = {"ours": evaluate(lambda w: predict(model, w), traces),
              "teacher": evaluate(lambda w: predict(model, w), traces, "teacher")}
-    metrics_out = {"train_windows": int(len(train["y"])), "steps": a.steps, "wall_seconds": round(time.time() - t0, 1),
-                   "threads": a.threads, "params": count_params(model), "macs": count_macs(model, shape),
-                   "val": final, "args": vars(a)}
-    (out / "metrics.json").write_text(json.dumps(metrics_out, indent=1))
-    save_curves(history, out, ["loss", "val_auc"], "motion recogniser")
+    shape = (1, 3, WINDOW_STEPS, kpmod.FULL_COUNT)
+    (out / "metrics.json").write_text(json.dumps(
+        {**run, "params": count_params(model), "macs": count_macs(model, shape), "val": final}, indent=1))
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "negative_clip_longest_open_s"} for k, v in final.items()}, indent=1))
 
 
@@ -240,21 +245,16 @@ def average(a, traces: list[Trace], out: Path) -> None:
     """Save and validate the logit average of the ``--average`` checkpoints."""
     from tools.export_tflite import build_net
 
-    members = [torch.load(p, map_location="cpu") for p in a.average]
-    model = AveragedRecognizer([build_net("recognizer", m) for m in members]).eval()
-    shape = (1, 3, WINDOW_STEPS, kpmod.FULL_COUNT)
-    torch.save({"members": members, "arch": "motion-average", "sources": a.average, "args": vars(a)}, out / "last.pt")
-    final = {"ours": evaluate(lambda w: predict(model, w), traces),
-             "teacher": evaluate(lambda w: predict(model, w), traces, "teacher")}
+    ckpt = {"members": [torch.load(p, map_location="cpu") for p in a.average], "arch": "motion-average",
+            "sources": a.average, "args": vars(a)}
+    torch.save(ckpt, out / "last.pt")
     runs = []
     for p in a.average:
         m = Path(p).parent / "metrics.json"
         t = json.loads(m.read_text()) if m.exists() else {}
         runs.append({"checkpoint": p, **{k: t.get(k) for k in ("train_windows", "steps", "wall_seconds", "threads", "args")}})
-    metrics_out = {"members": runs, "params": count_params(model), "macs": count_macs(model, shape),
-                   "wall_seconds": round(sum(r["wall_seconds"] or 0 for r in runs), 1), "val": final, "args": vars(a)}
-    (out / "metrics.json").write_text(json.dumps(metrics_out, indent=1))
-    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "negative_clip_longest_open_s"} for k, v in final.items()}, indent=1))
+    write_metrics(build_net("recognizer", ckpt), traces, out,
+                  {"members": runs, "wall_seconds": round(sum(r["wall_seconds"] or 0 for r in runs), 1), "args": vars(a)})
 
 
 if __name__ == "__main__":
