@@ -26,12 +26,15 @@ class Gate:
     def update(self, t: float, probability: float | None) -> bool:
         """Feed a probability at time t (None: the recogniser did not run) -> gate state."""
         if probability is not None and math.isfinite(probability):
-            if self.smoothed is None or self.time_constant_s <= 0:
+            if self.time_constant_s <= 0:
                 self.smoothed = probability
             else:
+                # The filter starts at 0 (nobody doing push-ups yet): one early output, from a
+                # window with almost no history, must not open the gate by itself.
+                previous = self.smoothed if self.smoothed is not None else 0.0
                 dt = max(0.0, t - self._last_t) if self._last_t is not None else 0.0
                 alpha = 1.0 - math.exp(-dt / self.time_constant_s)
-                self.smoothed += alpha * (probability - self.smoothed)
+                self.smoothed = previous + alpha * (probability - previous)
             self._last_t = t
             if self.is_open and self.smoothed < self.close_threshold:
                 self.is_open = False

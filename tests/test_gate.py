@@ -23,6 +23,18 @@ def test_smoothing_ignores_a_single_glitch():
     assert not gate.is_open
 
 
+def test_the_first_output_alone_does_not_open_the_gate():
+    """A window with almost no history (the person just appeared) is not evidence yet."""
+    gate = Gate(0.25, 0.1, time_constant_s=0.3)
+    assert gate.update(0.0, 0.96) is False
+    assert gate.update(0.033, 0.0) is False
+    t = 0.033
+    while t < 0.3:  # a steady run of confident outputs opens it within about 0.1 s
+        t += 0.033
+        gate.update(t, 0.96)
+    assert gate.is_open
+
+
 def test_smoothing_is_in_seconds_not_frames():
     fast, slow = Gate(0.6, 0.4, 1.0), Gate(0.6, 0.4, 1.0)
     fast.update(0.0, 0.0)
