@@ -44,7 +44,8 @@ def load_pipeline(config) -> Pipeline:
     keypoint_model = KeypointModel(Path(models.dir) / models.keypoints, models.num_threads, models.flip_average)
     recognition_model = RecognitionModel(Path(models.dir) / models.recognizer, models.num_threads)
     gate = Gate(config.gate.open_threshold, config.gate.close_threshold, config.gate.time_constant_s)
-    return Pipeline(keypoint_model, recognition_model, gate, RepCounter(config.counter), models.recognition_every)
+    return Pipeline(keypoint_model, recognition_model, gate, RepCounter(config.counter), models.recognition_every,
+                    models.track_person)
 
 
 @dataclass

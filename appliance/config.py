@@ -35,6 +35,7 @@ class ModelsConfig:
     num_threads: int = 2
     recognition_every: int = 3  # run the recognizer on every Nth frame
     flip_average: bool = True  # keypoints: also run the mirrored frame and average (2x the time)
+    track_person: bool = False  # keypoints: look around where the last frame found the person (models/README.md)
 
     def validate(self) -> None:
         _at_least("models", "num_threads", self.num_threads, 1)

@@ -1,4 +1,4 @@
-"""Letterboxing and heatmap decoding: how model coordinates map back onto the camera frame.
+"""Letterboxing, person crops and heatmap decoding: how model coordinates map back onto the camera frame.
 
 Shared by the runtime (appliance.models) and the training tools, so that the labels a model
 is trained on and the keypoints the appliance reads back use one convention: heatmap cell
@@ -53,6 +53,55 @@ class Letterbox:
         out[..., 0] = (xy[..., 0] * cw + ox) / self.input_w
         out[..., 1] = (xy[..., 1] * ch + oy) / self.input_h
         return out
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A window of the frame (frame pixels, may reach past its edges) scaled onto the model input."""
+
+    frame_w: int
+    frame_h: int
+    x0: int
+    y0: int
+    width: int
+    height: int
+
+    def input_to_frame(self, xy: np.ndarray) -> np.ndarray:
+        """Input-normalised (0..1 of the model input) -> frame-normalised coordinates."""
+        xy = np.asarray(xy, dtype=np.float32)
+        out = np.empty_like(xy)
+        out[..., 0] = (self.x0 + xy[..., 0] * self.width) / self.frame_w
+        out[..., 1] = (self.y0 + xy[..., 1] * self.height) / self.frame_h
+        return out
+
+
+# Person crop: the model sees the frame around the body it found in the previous frame, up to
+# 1.5x closer than the whole letterboxed frame. 1.5 is about the largest zoom it was trained on
+# (tools.augment.warp); twice the body's extent keeps a moving or half-found body in view.
+CROP_MARGIN = 2.0
+CROP_MAX_ZOOM = 1.5
+CROP_MIN_SCORE = 0.3
+
+
+def person_crop(keypoints: np.ndarray, frame_w: int, frame_h: int, input_w: int, input_h: int) -> Crop | None:
+    """Where to look for the person in the next frame, or None for the whole (letterboxed) frame.
+
+    ``keypoints`` [K, 3] are frame-normalised; at least 3 must score ``CROP_MIN_SCORE``.
+    """
+    seen = keypoints[:, 2] >= CROP_MIN_SCORE
+    if seen.sum() < 3:
+        return None
+    points = keypoints[seen, :2] * np.array([frame_w, frame_h], np.float32)
+    low, high = points.min(axis=0), points.max(axis=0)
+    aspect = input_w / input_h
+    whole_w = max(frame_w, frame_h * aspect)  # the letterboxed frame's width in frame pixels
+    width = max((high[0] - low[0]) * CROP_MARGIN, (high[1] - low[1]) * CROP_MARGIN * aspect, whole_w / CROP_MAX_ZOOM)
+    if width >= whole_w:
+        return None
+    height = width / aspect
+    centre = (low + high) / 2
+    return Crop(frame_w, frame_h, int(round(centre[0] - width / 2)), int(round(centre[1] - height / 2)),
+                int(round(width)), int(round(height)))
 
 
 def encode_heatmaps(xy: np.ndarray, visible: np.ndarray, height: int, width: int, sigma: float = 1.5) -> np.ndarray:

@@ -18,7 +18,7 @@ from appliance import keypoints as kp
 from appliance import recognition
 from appliance.errors import ModelError
 from appliance.frames import Frame, to_rgb
-from appliance.geometry import Letterbox, decode_heatmaps
+from appliance.geometry import Crop, Letterbox, decode_heatmaps
 from appliance.runtime import load_interpreter
 
 _NP_DTYPES = {"int8": np.int8, "uint8": np.uint8, "float32": np.float32}
@@ -156,8 +156,21 @@ class KeypointModel(_TFLiteModel):
         canvas[oy : oy + ch, ox : ox + cw] = np.asarray(resized)
         return canvas, box
 
-    def predict(self, frame: Frame) -> np.ndarray:
-        pixels, box = self.letterbox(frame)
+    def crop(self, frame: Frame, region: Crop) -> tuple[np.ndarray, Crop]:
+        """The frame's ``region`` scaled onto the model input as uint8 RGB, padded past the edges."""
+        rgb = to_rgb(frame)
+        height, width = rgb.shape[:2]
+        window = np.full((region.height, region.width, 3), self.pad_value, dtype=np.uint8)
+        left, top = max(region.x0, 0), max(region.y0, 0)
+        right, bottom = min(region.x0 + region.width, width), min(region.y0 + region.height, height)
+        if right > left and bottom > top:
+            window[top - region.y0 : bottom - region.y0, left - region.x0 : right - region.x0] = rgb[top:bottom, left:right]
+        pixels = np.asarray(Image.fromarray(window).resize((self.input_w, self.input_h), Image.BILINEAR))
+        return pixels, region
+
+    def predict(self, frame: Frame, region: Crop | None = None) -> np.ndarray:
+        """Keypoints of the whole frame, or of ``region`` of it (both frame-normalised)."""
+        pixels, box = self.letterbox(frame) if region is None else self.crop(frame, region)
         return self.predict_pixels(pixels, box)
 
     def heatmaps(self, pixels: np.ndarray) -> np.ndarray:
@@ -167,7 +180,7 @@ class KeypointModel(_TFLiteModel):
             maps = kp.average_with_mirror(maps, self._invoke(self._lut[pixels[:, ::-1]]))
         return maps
 
-    def predict_pixels(self, pixels: np.ndarray, box: Letterbox) -> np.ndarray:
+    def predict_pixels(self, pixels: np.ndarray, box: Letterbox | Crop) -> np.ndarray:
         points = decode_heatmaps(self.heatmaps(pixels))
         points[:, :2] = box.input_to_frame(points[:, :2])
         return points

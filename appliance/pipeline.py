@@ -13,6 +13,7 @@ import numpy as np
 from appliance.counter import RepCounter
 from appliance.frames import Frame, check_frame
 from appliance.gate import Gate
+from appliance.geometry import person_crop
 
 @dataclass
 class FrameResult:
@@ -26,12 +27,16 @@ class FrameResult:
 
 
 class Pipeline:
-    def __init__(self, keypoint_model, recognition_model, gate: Gate, counter: RepCounter, recognition_every: int = 1):
+    def __init__(self, keypoint_model, recognition_model, gate: Gate, counter: RepCounter, recognition_every: int = 1,
+                 track_person: bool = False):
         self.keypoint_model = keypoint_model
         self.recognition_model = recognition_model
         self.gate = gate
         self.counter = counter
         self.recognition_every = max(1, recognition_every)
+        # look for the person around where the last frame found them (geometry.person_crop)
+        self.track_person = track_person
+        self._region = None
         self._frames_seen = 0
         self._last_prob = float("nan")
 
@@ -47,14 +52,18 @@ class Pipeline:
         check_frame(frame)
         timings = {}
         t0 = time.perf_counter()
-        pixels, box = self.keypoint_model.letterbox(frame)
+        width, height = frame.size
+        region = self._region if self._region is not None and (self._region.frame_w, self._region.frame_h) == (width, height) else None
+        pixels, box = self.keypoint_model.letterbox(frame) if region is None else self.keypoint_model.crop(frame, region)
         t1 = time.perf_counter()
         keypoints = self.keypoint_model.predict_pixels(pixels, box)
+        if self.track_person:
+            model = self.keypoint_model
+            self._region = person_crop(keypoints, width, height, model.input_w, model.input_h)
         t2 = time.perf_counter()
         self.recognition_model.observe(frame.t, keypoints)
         probability = None
         if self._frames_seen % self.recognition_every == 0:
-            width, height = frame.size
             probability = self.recognition_model.predict(width / height)
             self._last_prob = probability
         t3 = time.perf_counter()

@@ -97,7 +97,7 @@ def eval_recognizer(traces_dir: Path, data: str | None, tflite: Path, ckpt: Path
 
 def eval_cli_traces(traces_dir: Path, data: str | None) -> dict:
     """PCK of ``pushup-counter count CLIP --keypoints`` output (the real CLI, shipped int8 model,
-    every frame of every clip) against the teacher, per split and kind of clip."""
+    every frame of every clip) against the teacher, per split and kind of clip, and all kinds together."""
     from tools.dataset import data_root
     from tools.pose_traces import load_traces
 
@@ -105,10 +105,10 @@ def eval_cli_traces(traces_dir: Path, data: str | None) -> dict:
     teacher = {(t.clip, t.source): t for t in traces}
     out = {}
     for split in ("train", "val"):
-        for kind in ("pushup", "riyer8", "negative"):
+        for kind in ("pushup", "riyer8", "negative", "all"):
             preds, truths, ids = [], [], []
             for i, t in enumerate(traces):
-                if t.source != "ours" or t.split != split or t.kind != kind:
+                if t.source != "ours" or t.split != split or kind not in (t.kind, "all"):
                     continue
                 ref = teacher[(t.clip, "teacher")].keypoints[: len(t.keypoints)]
                 n = len(ref)
