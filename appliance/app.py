@@ -17,7 +17,7 @@ import numpy as np
 
 from appliance.counter import RepCounter
 from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled
-from appliance.errors import ApplianceError, SourceError
+from appliance.errors import ApplianceError, SourceError, StateError
 from appliance.gate import Gate
 from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
 from appliance.models import KeypointModel, RecognitionModel
@@ -316,20 +316,28 @@ class App:
             return None
 
     def _pick_up_external_reset(self, pipeline: Pipeline) -> None:
-        """`pushup-counter reset` while the daemon runs: take the file's count once a second."""
+        """`pushup-counter reset` while the daemon runs: take the file's count once a second.
+
+        A file it cannot read (another writer's owner or mode) is logged once and ignored: the
+        count in memory goes on and the next save replaces the file with one the daemon owns.
+        """
         now = self.clock()
         if now - self._last_stat < 1.0:
             return
         self._last_stat = now
         mtime = self._stat_state()
         if mtime is not None and mtime != self._state_mtime:
-            saved = self.store.load()
+            self._state_mtime = mtime
+            try:
+                saved = self.store.load()
+            except StateError as exc:
+                log.error("%s; counting on from %d in memory", exc, self.state.reps)
+                return
             if saved.resets > self.state.resets:
                 log.info("count reset from the command line")
                 self.state = saved
                 pipeline.reset_count()
                 self.beeper.reset()
-            self._state_mtime = mtime
 
     def _save(self) -> None:
         self.store.save(self.state)

@@ -66,6 +66,10 @@ class StateStore:
         may write while the daemon does, and with a shared name one could truncate the file
         the other is renaming into place. A full disk may take only part of a write; the rest
         is written or the save fails, so a short file is never renamed over a good one.
+
+        Run as root (`pushup-counter reset` on the image, which has no sudo), the file is given
+        to the state directory's owner before it is renamed into place: a root-owned 0600 file
+        would be unreadable to the daemon (user pushup), and it would refuse to start.
         """
         state.updated = time.time()
         tmp = None
@@ -74,6 +78,9 @@ class StateStore:
             data = memoryview(json.dumps(asdict(state), sort_keys=True).encode())
             fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=self.directory)
             try:
+                if os.geteuid() == 0:
+                    owner = os.stat(self.directory)
+                    os.fchown(fd, owner.st_uid, owner.st_gid)
                 while data:
                     written = os.write(fd, data)
                     if written <= 0:

@@ -594,6 +594,56 @@ def test_reset_from_the_command_line_while_the_daemon_writes(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
+def test_external_reset_is_picked_up_while_counting(tmp_path, mock_pins, caplog):
+    """`pushup-counter reset` while the daemon runs: the count on screen goes to 0 within a
+    second, the lifetime total stays."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+
+    def cli_reset():
+        from appliance.__main__ import main
+
+        assert main(["reset", "--state-dir", str(tmp_path / "state")]) == 0
+        clock.t += 1.1  # the daemon looks at the file once a second
+
+    pipeline = StubPipeline()
+    source = ScriptedSource(["rep", "rep", "frame", cli_reset, "frame", "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline, clock=clock)
+    assert app.run() == 0
+    state = saved(tmp_path)
+    assert (state.reps, state.total, state.resets) == (1, 3, 1)
+    assert pipeline.count == 1  # the counter started over too
+    assert len(log_lines(caplog, "count reset from the command line")) == 1
+
+
+def test_unreadable_state_file_mid_run_keeps_the_daemon_counting(tmp_path, mock_pins, monkeypatch, caplog):
+    """Another writer leaves a state file the daemon cannot read (before the fix, `reset` run
+    as root did): logged once, the count in memory goes on, the next save replaces the file."""
+    import pathlib
+
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    read_text = pathlib.Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self.name == "state.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
+
+    def root_writes_it():
+        StateStore(tmp_path / "state").save(State(reps=0, total=2, resets=1))
+        monkeypatch.setattr(pathlib.Path, "read_text", denied)
+        clock.t += 1.1
+
+    script = ["rep", "rep", root_writes_it, "frame", "frame", "rep", "frame"]
+    app = make_app(tmp_path, ScriptedSource(script, clock=clock, sleep=clock.sleep), clock=clock)
+    assert app.run() == 0
+    monkeypatch.setattr(pathlib.Path, "read_text", read_text)
+    state = saved(tmp_path)
+    assert (state.reps, state.total) == (3, 3)
+    assert len(log_lines(caplog, "is not readable")) == 1
+
+
 # --- OLED, buzzer, button -----------------------------------------------------------------
 
 
