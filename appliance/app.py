@@ -6,7 +6,6 @@ So a rep anyone has seen or heard survives a power cut.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import time
@@ -73,7 +72,8 @@ class App:
         self.notifier = Notifier(clock)
         self.store = StateStore(options.state_dir or config.state.dir)
         self.state = self.store.load()
-        self._state_mtime = self._stat_state()
+        self._seen = self.store.identity()  # the state file as this daemon last read or wrote it
+        self._written_reps = self.state.reps  # the count on disk; reps beyond it are only in memory
         self.display = self._make_display()
         self.beeper = Beeper(config.buzzer)
         self.button = ResetButton(config.button)
@@ -182,7 +182,7 @@ class App:
                 if not source.live:
                     log.info("end of %s", source.name)
                     if last_t is not None and pipeline.finish(last_t):
-                        self._record_rep()  # a first push judged and counted, not yet announced
+                        self._record_rep(pipeline)  # a first push judged and counted, not yet announced
                         self._show()
                     break
                 trouble = f"{source.name} returned no frame"
@@ -241,20 +241,20 @@ class App:
             self._handle_button()
             self._sleep(min(0.1, max(0.0, deadline - self.clock())))
 
-    def _record_rep(self) -> None:
+    def _record_rep(self, pipeline: Pipeline) -> None:
         self.state.reps += 1
         self.state.total += 1
-        self._save()
+        self._save(pipeline)
         self.beeper.rep()
 
     def _after_frame(self, pipeline: Pipeline, frame, result) -> None:
         if result.rep_counted:
-            self._record_rep()
+            self._record_rep(pipeline)
         self._handle_button(pipeline)
         self._pick_up_external_reset(pipeline)
         if self.store.pending and self.clock() - self._last_retry > 5:
             self._last_retry = self.clock()
-            self._save()
+            self._save(pipeline)
         self._update_fps(frame.t)
         scores = result.keypoints[:, 2]
         if result.gate_open:
@@ -294,7 +294,7 @@ class App:
                 log.info("button: reset at %d reps", self.state.reps)
                 self.state.reps = 0
                 self.state.resets += 1
-                self._save()
+                self._save(pipeline)
                 if pipeline is not None:
                     pipeline.reset_count()
                 self.beeper.reset()
@@ -309,39 +309,47 @@ class App:
                 except OSError as exc:
                     log.error("shutdown command %s failed: %s", self.config.button.shutdown_command, exc)
 
-    def _stat_state(self) -> float | None:
-        try:
-            return os.stat(self.store.path).st_mtime_ns
-        except OSError:
-            return None
-
     def _pick_up_external_reset(self, pipeline: Pipeline) -> None:
-        """`pushup-counter reset` while the daemon runs: take the file's count once a second.
-
-        A file it cannot read (another writer's owner or mode) is logged once and ignored: the
-        count in memory goes on and the next save replaces the file with one the daemon owns.
-        """
+        """`pushup-counter reset` while the daemon runs: look at the file once a second."""
         now = self.clock()
         if now - self._last_stat < 1.0:
             return
         self._last_stat = now
-        mtime = self._stat_state()
-        if mtime is not None and mtime != self._state_mtime:
-            self._state_mtime = mtime
-            try:
-                saved = self.store.load()
-            except StateError as exc:
-                log.error("%s; counting on from %d in memory", exc, self.state.reps)
-                return
-            if saved.resets > self.state.resets:
-                log.info("count reset from the command line")
-                self.state = saved
-                pipeline.reset_count()
-                self.beeper.reset()
+        self._take_external_reset(pipeline)
 
-    def _save(self) -> None:
-        self.store.save(self.state)
-        self._state_mtime = self._stat_state()
+    def _take_external_reset(self, pipeline: Pipeline | None) -> None:
+        """Apply a reset that another writer saved since this daemon last read or wrote the file.
+
+        Reps counted since the daemon's last write came after it, so they stay on top of the
+        reset count. A file it cannot read (another writer's owner or mode) is logged once and
+        ignored: the count in memory goes on and the next save replaces the file.
+        """
+        identity = self.store.identity()
+        if identity is None or identity == self._seen:
+            return
+        self._seen = identity
+        try:
+            saved = self.store.load()
+        except StateError as exc:
+            log.error("%s; counting on from %d in memory", exc, self.state.reps)
+            return
+        if saved.resets > self.state.resets:
+            log.info("count reset from the command line")
+            unsaved = max(0, self.state.reps - self._written_reps)
+            self.state.reps = saved.reps + unsaved
+            self.state.resets = saved.resets
+            self._written_reps = saved.reps
+            if pipeline is not None:
+                pipeline.reset_count()
+            self.beeper.reset()
+
+    def _save(self, pipeline: Pipeline | None = None) -> None:
+        """Write the count, after taking any reset saved since the daemon's last look: writing
+        over it unseen would undo a `pushup-counter reset` run just before a rep."""
+        self._take_external_reset(pipeline)
+        if self.store.save(self.state):
+            self._written_reps = self.state.reps
+        self._seen = self.store.written
 
     def _status_line(self) -> str:
         fps = f" fps={self._fps:.1f}" if self._fps else ""

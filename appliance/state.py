@@ -35,6 +35,7 @@ class StateStore:
         self.directory = Path(directory)
         self.path = self.directory / STATE_FILE
         self.error: str | None = None  # set while the last write failed
+        self.written: tuple[int, int] | None = None  # identity() of the file this store last wrote
         self._dirty = False
         self._last_error_log = float("-inf")
 
@@ -87,6 +88,7 @@ class StateStore:
                         raise OSError(errno.ENOSPC, "short write")
                     data = data[written:]
                 os.fsync(fd)
+                self.written = _identity(os.fstat(fd))
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
@@ -119,3 +121,15 @@ class StateStore:
     def pending(self) -> bool:
         """True while a change is only in memory."""
         return self._dirty
+
+    def identity(self) -> tuple[int, int] | None:
+        """(inode, mtime) of the file on disk, None if there is none. Every save renames a new
+        file into place, so this differs from `written` as soon as another writer has saved."""
+        try:
+            return _identity(os.stat(self.path))
+        except OSError:
+            return None
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return (info.st_ino, info.st_mtime_ns)

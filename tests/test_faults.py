@@ -616,6 +616,28 @@ def test_external_reset_is_picked_up_while_counting(tmp_path, mock_pins, caplog)
     assert len(log_lines(caplog, "count reset from the command line")) == 1
 
 
+def test_external_reset_just_before_a_rep_is_not_overwritten(tmp_path, mock_pins, caplog):
+    """`pushup-counter reset` lands between two of the daemon's once-a-second looks at the
+    file, and a rep follows at once: the daemon's save must take the reset first, not write
+    the old count over it."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+
+    def cli_reset():
+        from appliance.__main__ import main
+
+        assert main(["reset", "--state-dir", str(tmp_path / "state")]) == 0
+
+    pipeline = StubPipeline()
+    source = ScriptedSource(["rep", "rep", cli_reset, "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline, clock=clock)
+    assert app.run() == 0
+    assert clock() - source.opens[0] < 1.0  # no once-a-second look happened after the reset
+    state = saved(tmp_path)
+    assert (state.reps, state.total, state.resets) == (1, 3, 1)  # the reset, then the rep after it
+    assert len(log_lines(caplog, "count reset from the command line")) == 1
+
+
 def test_unreadable_state_file_mid_run_keeps_the_daemon_counting(tmp_path, mock_pins, monkeypatch, caplog):
     """Another writer leaves a state file the daemon cannot read (before the fix, `reset` run
     as root did): logged once, the count in memory goes on, the next save replaces the file."""
