@@ -208,6 +208,8 @@ class PiCameraSource(FrameSource):
         self._index = 0
 
     def open(self) -> None:
+        """Start the camera. One that opens but fails to configure or start is closed again:
+        libcamera would keep it acquired, and every reopen after would fail as busy."""
         try:
             from picamera2 import Picamera2
         except ImportError as exc:
@@ -217,17 +219,21 @@ class PiCameraSource(FrameSource):
             if self.index >= len(cameras):
                 raise SourceError(f"{self.name}: no camera found (libcamera sees {len(cameras)}); check the ribbon cable")
             camera = Picamera2(self.index)
-            # "BGR888" is libcamera's name for R, G, B byte order in memory.
-            fmt = "YUV420" if self.lores_format == "YUV420" else "BGR888"
-            config = camera.create_video_configuration(
-                main={"size": self.main_size},
-                lores={"size": self.lores_size, "format": fmt},
-                buffer_count=4,
-                queue=False,
-                controls={"FrameRate": self.fps},
-            )
-            camera.configure(config)
-            camera.start()
+            try:
+                # "BGR888" is libcamera's name for R, G, B byte order in memory.
+                fmt = "YUV420" if self.lores_format == "YUV420" else "BGR888"
+                config = camera.create_video_configuration(
+                    main={"size": self.main_size},
+                    lores={"size": self.lores_size, "format": fmt},
+                    buffer_count=4,
+                    queue=False,
+                    controls={"FrameRate": self.fps},
+                )
+                camera.configure(config)
+                camera.start()
+            except BaseException:  # SIGTERM's Terminate too: never leave it acquired
+                self._release(camera)
+                raise
         except SourceError:
             raise
         except Exception as exc:  # libcamera raises plain RuntimeError/OSError variants
@@ -254,12 +260,17 @@ class PiCameraSource(FrameSource):
 
     def close(self) -> None:
         if self._camera is not None:
+            self._release(self._camera)
+        self._camera = None
+
+    def _release(self, camera) -> None:
+        """stop() then close(), each tried on its own: a stop that fails (a camera gone from
+        the bus) must not keep close() from giving the camera back to libcamera."""
+        for step in (camera.stop, camera.close):
             try:
-                self._camera.stop()
-                self._camera.close()
+                step()
             except Exception as exc:
                 log.warning("closing %s: %s", self.name, _first_line(exc))
-        self._camera = None
 
 
 def _default_lores_format() -> str:
