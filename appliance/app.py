@@ -17,6 +17,7 @@ import numpy as np
 from appliance.counter import RepCounter
 from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled
 from appliance.errors import ApplianceError, SourceError, StateError
+from appliance.frames import check_frame
 from appliance.gate import Gate
 from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
 from appliance.models import KeypointModel, RecognitionModel
@@ -188,14 +189,15 @@ class App:
                 trouble = f"{source.name} returned no frame"
             if frame is not None:
                 try:
-                    result = pipeline.process(frame)
-                except ValueError as exc:  # a frame of the wrong shape or dtype: skip it, say so
+                    check_frame(frame)  # only a frame of the wrong shape or dtype is skipped: any
+                except ValueError as exc:  # other error of the pipeline is a bug, not a camera fault
                     self._bad_frame(exc)
                     if source.live and self.clock() - last_good > self.config.camera.frame_timeout_s:
                         trouble = f"{source.name} gave no usable frame for {self.config.camera.frame_timeout_s:.1f} s ({exc})"
                     else:
                         continue
                 else:
+                    result = pipeline.process(frame)
                     last_good = self.clock()
                     last_t = frame.t
                     backoff = 0.5

@@ -435,6 +435,24 @@ def test_no_frame_and_bad_frames_from_a_live_camera(tmp_path, mock_pins, caplog)
     assert len(source.opens) == 3
 
 
+def test_a_pipeline_error_on_a_good_frame_is_not_taken_for_a_bad_frame(tmp_path, mock_pins, caplog):
+    """Only a frame of the wrong shape or dtype is skipped as bad; a ValueError from the
+    pipeline on a good frame (a setting the counter cannot use, a bug) stops the daemon with
+    its own message instead of being logged as a camera problem forever."""
+    caplog.set_level(logging.INFO)
+
+    def broken(frame):
+        if frame.index == 3:
+            raise ValueError("need order >= 1 and 0 < wn < 1, got 0, 0.2")
+
+    source = ScriptedSource(["rep", "rep", "frame", "frame"], live=True)
+    app = make_app(tmp_path, source, StubPipeline(on_process=broken))
+    with pytest.raises(ValueError, match="need order >= 1"):
+        app.run()
+    assert saved(tmp_path).reps == 2  # what was counted is kept
+    assert not log_lines(caplog, "skipping bad frame") and app._status != "camera error"
+
+
 def test_model_error_stays_on_the_oled_after_exit(tmp_path, oled, mock_pins, systemd):
     """The daemon exits 3 and systemd gives up after a few restarts: the OLED must still say why."""
     from appliance.errors import ModelError
