@@ -26,8 +26,8 @@ def cmd_run(args) -> int:
     from appliance.app import App, RunOptions
     from appliance.systemd import setup_logging
 
-    config = _config(args)
     setup_logging(args.log_level)
+    config = _config(args)
     options = RunOptions(args.source, args.display, args.state_dir, args.realtime, args.record)
     return App(config, options).run()
 
@@ -80,12 +80,16 @@ def cmd_count_trace(args) -> int:
     config = load_config(args.config) if args.config else None
     try:
         data = np.load(args.trace)
-        keypoints = np.asarray(data["keypoints"], dtype=np.float32)
-        fps = float(data["fps"])
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array (or a pickle): no named arrays
+            raise ValueError("not an .npz archive")
+        with data:
+            keypoints = np.asarray(data["keypoints"], dtype=np.float32)
+            fps = float(data["fps"])
     except FileNotFoundError:
         raise SourceError(f"trace file not found: {args.trace}") from None
-    except (KeyError, ValueError, OSError) as exc:
-        raise SourceError(f"trace file {args.trace} is not a keypoint trace (needs keypoints [T,K,3] and fps): {exc}") from None
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"trace file {args.trace} is not a keypoint trace (needs keypoints [T,K,3] and fps): {message}") from None
     if keypoints.ndim != 3 or keypoints.shape[1] not in (7, 9) or keypoints.shape[2] != 3 or not fps > 0:
         raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps > 0, got {keypoints.shape}, fps {fps}")
     result = count_trace(keypoints, fps, config.counter if config else None)
@@ -142,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", help="overrides [state].dir")
     run.add_argument("--realtime", action="store_true", help="pace a video file at its own frame rate")
     run.add_argument("--record", metavar="DIR", help="write the OLED as DIR/oled.gif and an annotated DIR/preview.mp4")
-    run.add_argument("--log-level", default=os.environ.get("PUSHUP_LOG_LEVEL", "INFO"))
+    run.add_argument("--log-level", default=os.environ.get("PUSHUP_LOG_LEVEL", "INFO"),
+                     help="debug, info, warning, error or critical, any case (default: $PUSHUP_LOG_LEVEL or info)")
     run.set_defaults(func=cmd_run)
 
     count = sub.add_parser("count", help="count the reps in a video file, as fast as possible")
