@@ -23,12 +23,16 @@ def _config(args):
 
 
 def cmd_run(args) -> int:
-    from appliance.app import App, RunOptions
+    from appliance.app import App, RunOptions, show_config_error
     from appliance.systemd import setup_logging
 
     setup_logging(args.log_level)
-    config = _config(args)
     options = RunOptions(args.source, args.display, args.state_dir, args.realtime, args.record)
+    try:
+        config = _config(args)
+    except ConfigError:
+        show_config_error(options)
+        raise
     return App(config, options).run()
 
 

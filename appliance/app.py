@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from appliance.counter import RepCounter
-from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled
+from appliance.config import Config
+from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled, render
 from appliance.errors import ApplianceError, SourceError, StateError
 from appliance.frames import check_frame
 from appliance.gate import Gate
@@ -54,6 +55,27 @@ class RunOptions:
     state_dir: str | None = None  # overrides [state].dir
     realtime: bool = False
     record_dir: str | None = None  # desktop: write oled.gif and preview.mp4 here
+
+
+def show_config_error(options: RunOptions) -> None:
+    """The config file cannot be used, so the daemon exits (2) and systemd gives up after a few
+    restarts: leave "config error" over the saved count on the OLED, lit after the exit, so
+    the box says why it does nothing. The display is the default one (the file's own [display]
+    is what could not be read); no display or no readable count: nothing shown, the one-line
+    error still goes to the journal."""
+    defaults = Config()
+    kind = options.display or defaults.display.kind
+    opener = {"oled": open_oled, "emulator": open_emulator}.get(kind)
+    if opener is None:
+        return
+    try:
+        reps = StateStore(options.state_dir or defaults.state.dir).load().reps
+        device = opener(defaults.display)
+        render(Screen(reps, "config error"), device)
+        device.persist = True  # luma's cleanup then leaves the picture on
+        device.cleanup()
+    except Exception as exc:
+        log.debug("cannot show the config error on the display: %s", exc)
 
 
 class App:

@@ -20,6 +20,7 @@ SCREENS = {
     "counting_12": Screen(12, "counting", fps=14),
     "no_person_7": Screen(7, "no person"),
     "camera_error_3": Screen(3, "camera error"),
+    "config_error_12": Screen(12, "config error"),
     "counting_1234": Screen(1234, "counting", fps=9),
 }
 
