@@ -144,10 +144,6 @@ class App:
                 self._show()
                 raise
             source = self._source if self._source is not None else make_source(self.options.source, self.config.camera, realtime=self.options.realtime)
-            if self.options.record_dir:
-                from appliance.preview import PreviewWriter
-
-                self.preview = PreviewWriter(Path(self.options.record_dir) / "preview.mp4", getattr(source, "fps", 25.0) or 25.0)
             self._loop(pipeline, source)
         except Terminate:
             pass
@@ -188,6 +184,8 @@ class App:
                     opened = True
                     last_good = self.clock()
                     log.info("reading frames from %s", source.name)
+                    if self.options.record_dir and self.preview is None:
+                        self._open_preview(source)
                 except SourceError as exc:
                     if not source.live:
                         raise
@@ -229,6 +227,13 @@ class App:
             opened = False
             self._camera_trouble(trouble, backoff)
             backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
+
+    def _open_preview(self, source: FrameSource) -> None:
+        """Desktop --record: the annotated preview at the source's frame rate, which a video
+        file knows only once it is open."""
+        from appliance.preview import PreviewWriter
+
+        self.preview = PreviewWriter(Path(self.options.record_dir) / "preview.mp4", getattr(source, "fps", 0.0) or 25.0)
 
     def _bad_frame(self, exc: Exception) -> None:
         """Log the first bad frame, then at most one summary line a minute (30 fps of them would flood the journal)."""

@@ -489,6 +489,23 @@ def test_a_rep_still_to_be_announced_when_a_file_ends_is_counted_and_saved(tmp_p
     assert len(ended_at) == 1
 
 
+def test_recorded_preview_has_the_video_files_frame_rate(tmp_path, mock_pins):
+    """--record: preview.mp4 plays at the source's rate, which a file knows only once open."""
+    import av
+
+    from conftest import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=12, fps=10)
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    options = RunOptions(display="none", state_dir=str(tmp_path / "state"), record_dir=str(tmp_path / "rec"))
+    app = App(config, options, source=VideoFileSource(clip), pipeline=StubPipeline())
+    assert app.run() == 0
+    with av.open(str(tmp_path / "rec" / "preview.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == 10 and stream.frames == 12
+
+
 def test_unreadable_video_file_is_one_error_and_the_state_is_unchanged(tmp_path, mock_pins):
     StateStore(tmp_path / "state").save(State(reps=3, total=30))
     before = os.stat(tmp_path / "state" / "state.json")
