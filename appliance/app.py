@@ -189,7 +189,7 @@ class App:
                 except SourceError as exc:
                     if not source.live:
                         raise
-                    self._camera_trouble(str(exc), backoff)
+                    self._camera_trouble(str(exc), backoff, pipeline)
                     backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
                     continue
             trouble = None
@@ -225,7 +225,7 @@ class App:
                     continue
             source.close()
             opened = False
-            self._camera_trouble(trouble, backoff)
+            self._camera_trouble(trouble, backoff, pipeline)
             backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
 
     def _open_preview(self, source: FrameSource) -> None:
@@ -252,13 +252,14 @@ class App:
         finally:
             self._in_blocking_read = False
 
-    def _camera_trouble(self, message: str, wait_s: float) -> None:
+    def _camera_trouble(self, message: str, wait_s: float, pipeline: Pipeline) -> None:
         """Show and log the camera problem, then wait `wait_s` before the next attempt.
 
         READY=1 goes out here too if no frame ever came: the daemon is up and retrying, and
         a camera that never appears must not become a start-timeout restart loop. The
         watchdog is pinged while waiting because this loop is alive; a read that hangs is
-        not here, so it is not pinged over.
+        not here, so it is not pinged over. The button works meanwhile, and a reset reaches
+        the counter too, so a rep half done before the camera went away is not counted after.
         """
         log.error("%s; retrying in %.1f s", message, wait_s)
         self._status = "camera error"
@@ -267,7 +268,7 @@ class App:
         deadline = self.clock() + wait_s
         while not self._stop and self.clock() < deadline:
             self.notifier.progress()  # the loop is alive and retrying: no restart needed
-            self._handle_button()
+            self._handle_button(pipeline)
             self._sleep(min(0.1, max(0.0, deadline - self.clock())))
 
     def _record_rep(self, pipeline: Pipeline) -> None:
@@ -317,15 +318,14 @@ class App:
             self._fps = rate if self._fps is None else 0.9 * self._fps + 0.1 * rate
         self._last_frame_t = t
 
-    def _handle_button(self, pipeline: Pipeline | None = None) -> None:
+    def _handle_button(self, pipeline: Pipeline) -> None:
         for event in self.button.poll():
             if event == RESET:
                 log.info("button: reset at %d reps", self.state.reps)
                 self.state.reps = 0
                 self.state.resets += 1
                 self._save(pipeline)
-                if pipeline is not None:
-                    pipeline.reset_count()
+                pipeline.reset_count()
                 self.beeper.reset()
             elif event == SHUTDOWN:
                 log.info("button: long press, shutting down")

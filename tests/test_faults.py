@@ -796,6 +796,23 @@ def test_bouncing_button_resets_once_and_a_stuck_one_never(tmp_path, mock_pins):
     assert app._status != "shutting down"
 
 
+def test_reset_pressed_during_a_camera_error_resets_the_counter_too(tmp_path, mock_pins):
+    pin = mock_pins.pin(27)
+
+    def press():
+        pin.drive_low()
+        pin.drive_high()
+
+    pipeline = StubPipeline()
+    clock = FakeClock()
+    source = ScriptedSource(["rep", "rep", press, "error", "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline, clock=clock)
+    assert app.run() == 0
+    state = saved(tmp_path)
+    assert (state.reps, state.total, state.resets) == (1, 3, 1)
+    assert pipeline.count == 1  # the counter's own count started over with the screen's
+
+
 # --- watchdog, SIGTERM, clocks --------------------------------------------------------------
 
 
