@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import ApplianceError, ConfigError, SourceError, StateError
+from appliance.errors import ApplianceError, ConfigError, SourceError, StateError, first_line
 
 log = logging.getLogger("pushup-counter")
 
@@ -92,8 +92,7 @@ def cmd_count_trace(args) -> int:
     except FileNotFoundError:
         raise SourceError(f"trace file not found: {args.trace}") from None
     except (KeyError, ValueError, TypeError, OSError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SourceError(f"trace file {args.trace} is not a keypoint trace (needs keypoints [T,K,3] and fps): {message}") from None
+        raise SourceError(f"trace file {args.trace} is not a keypoint trace (needs keypoints [T,K,3] and fps): {first_line(exc)}") from None
     if keypoints.ndim != 3 or keypoints.shape[1] not in (7, 9) or keypoints.shape[2] != 3 or not fps > 0:
         raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps > 0, got {keypoints.shape}, fps {fps}")
     result = count_trace(keypoints, fps, config.counter if config else None)

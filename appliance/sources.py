@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import SourceError
+from appliance.errors import SourceError, first_line
 from appliance.frames import Frame, rgb_to_yuv420
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class VideoFileSource(FrameSource):
         except FileNotFoundError:
             raise SourceError(f"video file not found: {self.path}") from None
         except (av.error.FFmpegError, IndexError, OSError) as exc:
-            raise SourceError(f"video file {self.path} cannot be opened: {_first_line(exc)}") from None
+            raise SourceError(f"video file {self.path} cannot be opened: {first_line(exc)}") from None
         stream.thread_type = "AUTO"
         self.fps = float(stream.average_rate or stream.guessed_rate or 30)
         self._frames = self._container.decode(stream)
@@ -91,7 +91,7 @@ class VideoFileSource(FrameSource):
         except StopIteration:
             return None
         except av.error.FFmpegError as exc:
-            raise SourceError(f"video file {self.path} cannot be decoded at frame {self._index}: {_first_line(exc)}") from None
+            raise SourceError(f"video file {self.path} cannot be decoded at frame {self._index}: {first_line(exc)}") from None
 
     def read(self) -> Frame | None:
         if self._frames is None:
@@ -168,7 +168,7 @@ class WebcamSource(FrameSource):
             self._container = av.open(self.device, format="v4l2", options=options)
             self._frames = self._container.decode(video=0)
         except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"webcam {self.device} cannot be opened: {_first_line(exc)}") from None
+            raise SourceError(f"webcam {self.device} cannot be opened: {first_line(exc)}") from None
         self._index = 0
 
     def read(self) -> Frame | None:
@@ -177,7 +177,7 @@ class WebcamSource(FrameSource):
         try:
             decoded = next(self._frames)
         except (StopIteration, av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"webcam {self.device} stopped delivering frames: {_first_line(exc)}") from None
+            raise SourceError(f"webcam {self.device} stopped delivering frames: {first_line(exc)}") from None
         frame = Frame(decoded.to_ndarray(format="rgb24"), "RGB", time.monotonic(), self._index)
         self._index += 1
         return frame
@@ -237,7 +237,7 @@ class PiCameraSource(FrameSource):
         except SourceError:
             raise
         except Exception as exc:  # libcamera raises plain RuntimeError/OSError variants
-            raise SourceError(f"{self.name} cannot be opened: {_first_line(exc)}") from None
+            raise SourceError(f"{self.name} cannot be opened: {first_line(exc)}") from None
         self._camera = camera
         self._index = 0
 
@@ -248,7 +248,7 @@ class PiCameraSource(FrameSource):
             job = self._camera.capture_array("lores", wait=False)
             array = self._camera.wait(job, timeout=self.timeout_s)
         except Exception as exc:
-            raise SourceError(f"{self.name} stopped delivering frames: {_first_line(exc) or 'timeout'}") from None
+            raise SourceError(f"{self.name} stopped delivering frames: {first_line(exc) or 'timeout'}") from None
         width = self.lores_size[0]
         if self.lores_format == "YUV420":
             image = np.ascontiguousarray(array[:, :width])
@@ -270,7 +270,7 @@ class PiCameraSource(FrameSource):
             try:
                 step()
             except Exception as exc:
-                log.warning("closing %s: %s", self.name, _first_line(exc))
+                log.warning("closing %s: %s", self.name, first_line(exc))
 
 
 def _default_lores_format() -> str:
@@ -279,11 +279,6 @@ def _default_lores_format() -> str:
     except OSError:
         return "YUV420"
     return "RGB" if "Raspberry Pi 5" in model else "YUV420"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def make_source(spec: str, camera_config, realtime: bool = False, pixel_format: str = "RGB") -> FrameSource:
