@@ -111,12 +111,19 @@ def _state_dir(args) -> str:
     return _config(args).state.dir
 
 
-def cmd_status(args) -> int:
+def _existing_store(args):
+    """The state store of an existing directory: a typo in --state-dir must not start a new
+    count somewhere nobody reads (the service's directory always exists)."""
     from appliance.state import StateStore
 
     store = StateStore(_state_dir(args))
-    if not store.directory.exists():
+    if not store.directory.is_dir():
         raise StateError(f"state directory not found: {store.directory}")
+    return store
+
+
+def cmd_status(args) -> int:
+    store = _existing_store(args)
     state = store.load()
     if args.json:
         print(json.dumps({"reps": state.reps, "total": state.total, "resets": state.resets, "updated": state.updated}))
@@ -126,9 +133,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_reset(args) -> int:
-    from appliance.state import StateStore
-
-    store = StateStore(_state_dir(args))
+    store = _existing_store(args)
     state = store.load()
     state.reps = 0
     state.resets += 1

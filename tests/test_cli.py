@@ -26,10 +26,12 @@ def test_status_and_reset(tmp_path, capsys):
     assert status["reps"] == 0 and status["total"] == 40
 
 
-def test_status_of_a_missing_state_dir_is_one_line(tmp_path, capsys):
-    assert main(["status", "--state-dir", str(tmp_path / "nope")]) == 5
+@pytest.mark.parametrize("command", ["status", "reset"])
+def test_missing_state_dir_is_one_line(tmp_path, capsys, command):
+    assert main([command, "--state-dir", str(tmp_path / "nope")]) == 5
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "nope" in err
+    assert err.count("\n") == 1 and "state directory not found" in err and "nope" in err
+    assert not (tmp_path / "nope").exists()  # reset did not make a new, unread count
 
 
 def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path):
