@@ -154,8 +154,7 @@ _COUNTER_NOT_NEGATIVE = ("top_fraction", "refractory_s", "min_rep_s", "max_gap_s
 _COUNTER_FRACTIONS = ("min_score", "amplitude_memory", "descent_fraction", "count_fraction",
                       "arrive_velocity_fraction", "min_posture_fraction")  # shares: 0 to 1
 _COUNTER_ANGLES = ("max_bottom_elbow_deg", "elbow_down_deg", "elbow_up_deg")  # 0 to 180 degrees
-# min_arm_drop, min_top_arm_drop and seed_h may be any number (a negative arm drop is a hand
-# slightly above the shoulder).
+_COUNTER_ANY = ("min_arm_drop", "min_top_arm_drop", "seed_h")  # any number: a negative arm drop is a hand above the shoulder
 
 
 def validate_counter(settings: CounterSettings) -> None:

@@ -108,3 +108,16 @@ def test_rgb_lores_may_have_any_width(tmp_path):
     """RGB rows are cropped exactly whatever their padding; only YUV420 needs whole 64-byte rows."""
     config = load_config(write(tmp_path, "[camera]\nlores_format = 'RGB'\nlores_width = 300\nlores_height = 225\n"))
     assert (config.camera.lores_width, config.camera.lores_height) == (300, 225)
+
+
+def test_every_counter_setting_has_a_range():
+    """A setting added to CounterSettings must be given its range in config.py (or be listed
+    as any number), and a renamed one must not leave a stale name there."""
+    import dataclasses
+
+    from appliance import config as config_module
+    from appliance.counter import CounterSettings
+
+    tables = ("_COUNTER_COUNTS", "_COUNTER_POSITIVE", "_COUNTER_NOT_NEGATIVE", "_COUNTER_FRACTIONS", "_COUNTER_ANGLES", "_COUNTER_ANY")
+    listed = [name for table in tables for name in getattr(config_module, table)]
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(CounterSettings))
