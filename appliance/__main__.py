@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import ApplianceError, ConfigError, SourceError, StateError
+from appliance.errors import ApplianceError, ConfigError, SourceError, StateError, first_line
 
 log = logging.getLogger("pushup-counter")
 
@@ -23,12 +23,16 @@ def _config(args):
 
 
 def cmd_run(args) -> int:
-    from appliance.app import App, RunOptions
+    from appliance.app import App, RunOptions, show_config_error
     from appliance.systemd import setup_logging
 
-    config = _config(args)
     setup_logging(args.log_level)
     options = RunOptions(args.source, args.display, args.state_dir, args.realtime, args.record)
+    try:
+        config = _config(args)
+    except ConfigError:
+        show_config_error(options)
+        raise
     return App(config, options).run()
 
 
@@ -80,12 +84,15 @@ def cmd_count_trace(args) -> int:
     config = load_config(args.config) if args.config else None
     try:
         data = np.load(args.trace)
-        keypoints = np.asarray(data["keypoints"], dtype=np.float32)
-        fps = float(data["fps"])
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array (or a pickle): no named arrays
+            raise ValueError("not an .npz archive")
+        with data:
+            keypoints = np.asarray(data["keypoints"], dtype=np.float32)
+            fps = float(data["fps"])
     except FileNotFoundError:
         raise SourceError(f"trace file not found: {args.trace}") from None
-    except (KeyError, ValueError, OSError) as exc:
-        raise SourceError(f"trace file {args.trace} is not a keypoint trace (needs keypoints [T,K,3] and fps): {exc}") from None
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        raise SourceError(f"trace file {args.trace} is not a keypoint trace (needs keypoints [T,K,3] and fps): {first_line(exc)}") from None
     if keypoints.ndim != 3 or keypoints.shape[1] not in (7, 9) or keypoints.shape[2] != 3 or not fps > 0:
         raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps > 0, got {keypoints.shape}, fps {fps}")
     result = count_trace(keypoints, fps, config.counter if config else None)
@@ -104,12 +111,19 @@ def _state_dir(args) -> str:
     return _config(args).state.dir
 
 
-def cmd_status(args) -> int:
+def _existing_store(args):
+    """The state store of an existing directory: a typo in --state-dir must not start a new
+    count somewhere nobody reads (the service's directory always exists)."""
     from appliance.state import StateStore
 
     store = StateStore(_state_dir(args))
-    if not store.directory.exists():
+    if not store.directory.is_dir():
         raise StateError(f"state directory not found: {store.directory}")
+    return store
+
+
+def cmd_status(args) -> int:
+    store = _existing_store(args)
     state = store.load()
     if args.json:
         print(json.dumps({"reps": state.reps, "total": state.total, "resets": state.resets, "updated": state.updated}))
@@ -119,9 +133,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_reset(args) -> int:
-    from appliance.state import StateStore
-
-    store = StateStore(_state_dir(args))
+    store = _existing_store(args)
     state = store.load()
     state.reps = 0
     state.resets += 1
@@ -142,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", help="overrides [state].dir")
     run.add_argument("--realtime", action="store_true", help="pace a video file at its own frame rate")
     run.add_argument("--record", metavar="DIR", help="write the OLED as DIR/oled.gif and an annotated DIR/preview.mp4")
-    run.add_argument("--log-level", default=os.environ.get("PUSHUP_LOG_LEVEL", "INFO"))
+    run.add_argument("--log-level", default=os.environ.get("PUSHUP_LOG_LEVEL", "INFO"),
+                     help="debug, info, warning, error or critical, any case (default: $PUSHUP_LOG_LEVEL or info)")
     run.set_defaults(func=cmd_run)
 
     count = sub.add_parser("count", help="count the reps in a video file, as fast as possible")

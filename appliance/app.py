@@ -6,7 +6,6 @@ So a rep anyone has seen or heard survives a power cut.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import time
@@ -16,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from appliance.counter import RepCounter
-from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled
-from appliance.errors import ApplianceError, SourceError
+from appliance.config import Config
+from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled, render
+from appliance.errors import ApplianceError, SourceError, StateError
+from appliance.frames import check_frame
 from appliance.gate import Gate
 from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
 from appliance.models import KeypointModel, RecognitionModel
@@ -57,6 +58,27 @@ class RunOptions:
     record_dir: str | None = None  # desktop: write oled.gif and preview.mp4 here
 
 
+def show_config_error(options: RunOptions) -> None:
+    """The config file cannot be used, so the daemon exits (2) and systemd gives up after a few
+    restarts: leave "config error" over the saved count on the OLED, lit after the exit, so
+    the box says why it does nothing. The display is the default one (the file's own [display]
+    is what could not be read); no display or no readable count: nothing shown, the one-line
+    error still goes to the journal."""
+    defaults = Config()
+    kind = options.display or defaults.display.kind
+    opener = {"oled": open_oled, "emulator": open_emulator}.get(kind)
+    if opener is None:
+        return
+    try:
+        reps = StateStore(options.state_dir or defaults.state.dir).load().reps
+        device = opener(defaults.display)
+        render(Screen(reps, "config error"), device)
+        device.persist = True  # luma's cleanup then leaves the picture on
+        device.cleanup()
+    except Exception as exc:
+        log.debug("cannot show the config error on the display: %s", exc)
+
+
 class App:
     """The daemon. `source` and `pipeline` are seams for tests and tools/soak.py: the CLI
     passes neither, and then they are built from the config and options as before. `clock`
@@ -74,7 +96,8 @@ class App:
         self.notifier = Notifier(clock)
         self.store = StateStore(options.state_dir or config.state.dir)
         self.state = self.store.load()
-        self._state_mtime = self._stat_state()
+        self._seen = self.store.identity()  # the state file as this daemon last read or wrote it
+        self._written_reps = self.state.reps  # the count on disk; reps beyond it are only in memory
         self.display = self._make_display()
         self.beeper = Beeper(config.buzzer)
         self.button = ResetButton(config.button)
@@ -122,10 +145,6 @@ class App:
                 self._show()
                 raise
             source = self._source if self._source is not None else make_source(self.options.source, self.config.camera, realtime=self.options.realtime)
-            if self.options.record_dir:
-                from appliance.preview import PreviewWriter
-
-                self.preview = PreviewWriter(Path(self.options.record_dir) / "preview.mp4", getattr(source, "fps", 25.0) or 25.0)
             self._loop(pipeline, source)
         except Terminate:
             pass
@@ -166,10 +185,12 @@ class App:
                     opened = True
                     last_good = self.clock()
                     log.info("reading frames from %s", source.name)
+                    if self.options.record_dir and self.preview is None:
+                        self._open_preview(source)
                 except SourceError as exc:
                     if not source.live:
                         raise
-                    self._camera_trouble(str(exc), backoff)
+                    self._camera_trouble(str(exc), backoff, pipeline)
                     backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
                     continue
             trouble = None
@@ -183,20 +204,21 @@ class App:
                 if not source.live:
                     log.info("end of %s", source.name)
                     if last_t is not None and pipeline.finish(last_t):
-                        self._record_rep()  # a first push judged and counted, not yet announced
+                        self._record_rep(pipeline)  # a first push judged and counted, not yet announced
                         self._show()
                     break
                 trouble = f"{source.name} returned no frame"
             if frame is not None:
                 try:
-                    result = pipeline.process(frame)
-                except ValueError as exc:  # a frame of the wrong shape or dtype: skip it, say so
+                    check_frame(frame)  # only a frame of the wrong shape or dtype is skipped: any
+                except ValueError as exc:  # other error of the pipeline is a bug, not a camera fault
                     self._bad_frame(exc)
                     if source.live and self.clock() - last_good > self.config.camera.frame_timeout_s:
                         trouble = f"{source.name} gave no usable frame for {self.config.camera.frame_timeout_s:.1f} s ({exc})"
                     else:
                         continue
                 else:
+                    result = pipeline.process(frame)
                     last_good = self.clock()
                     last_t = frame.t
                     backoff = 0.5
@@ -204,8 +226,15 @@ class App:
                     continue
             source.close()
             opened = False
-            self._camera_trouble(trouble, backoff)
+            self._camera_trouble(trouble, backoff, pipeline)
             backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
+
+    def _open_preview(self, source: FrameSource) -> None:
+        """Desktop --record: the annotated preview at the source's frame rate, which a video
+        file knows only once it is open."""
+        from appliance.preview import PreviewWriter
+
+        self.preview = PreviewWriter(Path(self.options.record_dir) / "preview.mp4", getattr(source, "fps", 0.0) or 25.0)
 
     def _bad_frame(self, exc: Exception) -> None:
         """Log the first bad frame, then at most one summary line a minute (30 fps of them would flood the journal)."""
@@ -224,13 +253,14 @@ class App:
         finally:
             self._in_blocking_read = False
 
-    def _camera_trouble(self, message: str, wait_s: float) -> None:
+    def _camera_trouble(self, message: str, wait_s: float, pipeline: Pipeline) -> None:
         """Show and log the camera problem, then wait `wait_s` before the next attempt.
 
         READY=1 goes out here too if no frame ever came: the daemon is up and retrying, and
         a camera that never appears must not become a start-timeout restart loop. The
         watchdog is pinged while waiting because this loop is alive; a read that hangs is
-        not here, so it is not pinged over.
+        not here, so it is not pinged over. The button works meanwhile, and a reset reaches
+        the counter too, so a rep half done before the camera went away is not counted after.
         """
         log.error("%s; retrying in %.1f s", message, wait_s)
         self._status = "camera error"
@@ -239,23 +269,23 @@ class App:
         deadline = self.clock() + wait_s
         while not self._stop and self.clock() < deadline:
             self.notifier.progress()  # the loop is alive and retrying: no restart needed
-            self._handle_button()
+            self._handle_button(pipeline)
             self._sleep(min(0.1, max(0.0, deadline - self.clock())))
 
-    def _record_rep(self) -> None:
+    def _record_rep(self, pipeline: Pipeline) -> None:
         self.state.reps += 1
         self.state.total += 1
-        self._save()
+        self._save(pipeline)
         self.beeper.rep()
 
     def _after_frame(self, pipeline: Pipeline, frame, result) -> None:
         if result.rep_counted:
-            self._record_rep()
+            self._record_rep(pipeline)
         self._handle_button(pipeline)
         self._pick_up_external_reset(pipeline)
         if self.store.pending and self.clock() - self._last_retry > 5:
             self._last_retry = self.clock()
-            self._save()
+            self._save(pipeline)
         self._update_fps(frame.t)
         scores = result.keypoints[:, 2]
         if result.gate_open:
@@ -289,15 +319,14 @@ class App:
             self._fps = rate if self._fps is None else 0.9 * self._fps + 0.1 * rate
         self._last_frame_t = t
 
-    def _handle_button(self, pipeline: Pipeline | None = None) -> None:
+    def _handle_button(self, pipeline: Pipeline) -> None:
         for event in self.button.poll():
             if event == RESET:
                 log.info("button: reset at %d reps", self.state.reps)
                 self.state.reps = 0
                 self.state.resets += 1
-                self._save()
-                if pipeline is not None:
-                    pipeline.reset_count()
+                self._save(pipeline)
+                pipeline.reset_count()
                 self.beeper.reset()
             elif event == SHUTDOWN:
                 log.info("button: long press, shutting down")
@@ -310,31 +339,47 @@ class App:
                 except OSError as exc:
                     log.error("shutdown command %s failed: %s", self.config.button.shutdown_command, exc)
 
-    def _stat_state(self) -> float | None:
-        try:
-            return os.stat(self.store.path).st_mtime_ns
-        except OSError:
-            return None
-
     def _pick_up_external_reset(self, pipeline: Pipeline) -> None:
-        """`pushup-counter reset` while the daemon runs: take the file's count once a second."""
+        """`pushup-counter reset` while the daemon runs: look at the file once a second."""
         now = self.clock()
         if now - self._last_stat < 1.0:
             return
         self._last_stat = now
-        mtime = self._stat_state()
-        if mtime is not None and mtime != self._state_mtime:
-            saved = self.store.load()
-            if saved.resets > self.state.resets:
-                log.info("count reset from the command line")
-                self.state = saved
-                pipeline.reset_count()
-                self.beeper.reset()
-            self._state_mtime = mtime
+        self._take_external_reset(pipeline)
 
-    def _save(self) -> None:
-        self.store.save(self.state)
-        self._state_mtime = self._stat_state()
+    def _take_external_reset(self, pipeline: Pipeline | None) -> None:
+        """Apply a reset that another writer saved since this daemon last read or wrote the file.
+
+        Reps counted since the daemon's last write came after it, so they stay on top of the
+        reset count. A file it cannot read (another writer's owner or mode) is logged once and
+        ignored: the count in memory goes on and the next save replaces the file.
+        """
+        identity = self.store.identity()
+        if identity is None or identity == self._seen:
+            return
+        self._seen = identity
+        try:
+            saved = self.store.load()
+        except StateError as exc:
+            log.error("%s; counting on from %d in memory", exc, self.state.reps)
+            return
+        if saved.resets > self.state.resets:
+            log.info("count reset from the command line")
+            unsaved = max(0, self.state.reps - self._written_reps)
+            self.state.reps = saved.reps + unsaved
+            self.state.resets = saved.resets
+            self._written_reps = saved.reps
+            if pipeline is not None:
+                pipeline.reset_count()
+            self.beeper.reset()
+
+    def _save(self, pipeline: Pipeline | None = None) -> None:
+        """Write the count, after taking any reset saved since the daemon's last look: writing
+        over it unseen would undo a `pushup-counter reset` run just before a rep."""
+        self._take_external_reset(pipeline)
+        if self.store.save(self.state):
+            self._written_reps = self.state.reps
+        self._seen = self.store.written
 
     def _status_line(self) -> str:
         fps = f" fps={self._fps:.1f}" if self._fps else ""

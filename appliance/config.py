@@ -6,6 +6,7 @@ or a value of the wrong type or range, is a ConfigError whose one-line message n
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class ModelsConfig:
 class CameraConfig:
     width: int = 640  # main stream (preview)
     height: int = 480
-    lores_width: int = 320  # inference stream; a multiple of 64 avoids stride padding
+    lores_width: int = 320  # inference stream; a multiple of 64 unless lores_format is RGB (see validate)
     lores_height: int = 240
     fps: float = 30.0
     lores_format: str = "auto"  # auto (YUV420 on Pi 4 and older, RGB on Pi 5), YUV420, RGB
@@ -59,6 +60,15 @@ class CameraConfig:
             _at_least("camera", key, getattr(self, key), 16)
         _at_least("camera", "fps", self.fps, 1)
         _one_of("camera", "lores_format", self.lores_format, ("auto", "YUV420", "RGB"))
+        # The Pi's ISP pads each YUV420 row to 64 bytes; PiCameraSource crops the array to
+        # lores_width, which gives the right U and V planes only when there is no padding.
+        # "auto" is YUV420 on a Pi 4 and older. RGB rows may be padded: cropping them is exact.
+        if self.lores_format != "RGB":
+            if self.lores_width % 64:
+                raise ConfigError(f"[camera].lores_width must be a multiple of 64 unless lores_format is RGB "
+                                  f"(YUV420 rows are padded to 64 bytes), got {self.lores_width}")
+            if self.lores_height % 2:
+                raise ConfigError(f"[camera].lores_height must be even unless lores_format is RGB, got {self.lores_height}")
         _at_least("camera", "frame_timeout_s", self.frame_timeout_s, 0.1)
         _at_least("camera", "reopen_backoff_max_s", self.reopen_backoff_max_s, 0.1)
 
@@ -118,6 +128,8 @@ class ButtonConfig:
     def validate(self) -> None:
         _at_least("button", "long_press_s", self.long_press_s, 0.5)
         _at_least("button", "debounce_s", self.debounce_s, 0.0)
+        if not self.shutdown_command or not self.shutdown_command[0]:
+            raise ConfigError(f"[button].shutdown_command must name a program to run, got {self.shutdown_command!r}")
 
 
 @dataclass
@@ -127,6 +139,40 @@ class StateConfig:
     def validate(self) -> None:
         if not self.dir:
             raise ConfigError("[state].dir must not be empty")
+
+
+# [counter] is CounterSettings (appliance/counter.py); its ranges are checked here, with every
+# other key's, so that a bad value is a one-line error naming it when the file is read rather
+# than a ValueError from the filter design at the first frame, or a counter that never counts.
+_COUNTER_COUNTS = ("filter_order", "seed_lag", "seed_numtaps")  # at least 1
+_COUNTER_POSITIVE = ("cutoff_hz", "max_speed", "nominal_fps", "scale_window_s", "max_arm_outlier", "max_arm_bend",
+                     "arm_per_body_scale", "min_amplitude", "amplitude_prior", "max_rep_s", "floor_window_s",
+                     "first_top_factor", "seed_cutoff_hz")
+_COUNTER_NOT_NEGATIVE = ("top_fraction", "refractory_s", "min_rep_s", "max_gap_s", "warmup_s", "max_wrist_level",
+                         "front_width_ratio", "front_hip_offset", "max_hip_drop", "max_front_hip_drop", "max_hip_rise",
+                         "max_front_hip_rise", "max_top_hip_ratio", "top_grace_s", "min_hip_follow", "max_hip_follow",
+                         "max_hand_off_floor", "max_hand_motion")
+_COUNTER_FRACTIONS = ("min_score", "amplitude_memory", "descent_fraction", "count_fraction",
+                      "arrive_velocity_fraction", "min_posture_fraction")  # shares: 0 to 1
+_COUNTER_ANGLES = ("max_bottom_elbow_deg", "elbow_down_deg", "elbow_up_deg")  # 0 to 180 degrees
+_COUNTER_ANY = ("min_arm_drop", "min_top_arm_drop", "seed_h")  # any number: a negative arm drop is a hand above the shoulder
+
+
+def validate_counter(settings: CounterSettings) -> None:
+    for key in _COUNTER_COUNTS:
+        _at_least("counter", key, getattr(settings, key), 1)
+    for key in _COUNTER_POSITIVE:
+        if not getattr(settings, key) > 0:
+            raise ConfigError(f"[counter].{key} must be more than 0, got {getattr(settings, key)!r}")
+    for key in _COUNTER_NOT_NEGATIVE:
+        _at_least("counter", key, getattr(settings, key), 0.0)
+    for key in _COUNTER_FRACTIONS:
+        _between("counter", key, getattr(settings, key), 0.0, 1.0)
+    for key in _COUNTER_ANGLES:
+        _between("counter", key, getattr(settings, key), 0.0, 180.0)
+    for low, high in (("min_rep_s", "max_rep_s"), ("min_hip_follow", "max_hip_follow"), ("elbow_down_deg", "elbow_up_deg")):
+        if getattr(settings, low) > getattr(settings, high):
+            raise ConfigError(f"[counter] need {low} <= {high}, got {getattr(settings, low)!r} > {getattr(settings, high)!r}")
 
 
 @dataclass
@@ -175,14 +221,15 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
             setattr(section, key, _checked(f"{source}: [{section_name}].{key}", value, getattr(section, key)))
     for f in dataclasses.fields(Config):
         section = getattr(config, f.name)
-        validate = getattr(section, "validate", None)
-        if validate is not None:
-            try:
-                validate()
-            except ConfigError as exc:
-                raise ConfigError(f"{source}: {exc}") from None
-            except ValueError as exc:
-                raise ConfigError(f"{source}: [{f.name}] {exc}") from None
+        try:
+            if isinstance(section, CounterSettings):
+                validate_counter(section)
+            else:
+                section.validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{source}: [{f.name}] {exc}") from None
     return config
 
 
@@ -191,8 +238,8 @@ def _checked(where: str, value: Any, default: Any) -> Any:
     expected = type(default)
     if expected is bool:
         ok = isinstance(value, bool)
-    elif expected is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif expected is float:  # TOML also has nan and inf, which no setting means
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         value = float(value) if ok else value
     elif expected is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -206,12 +253,17 @@ def _checked(where: str, value: Any, default: Any) -> Any:
 
 
 def _type_name(t: type) -> str:
-    return {bool: "true or false", float: "a number", int: "an integer", str: "a string", list: "a list of strings"}.get(t, t.__name__)
+    return {bool: "true or false", float: "a finite number", int: "an integer", str: "a string", list: "a list of strings"}.get(t, t.__name__)
 
 
 def _at_least(section: str, key: str, value: float, low: float) -> None:
     if value < low:
         raise ConfigError(f"[{section}].{key} must be at least {low}, got {value!r}")
+
+
+def _between(section: str, key: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"[{section}].{key} must be between {low} and {high}, got {value!r}")
 
 
 def _one_of(section: str, key: str, value: Any, allowed: tuple) -> None:

@@ -68,7 +68,12 @@ def render(screen: Screen, device) -> None:
 
 
 def open_oled(config):
-    """luma.oled device on I2C from [display]; raises when no display answers."""
+    """luma.oled device on I2C from [display]; raises when no display answers.
+
+    The I2C bus (/dev/i2c-N, opened by the serial object) is closed again when the driver
+    cannot talk to the display: the daemon retries every [display].retry_s for as long as
+    the OLED is missing, and each try would otherwise leave one file descriptor open.
+    """
     from luma.core.interface.serial import i2c
     import luma.oled.device as oled_devices
 
@@ -76,7 +81,14 @@ def open_oled(config):
     if driver is None:
         raise ValueError(f"unknown OLED driver {config.driver!r} in [display].driver")
     serial = i2c(port=config.i2c_port, address=config.i2c_address)
-    return driver(serial, width=config.width, height=config.height, rotate=config.rotate)
+    try:
+        return driver(serial, width=config.width, height=config.height, rotate=config.rotate)
+    except Exception:
+        try:
+            serial.cleanup()
+        except Exception as exc:
+            log.debug("closing the I2C bus after a failed open: %s", exc)
+        raise
 
 
 def open_emulator(config):
@@ -150,9 +162,22 @@ class Display:
         if message != self.error:
             self._log(logging.WARNING, f"{message}; counting on without it, retrying every {self._retry_s:.0f} s")
         self.error = message
+        self._release(self.device)
         self.device = None
         self._last_screen = None
         self._next_try = self._clock() + self._retry_s
+
+    @staticmethod
+    def _release(device) -> None:
+        """Close a failed device's bus (its file descriptor) without drawing on it: luma's
+        cleanup() would first try to blank the panel that just failed, and stop there."""
+        if device is None:
+            return
+        try:
+            device.persist = True
+            device.cleanup()
+        except Exception as exc:
+            log.debug("releasing the failed display: %s", exc)
 
     def close(self, keep_screen: bool = False) -> None:
         """Release the display. A normal stop blanks the panel (luma's cleanup); with

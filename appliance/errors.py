@@ -21,3 +21,10 @@ class SourceError(ApplianceError):
 
 class StateError(ApplianceError):
     exit_code = 5
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's error message (the exception's name if it has none), so
+    that an error naming a file or device stays one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

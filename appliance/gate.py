@@ -10,7 +10,9 @@ import math
 
 
 class Gate:
-    def __init__(self, open_threshold: float = 0.6, close_threshold: float = 0.4, time_constant_s: float = 0.5):
+    """No defaults here: [gate] in appliance/config.py (GateConfig) is the one place they live."""
+
+    def __init__(self, open_threshold: float, close_threshold: float, time_constant_s: float):
         if not 0.0 <= close_threshold <= open_threshold <= 1.0:
             raise ValueError("need 0 <= close_threshold <= open_threshold <= 1")
         self.open_threshold = open_threshold

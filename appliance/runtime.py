@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.errors import ModelError
+from appliance.errors import ModelError, first_line
 
 try:
     from ai_edge_litert.interpreter import Interpreter
@@ -37,7 +37,6 @@ def load_interpreter(path: str | Path, num_threads: int = 1):
         interpreter = Interpreter(model_content=content, num_threads=num_threads)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"model file {path} cannot be loaded: {first_line}") from None
+        raise ModelError(f"model file {path} cannot be loaded: {first_line(exc)}") from None
     return interpreter
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import SourceError
+from appliance.errors import SourceError, first_line
 from appliance.frames import Frame, rgb_to_yuv420
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class VideoFileSource(FrameSource):
         except FileNotFoundError:
             raise SourceError(f"video file not found: {self.path}") from None
         except (av.error.FFmpegError, IndexError, OSError) as exc:
-            raise SourceError(f"video file {self.path} cannot be opened: {_first_line(exc)}") from None
+            raise SourceError(f"video file {self.path} cannot be opened: {first_line(exc)}") from None
         stream.thread_type = "AUTO"
         self.fps = float(stream.average_rate or stream.guessed_rate or 30)
         self._frames = self._container.decode(stream)
@@ -91,7 +91,7 @@ class VideoFileSource(FrameSource):
         except StopIteration:
             return None
         except av.error.FFmpegError as exc:
-            raise SourceError(f"video file {self.path} cannot be decoded at frame {self._index}: {_first_line(exc)}") from None
+            raise SourceError(f"video file {self.path} cannot be decoded at frame {self._index}: {first_line(exc)}") from None
 
     def read(self) -> Frame | None:
         if self._frames is None:
@@ -168,7 +168,7 @@ class WebcamSource(FrameSource):
             self._container = av.open(self.device, format="v4l2", options=options)
             self._frames = self._container.decode(video=0)
         except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"webcam {self.device} cannot be opened: {_first_line(exc)}") from None
+            raise SourceError(f"webcam {self.device} cannot be opened: {first_line(exc)}") from None
         self._index = 0
 
     def read(self) -> Frame | None:
@@ -177,7 +177,7 @@ class WebcamSource(FrameSource):
         try:
             decoded = next(self._frames)
         except (StopIteration, av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"webcam {self.device} stopped delivering frames: {_first_line(exc)}") from None
+            raise SourceError(f"webcam {self.device} stopped delivering frames: {first_line(exc)}") from None
         frame = Frame(decoded.to_ndarray(format="rgb24"), "RGB", time.monotonic(), self._index)
         self._index += 1
         return frame
@@ -208,6 +208,8 @@ class PiCameraSource(FrameSource):
         self._index = 0
 
     def open(self) -> None:
+        """Start the camera. One that opens but fails to configure or start is closed again:
+        libcamera would keep it acquired, and every reopen after would fail as busy."""
         try:
             from picamera2 import Picamera2
         except ImportError as exc:
@@ -217,21 +219,25 @@ class PiCameraSource(FrameSource):
             if self.index >= len(cameras):
                 raise SourceError(f"{self.name}: no camera found (libcamera sees {len(cameras)}); check the ribbon cable")
             camera = Picamera2(self.index)
-            # "BGR888" is libcamera's name for R, G, B byte order in memory.
-            fmt = "YUV420" if self.lores_format == "YUV420" else "BGR888"
-            config = camera.create_video_configuration(
-                main={"size": self.main_size},
-                lores={"size": self.lores_size, "format": fmt},
-                buffer_count=4,
-                queue=False,
-                controls={"FrameRate": self.fps},
-            )
-            camera.configure(config)
-            camera.start()
+            try:
+                # "BGR888" is libcamera's name for R, G, B byte order in memory.
+                fmt = "YUV420" if self.lores_format == "YUV420" else "BGR888"
+                config = camera.create_video_configuration(
+                    main={"size": self.main_size},
+                    lores={"size": self.lores_size, "format": fmt},
+                    buffer_count=4,
+                    queue=False,
+                    controls={"FrameRate": self.fps},
+                )
+                camera.configure(config)
+                camera.start()
+            except BaseException:  # SIGTERM's Terminate too: never leave it acquired
+                self._release(camera)
+                raise
         except SourceError:
             raise
         except Exception as exc:  # libcamera raises plain RuntimeError/OSError variants
-            raise SourceError(f"{self.name} cannot be opened: {_first_line(exc)}") from None
+            raise SourceError(f"{self.name} cannot be opened: {first_line(exc)}") from None
         self._camera = camera
         self._index = 0
 
@@ -242,7 +248,7 @@ class PiCameraSource(FrameSource):
             job = self._camera.capture_array("lores", wait=False)
             array = self._camera.wait(job, timeout=self.timeout_s)
         except Exception as exc:
-            raise SourceError(f"{self.name} stopped delivering frames: {_first_line(exc) or 'timeout'}") from None
+            raise SourceError(f"{self.name} stopped delivering frames: {first_line(exc) or 'timeout'}") from None
         width = self.lores_size[0]
         if self.lores_format == "YUV420":
             image = np.ascontiguousarray(array[:, :width])
@@ -254,12 +260,17 @@ class PiCameraSource(FrameSource):
 
     def close(self) -> None:
         if self._camera is not None:
-            try:
-                self._camera.stop()
-                self._camera.close()
-            except Exception as exc:
-                log.warning("closing %s: %s", self.name, _first_line(exc))
+            self._release(self._camera)
         self._camera = None
+
+    def _release(self, camera) -> None:
+        """stop() then close(), each tried on its own: a stop that fails (a camera gone from
+        the bus) must not keep close() from giving the camera back to libcamera."""
+        for step in (camera.stop, camera.close):
+            try:
+                step()
+            except Exception as exc:
+                log.warning("closing %s: %s", self.name, first_line(exc))
 
 
 def _default_lores_format() -> str:
@@ -268,11 +279,6 @@ def _default_lores_format() -> str:
     except OSError:
         return "YUV420"
     return "RGB" if "Raspberry Pi 5" in model else "YUV420"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def make_source(spec: str, camera_config, realtime: bool = False, pixel_format: str = "RGB") -> FrameSource:

@@ -35,6 +35,7 @@ class StateStore:
         self.directory = Path(directory)
         self.path = self.directory / STATE_FILE
         self.error: str | None = None  # set while the last write failed
+        self.written: tuple[int, int] | None = None  # identity() of the file this store last wrote
         self._dirty = False
         self._last_error_log = float("-inf")
 
@@ -66,6 +67,10 @@ class StateStore:
         may write while the daemon does, and with a shared name one could truncate the file
         the other is renaming into place. A full disk may take only part of a write; the rest
         is written or the save fails, so a short file is never renamed over a good one.
+
+        Run as root (`pushup-counter reset` on the image, which has no sudo), the file is given
+        to the state directory's owner before it is renamed into place: a root-owned 0600 file
+        would be unreadable to the daemon (user pushup), and it would refuse to start.
         """
         state.updated = time.time()
         tmp = None
@@ -74,12 +79,16 @@ class StateStore:
             data = memoryview(json.dumps(asdict(state), sort_keys=True).encode())
             fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=self.directory)
             try:
+                if os.geteuid() == 0:
+                    owner = os.stat(self.directory)
+                    os.fchown(fd, owner.st_uid, owner.st_gid)
                 while data:
                     written = os.write(fd, data)
                     if written <= 0:
                         raise OSError(errno.ENOSPC, "short write")
                     data = data[written:]
                 os.fsync(fd)
+                self.written = _identity(os.fstat(fd))
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
@@ -112,3 +121,15 @@ class StateStore:
     def pending(self) -> bool:
         """True while a change is only in memory."""
         return self._dirty
+
+    def identity(self) -> tuple[int, int] | None:
+        """(inode, mtime) of the file on disk, None if there is none. Every save renames a new
+        file into place, so this differs from `written` as soon as another writer has saved."""
+        try:
+            return _identity(os.stat(self.path))
+        except OSError:
+            return None
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return (info.st_ino, info.st_mtime_ns)

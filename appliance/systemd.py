@@ -19,6 +19,8 @@ import socket
 import sys
 import time
 
+from appliance.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 try:
@@ -99,8 +101,20 @@ class Notifier:
         self._send("STOPPING=1")
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def log_level(name: str) -> str:
+    """--log-level / PUSHUP_LOG_LEVEL in any case -> logging's name; else a one-line error
+    (logging itself takes only upper case, and says so with a traceback)."""
+    if name.lower() not in LOG_LEVELS:
+        raise ConfigError(f"log level {name!r} (--log-level or PUSHUP_LOG_LEVEL) must be one of {', '.join(LOG_LEVELS)}")
+    return name.upper()
+
+
 def setup_logging(level: str = "INFO") -> None:
     """journald when systemd started us (JOURNAL_STREAM is set), stderr otherwise."""
+    level = log_level(level)
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(level)

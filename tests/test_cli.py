@@ -26,10 +26,12 @@ def test_status_and_reset(tmp_path, capsys):
     assert status["reps"] == 0 and status["total"] == 40
 
 
-def test_status_of_a_missing_state_dir_is_one_line(tmp_path, capsys):
-    assert main(["status", "--state-dir", str(tmp_path / "nope")]) == 5
+@pytest.mark.parametrize("command", ["status", "reset"])
+def test_missing_state_dir_is_one_line(tmp_path, capsys, command):
+    assert main([command, "--state-dir", str(tmp_path / "nope")]) == 5
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "nope" in err
+    assert err.count("\n") == 1 and "state directory not found" in err and "nope" in err
+    assert not (tmp_path / "nope").exists()  # reset did not make a new, unread count
 
 
 def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path):
@@ -65,3 +67,30 @@ def test_count_trace_refuses_a_foreign_file(tmp_path):
     np.savez(trace, frames=np.zeros(3))
     code, out, err = run_cli("count-trace", str(trace))
     assert code == 4 and "trace.npz" in err and err.strip().count("\n") == 0
+
+
+def test_count_trace_of_a_bare_npy_array_is_one_line(tmp_path, capsys):
+    trace = tmp_path / "x.npy"
+    np.save(trace, np.zeros((10, 9, 3), np.float32))
+    assert main(["count-trace", str(trace)]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "x.npy" in err and "not an .npz archive" in err
+
+
+def test_log_level_in_any_case(monkeypatch):
+    import logging
+
+    from appliance.systemd import setup_logging
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # setup_logging replaces them: restored after the test
+    monkeypatch.setattr(root, "level", root.level)
+    setup_logging("debug")
+    assert root.level == logging.DEBUG and len(root.handlers) == 1
+
+
+def test_unknown_log_level_is_one_line_listing_the_levels(tmp_path, capsys):
+    argv = ["run", "--log-level", "verbose", "--source", "x.mp4", "--state-dir", str(tmp_path), "--display", "none"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'verbose'" in err and "debug, info, warning, error, critical" in err

@@ -43,6 +43,22 @@ def test_flip_average_reaches_the_keypoint_model(tmp_path):
         ("[models]\nflip_average = 'yes'\n", "[models].flip_average"),
         ("[gate]\nopen_threshold = 0.2\nclose_threshold = 0.5\n", "[gate]"),
         ("[button]\nshutdown_command = 'poweroff'\n", "[button].shutdown_command"),
+        ("[button]\nshutdown_command = []\n", "[button].shutdown_command"),
+        ("[button]\nshutdown_command = ['', 'now']\n", "[button].shutdown_command"),
+        ("[counter]\nfilter_order = 0\n", "[counter].filter_order"),
+        ("[counter]\ncutoff_hz = 0\n", "[counter].cutoff_hz"),
+        ("[counter]\nnominal_fps = -30\n", "[counter].nominal_fps"),
+        ("[counter]\ncutoff_hz = nan\n", "[counter].cutoff_hz"),
+        ("[counter]\nmax_rep_s = inf\n", "[counter].max_rep_s"),
+        ("[counter]\nrefractory_s = -0.1\n", "[counter].refractory_s"),
+        ("[counter]\nmin_score = 1.5\n", "[counter].min_score"),
+        ("[counter]\ncount_fraction = -0.5\n", "[counter].count_fraction"),
+        ("[counter]\nseed_numtaps = 0\n", "[counter].seed_numtaps"),
+        ("[counter]\nelbow_up_deg = 200\n", "[counter].elbow_up_deg"),
+        ("[counter]\nmin_rep_s = 5\nmax_rep_s = 2\n", "min_rep_s <= max_rep_s"),
+        ("[camera]\nlores_width = 300\n", "[camera].lores_width"),
+        ("[camera]\nlores_width = 320\nlores_format = 'YUV420'\nlores_height = 241\n", "[camera].lores_height"),
+        ("[camera]\nfps = nan\n", "[camera].fps"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, text, named):
@@ -71,3 +87,37 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_config(write(tmp_path, "[display\n"))
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_every_counter_value_the_config_accepts_builds_a_counter(tmp_path):
+    """The edges the loader lets through still make a working filter (butter_lowpass raised
+    ValueError at the first frame for filter_order = 0 or cutoff_hz = 0)."""
+    import numpy as np
+
+    from appliance.counter import RepCounter
+
+    config = load_config(write(tmp_path, "[counter]\nfilter_order = 1\ncutoff_hz = 100\nnominal_fps = 0.5\nmin_score = 0\n"))
+    counter = RepCounter(config.counter)
+    keypoints = np.full((9, 3), 0.5, np.float32)
+    for i in range(5):
+        counter.update(i / 30, keypoints)
+    assert counter.count == 0
+
+
+def test_rgb_lores_may_have_any_width(tmp_path):
+    """RGB rows are cropped exactly whatever their padding; only YUV420 needs whole 64-byte rows."""
+    config = load_config(write(tmp_path, "[camera]\nlores_format = 'RGB'\nlores_width = 300\nlores_height = 225\n"))
+    assert (config.camera.lores_width, config.camera.lores_height) == (300, 225)
+
+
+def test_every_counter_setting_has_a_range():
+    """A setting added to CounterSettings must be given its range in config.py (or be listed
+    as any number), and a renamed one must not leave a stale name there."""
+    import dataclasses
+
+    from appliance import config as config_module
+    from appliance.counter import CounterSettings
+
+    tables = ("_COUNTER_COUNTS", "_COUNTER_POSITIVE", "_COUNTER_NOT_NEGATIVE", "_COUNTER_FRACTIONS", "_COUNTER_ANGLES", "_COUNTER_ANY")
+    listed = [name for table in tables for name in getattr(config_module, table)]
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(CounterSettings))

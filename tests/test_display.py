@@ -2,6 +2,7 @@
 
 Set UPDATE_GOLDEN=1 to rewrite the goldens after an intended change (then look at them).
 """
+import errno
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ SCREENS = {
     "counting_12": Screen(12, "counting", fps=14),
     "no_person_7": Screen(7, "no person"),
     "camera_error_3": Screen(3, "camera error"),
+    "config_error_12": Screen(12, "config error"),
     "counting_1234": Screen(1234, "counting", fps=9),
 }
 
@@ -114,3 +116,71 @@ def test_gif_recorder_writes_each_distinct_screen(tmp_path):
     display.close()
     gif = Image.open(tmp_path / "oled.gif")
     assert gif.n_frames == 3
+
+
+class FakeI2CBus:
+    """Stands in for smbus2.SMBus under luma's real i2c serial and ssd1306 driver: holds a
+    real file descriptor (/dev/null) as /dev/i2c-1 would, and fails every transfer with
+    EREMOTEIO (no display answering) while `FakeI2CBus.answering` is False."""
+
+    answering = False
+    open_fds: set = set()
+
+    def __init__(self, port):
+        self.fd = os.open(os.devnull, os.O_RDWR)
+        FakeI2CBus.open_fds.add(self.fd)
+
+    def _transfer(self, *args):
+        if not FakeI2CBus.answering:
+            raise OSError(errno.EREMOTEIO, "Remote I/O error")
+
+    write_i2c_block_data = i2c_rdwr = _transfer
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            FakeI2CBus.open_fds.discard(self.fd)
+            self.fd = None
+
+
+@pytest.fixture
+def fake_i2c(monkeypatch):
+    import smbus2
+
+    monkeypatch.setattr(smbus2, "SMBus", FakeI2CBus)
+    monkeypatch.setattr(FakeI2CBus, "answering", False)
+    monkeypatch.setattr(FakeI2CBus, "open_fds", set())
+    return FakeI2CBus
+
+
+def test_missing_oled_leaks_no_file_descriptor(fake_i2c):
+    """The daemon looks for a missing OLED every retry_s for hours: each failed look must
+    close the I2C bus it opened."""
+    from appliance.config import DisplayConfig
+    from appliance.display import open_oled
+
+    now = [0.0]
+    display = Display(lambda: open_oled(DisplayConfig()), retry_s=5.0, clock=lambda: now[0])
+    for t in range(0, 50, 5):
+        now[0] = float(t)
+        display.show(Screen(t, "counting"))
+    assert display.device is None and "no display" in display.error
+    assert fake_i2c.open_fds == set()
+    fake_i2c.answering = True
+    now[0] = 50.0
+    display.show(Screen(50, "counting"))
+    assert display.device is not None and len(fake_i2c.open_fds) == 1  # the one in use
+
+
+def test_display_failing_mid_run_releases_its_bus(fake_i2c):
+    from appliance.config import DisplayConfig
+    from appliance.display import open_oled
+
+    fake_i2c.answering = True
+    display = Display(lambda: open_oled(DisplayConfig()), retry_s=30.0, clock=lambda: 0.0)
+    display.show(Screen(1, "counting"))
+    assert len(fake_i2c.open_fds) == 1
+    fake_i2c.answering = False  # the wire came loose
+    display.show(Screen(2, "counting"))
+    assert display.device is None and "display write failed" in display.error
+    assert fake_i2c.open_fds == set()

@@ -435,6 +435,24 @@ def test_no_frame_and_bad_frames_from_a_live_camera(tmp_path, mock_pins, caplog)
     assert len(source.opens) == 3
 
 
+def test_a_pipeline_error_on_a_good_frame_is_not_taken_for_a_bad_frame(tmp_path, mock_pins, caplog):
+    """Only a frame of the wrong shape or dtype is skipped as bad; a ValueError from the
+    pipeline on a good frame (a setting the counter cannot use, a bug) stops the daemon with
+    its own message instead of being logged as a camera problem forever."""
+    caplog.set_level(logging.INFO)
+
+    def broken(frame):
+        if frame.index == 3:
+            raise ValueError("need order >= 1 and 0 < wn < 1, got 0, 0.2")
+
+    source = ScriptedSource(["rep", "rep", "frame", "frame"], live=True)
+    app = make_app(tmp_path, source, StubPipeline(on_process=broken))
+    with pytest.raises(ValueError, match="need order >= 1"):
+        app.run()
+    assert saved(tmp_path).reps == 2  # what was counted is kept
+    assert not log_lines(caplog, "skipping bad frame") and app._status != "camera error"
+
+
 def test_model_error_stays_on_the_oled_after_exit(tmp_path, oled, mock_pins, systemd):
     """The daemon exits 3 and systemd gives up after a few restarts: the OLED must still say why."""
     from appliance.errors import ModelError
@@ -469,6 +487,23 @@ def test_a_rep_still_to_be_announced_when_a_file_ends_is_counted_and_saved(tmp_p
     app = make_app(tmp_path, ScriptedSource(["rep", "frame", "frame"], live=False), pipeline)
     assert app.run() == 0 and saved(tmp_path).reps == 2 and saved(tmp_path).total == 2
     assert len(ended_at) == 1
+
+
+def test_recorded_preview_has_the_video_files_frame_rate(tmp_path, mock_pins):
+    """--record: preview.mp4 plays at the source's rate, which a file knows only once open."""
+    import av
+
+    from conftest import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=12, fps=10)
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    options = RunOptions(display="none", state_dir=str(tmp_path / "state"), record_dir=str(tmp_path / "rec"))
+    app = App(config, options, source=VideoFileSource(clip), pipeline=StubPipeline())
+    assert app.run() == 0
+    with av.open(str(tmp_path / "rec" / "preview.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == 10 and stream.frames == 12
 
 
 def test_unreadable_video_file_is_one_error_and_the_state_is_unchanged(tmp_path, mock_pins):
@@ -594,6 +629,78 @@ def test_reset_from_the_command_line_while_the_daemon_writes(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
+def test_external_reset_is_picked_up_while_counting(tmp_path, mock_pins, caplog):
+    """`pushup-counter reset` while the daemon runs: the count on screen goes to 0 within a
+    second, the lifetime total stays."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+
+    def cli_reset():
+        from appliance.__main__ import main
+
+        assert main(["reset", "--state-dir", str(tmp_path / "state")]) == 0
+        clock.t += 1.1  # the daemon looks at the file once a second
+
+    pipeline = StubPipeline()
+    source = ScriptedSource(["rep", "rep", "frame", cli_reset, "frame", "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline, clock=clock)
+    assert app.run() == 0
+    state = saved(tmp_path)
+    assert (state.reps, state.total, state.resets) == (1, 3, 1)
+    assert pipeline.count == 1  # the counter started over too
+    assert len(log_lines(caplog, "count reset from the command line")) == 1
+
+
+def test_external_reset_just_before_a_rep_is_not_overwritten(tmp_path, mock_pins, caplog):
+    """`pushup-counter reset` lands between two of the daemon's once-a-second looks at the
+    file, and a rep follows at once: the daemon's save must take the reset first, not write
+    the old count over it."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+
+    def cli_reset():
+        from appliance.__main__ import main
+
+        assert main(["reset", "--state-dir", str(tmp_path / "state")]) == 0
+
+    pipeline = StubPipeline()
+    source = ScriptedSource(["rep", "rep", cli_reset, "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline, clock=clock)
+    assert app.run() == 0
+    assert clock() - source.opens[0] < 1.0  # no once-a-second look happened after the reset
+    state = saved(tmp_path)
+    assert (state.reps, state.total, state.resets) == (1, 3, 1)  # the reset, then the rep after it
+    assert len(log_lines(caplog, "count reset from the command line")) == 1
+
+
+def test_unreadable_state_file_mid_run_keeps_the_daemon_counting(tmp_path, mock_pins, monkeypatch, caplog):
+    """Another writer leaves a state file the daemon cannot read (before the fix, `reset` run
+    as root did): logged once, the count in memory goes on, the next save replaces the file."""
+    import pathlib
+
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    read_text = pathlib.Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self.name == "state.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
+
+    def root_writes_it():
+        StateStore(tmp_path / "state").save(State(reps=0, total=2, resets=1))
+        monkeypatch.setattr(pathlib.Path, "read_text", denied)
+        clock.t += 1.1
+
+    script = ["rep", "rep", root_writes_it, "frame", "frame", "rep", "frame"]
+    app = make_app(tmp_path, ScriptedSource(script, clock=clock, sleep=clock.sleep), clock=clock)
+    assert app.run() == 0
+    monkeypatch.setattr(pathlib.Path, "read_text", read_text)
+    state = saved(tmp_path)
+    assert (state.reps, state.total) == (3, 3)
+    assert len(log_lines(caplog, "is not readable")) == 1
+
+
 # --- OLED, buzzer, button -----------------------------------------------------------------
 
 
@@ -687,6 +794,23 @@ def test_bouncing_button_resets_once_and_a_stuck_one_never(tmp_path, mock_pins):
     state = saved(tmp_path)
     assert (state.reps, state.total, state.resets) == (4, 7, 1)  # one reset, no shutdown while stuck
     assert app._status != "shutting down"
+
+
+def test_reset_pressed_during_a_camera_error_resets_the_counter_too(tmp_path, mock_pins):
+    pin = mock_pins.pin(27)
+
+    def press():
+        pin.drive_low()
+        pin.drive_high()
+
+    pipeline = StubPipeline()
+    clock = FakeClock()
+    source = ScriptedSource(["rep", "rep", press, "error", "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline, clock=clock)
+    assert app.run() == 0
+    state = saved(tmp_path)
+    assert (state.reps, state.total, state.resets) == (1, 3, 1)
+    assert pipeline.count == 1  # the counter's own count started over with the screen's
 
 
 # --- watchdog, SIGTERM, clocks --------------------------------------------------------------

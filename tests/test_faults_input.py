@@ -79,6 +79,29 @@ def test_bad_config(daemon, capsys, text, named):
     assert unchanged()
 
 
+def test_bad_config_is_shown_on_the_oled(tmp_path, capsys, monkeypatch, mock_pins):
+    """The daemon cannot run on a bad config, and systemd gives up after a few restarts: the
+    OLED (the default one: the file's [display] is what failed) says "config error" over the
+    saved count and stays lit after the exit."""
+    import appliance.app as app_module
+    from appliance.config import DisplayConfig
+    from appliance.display import Screen, draw_screen
+    from test_faults import RecordingOled
+
+    monkeypatch.setattr("appliance.systemd.setup_logging", lambda level: None)
+    oled, opened = RecordingOled(), []
+    monkeypatch.setattr(app_module, "open_oled", lambda config: opened.append(config) or oled)
+    StateStore(tmp_path / "state").save(State(reps=12, total=345))
+    config = tmp_path / "config.toml"
+    config.write_text("[display]\nkind = 'oled'\nbrightness = 3\n")
+    assert main(["run", "--config", str(config), "--state-dir", str(tmp_path / "state")]) == 2
+    one_error_line(capsys, "[display].brightness", "config.toml")
+    assert opened == [DisplayConfig()]
+    want = draw_screen(Screen(12, "config error"), oled.size, oled.mode)
+    assert np.array_equal(np.asarray(oled.inner.image), np.asarray(want))
+    assert oled.persist  # not blanked when the process exits
+
+
 def test_unreadable_state_file_exits_5_and_is_left_alone(daemon, tmp_path, capsys, monkeypatch):
     """Starting from 0 would overwrite a count we merely failed to read: refuse, say which file.
     (Tests run as root, where chmod does not bite, so the read is made to fail directly.)"""

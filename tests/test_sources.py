@@ -1,3 +1,6 @@
+import sys
+import types
+
 import numpy as np
 import pytest
 
@@ -73,3 +76,61 @@ def test_pi_camera_without_picamera2_is_a_clear_error():
             PiCameraSource().open()
     else:
         pytest.skip("picamera2 present: this is a Pi")
+
+
+def fake_picamera2(fail_in=None):
+    """A stand-in `picamera2` module (picamera2 is only on a Pi): `fail_in` names the method
+    of the camera that raises, like libcamera does when the camera is busy or goes away."""
+    calls = []
+
+    class Picamera2:
+        @staticmethod
+        def global_camera_info():
+            return [{"Model": "fake"}]
+
+        def __init__(self, index):
+            calls.append("acquire")
+
+        def _step(self, name):
+            calls.append(name)
+            if name == fail_in:
+                raise RuntimeError(f"{name} failed: Device or resource busy")
+
+        def create_video_configuration(self, **kwargs):
+            return kwargs
+
+        def configure(self, config):
+            self._step("configure")
+
+        def start(self):
+            self._step("start")
+
+        def stop(self):
+            self._step("stop")
+
+        def close(self):
+            self._step("close")
+
+    return types.SimpleNamespace(Picamera2=Picamera2), calls
+
+
+@pytest.mark.parametrize("fail_in", ["configure", "start"])
+def test_pi_camera_that_fails_to_start_is_released(monkeypatch, fail_in):
+    module, calls = fake_picamera2(fail_in)
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    source = PiCameraSource(lores_format="RGB")
+    with pytest.raises(SourceError, match=f"Pi camera 0 cannot be opened: {fail_in} failed"):
+        source.open()
+    assert calls[0] == "acquire" and calls[-1] == "close"  # given back to libcamera
+    source.close()  # nothing left to close
+    assert calls.count("close") == 1
+
+
+def test_pi_camera_is_closed_even_when_stop_fails(monkeypatch, caplog):
+    module, calls = fake_picamera2(fail_in="stop")
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    source = PiCameraSource(lores_format="RGB")
+    source.open()
+    source.close()
+    assert calls == ["acquire", "configure", "start", "stop", "close"]
+    assert "closing Pi camera 0: stop failed" in caplog.text

@@ -62,3 +62,31 @@ def test_unwritable_target_keeps_count_in_memory(tmp_path):
     blocker.unlink()
     assert store.save(State(reps=3, total=3)) is True
     assert StateStore(blocker / "state").load().reps == 3
+
+
+def test_root_gives_the_file_to_the_state_directory_owner(tmp_path, monkeypatch):
+    """`pushup-counter reset` runs as root on the image: the file it writes must stay the
+    daemon's (the directory owner's), or the daemon cannot read it. Simulated, so that it
+    runs as any user: geteuid says root, fchown is recorded."""
+    import appliance.state as state_module
+
+    calls = []
+
+    def fchown(fd, uid, gid):
+        calls.append((os.fstat(fd).st_size, uid, gid, (tmp_path / "state.json").exists()))
+
+    monkeypatch.setattr(state_module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(state_module.os, "fchown", fchown)
+    assert StateStore(tmp_path).save(State(reps=3, total=3, resets=1))
+    owner = os.stat(tmp_path)
+    assert calls == [(0, owner.st_uid, owner.st_gid, False)]  # the temp file, before it is renamed into place
+    assert StateStore(tmp_path).load().resets == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file away")
+def test_file_written_by_root_belongs_to_the_daemon_user(tmp_path):
+    os.chown(tmp_path, 4242, 4343)  # the directory as StateDirectory= makes it: owned by pushup
+    StateStore(tmp_path).save(State(reps=0, total=9, resets=2))
+    info = os.stat(tmp_path / "state.json")
+    assert (info.st_uid, info.st_gid) == (4242, 4343)
+    assert stat.S_IMODE(info.st_mode) == 0o600
