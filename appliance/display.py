@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageFont
+from PIL import __version__ as PILLOW_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,16 @@ _FONTS: dict[int, ImageFont.ImageFont] = {}
 
 
 def _font(size: int):
+    """Pillow's own font at `size` pixels; Pillow older than 10.1 (apt's 9.4 on Bookworm, seen
+    through the venv's system site packages) has no `size=` and gets its one small fixed font:
+    a small count on the OLED beats a display that fails at every write."""
     if size not in _FONTS:
-        _FONTS[size] = ImageFont.load_default(size=size)
+        try:
+            _FONTS[size] = ImageFont.load_default(size=size)
+        except TypeError:
+            if not _FONTS:
+                log.warning("Pillow %s has no sized font (10.1 has one): the OLED count is drawn small", PILLOW_VERSION)
+            _FONTS[size] = ImageFont.load_default()
     return _FONTS[size]
 
 

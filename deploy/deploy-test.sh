@@ -183,6 +183,10 @@ run_daemon() {
 
     check "arm64 python imports numpy, scipy, av, systemd, ai_edge_litert" chroot "$ROOT" /opt/pushup-counter/venv/bin/python -c \
         'import platform, numpy, scipy.signal, av, systemd.daemon, gpiozero, luma.core; from ai_edge_litert.interpreter import Interpreter; assert platform.machine() == "aarch64"'
+    # The daemon runs with --display none below: draw an OLED screen here, with the venv's
+    # Pillow (apt's 9.4 on Bookworm has no sized font; setup.cfg asks pip for a newer one).
+    check "OLED screen draws with a sized font (Pillow >= 10.1 in the venv)" chroot "$ROOT" /opt/pushup-counter/venv/bin/python -c \
+        'from PIL import ImageFont; ImageFont.load_default(size=40); from appliance.display import Screen, draw_screen; draw_screen(Screen(12, "counting", fps=14), (128, 64))'
 
     # The host side of sd_notify: a datagram socket in the rootfs, messages logged with times.
     local sock="$t/notify.sock" log="$OUT/notify.jsonl"

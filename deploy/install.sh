@@ -213,6 +213,8 @@ install_app() {
             || die "apt's python3-numpy is not importable from the venv"
         printf '# written by install.sh: keep the numpy that apt installed\nnumpy==%s\n' "$numpy_version" > "$constraints"
     fi
+    # pip keeps an apt package that meets the wheel's requirement and replaces one that does
+    # not: setup.cfg's pillow>=10.1 puts a newer Pillow in the venv over Bookworm's 9.4.
     run "$VENV/bin/pip" install --upgrade --constraint "$constraints" "${WHEEL}[pi]"
     # Same version number, new build: make sure the wheel's files replace the old ones.
     run "$VENV/bin/pip" install --force-reinstall --no-deps "$WHEEL"

@@ -258,6 +258,14 @@ def test_install_rejects_unknown_options():
     assert run(["bash", INSTALL, "--purge"]).returncode == 2
 
 
+def test_pillow_requirement_replaces_bookworms_apt_pillow():
+    """The venv sees apt's python3-pil (9.4 on Bookworm) and pip keeps any package that meets
+    the requirement: the OLED's sized font needs Pillow 10.1, so setup.cfg must ask for it."""
+    m = re.search(r"^\s*pillow>=(\d+)\.(\d+)", (ROOT / "setup.cfg").read_text(), re.MULTILINE)
+    assert m, "no pillow>=X.Y in setup.cfg"
+    assert (int(m.group(1)), int(m.group(2))) >= (10, 1)
+
+
 # --- the unit file --------------------------------------------------------------------------
 
 

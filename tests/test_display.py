@@ -45,6 +45,29 @@ def test_big_count_uses_most_of_the_screen():
     assert height >= 25  # readable from the floor
 
 
+def test_pillow_without_sized_fonts_still_draws(monkeypatch, caplog):
+    """Pillow before 10.1 (apt's 9.4 on Bookworm, which the venv can see) has no
+    load_default(size=): the OLED gets the small fixed font instead of failing every write."""
+    from PIL import ImageFont
+
+    import appliance.display as display_module
+
+    def old_load_default(**kwargs):
+        if kwargs:
+            raise TypeError("load_default() got an unexpected keyword argument 'size'")
+        return ImageFont.load_default_imagefont()  # the bitmap font old Pillow returns
+
+    monkeypatch.setattr(ImageFont, "load_default", old_load_default)
+    monkeypatch.setattr(display_module, "_FONTS", {})
+    device = FlakyDevice()
+    display = Display(lambda: device)
+    display.show(Screen(12, "counting", fps=14))
+    assert display.error is None and device.writes == 1
+    lit = np.asarray(device.inner.image)
+    assert lit[:50].any() and lit[53:].any()  # the count above the line, the status under it
+    assert "has no sized font" in caplog.text
+
+
 class FlakyDevice:
     """A display whose I2C writes fail while `broken` is set."""
 
