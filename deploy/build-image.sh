@@ -262,7 +262,8 @@ RequiresMountsFor=/var/lib/pushup-counter
 After=pushup-boot-settings.service
 DROPIN
 
-    # Devices: group access like Raspberry Pi OS gives it, and /dev/i2c-* at boot.
+    # Devices: group access like Raspberry Pi OS gives it, and /dev/i2c-* at boot. (install.sh
+    # above wrote the camera's videodev and mc to modules-load.d: the unit's DeviceAllow needs them.)
     cp "$HERE/image/60-pushup-counter.rules" "$ROOT/etc/udev/rules.d/"
     echo i2c-dev > "$ROOT/etc/modules-load.d/i2c-dev.conf"
 

@@ -10,9 +10,10 @@
 #   2. deploy/build-image.sh --debian-only: base rootfs cached in build/deploy/cache/ (the
 #      first build takes a while under emulation), the app installed by deploy/install.sh
 #      inside it from the wheel, the image build/deploy/pushup-counter-*-debian-only.img
-#   3. layout: unit enabled, user and groups, config, locked accounts, SSH off, fstab (read-only
-#      root, data partition bind-mounted on the state dir), partitions and labels, boot files,
-#      the data partition's state dir, `systemd-analyze verify` of the installed unit
+#   3. layout: unit enabled, user and groups, config, modules loaded at boot, locked accounts,
+#      SSH off, fstab (read-only root, data partition bind-mounted on the state dir), partitions
+#      and labels, boot files, the data partition's state dir, `systemd-analyze verify` of the
+#      installed unit
 #   4. the daemon, as user pushup, in the rootfs under qemu-user: `pushup-counter run --source
 #      clip --display none` with GPIOZERO_PIN_FACTORY=mock, a real NOTIFY_SOCKET (a listener
 #      here) and WATCHDOG_USEC; it must send READY=1, ping the watchdog, and count the clip's
@@ -102,6 +103,8 @@ check_layout() {
     check "fstab: read-only root" grep -Eq '^LABEL=RASPIROOT[[:space:]]+/[[:space:]]+ext4[[:space:]]+ro,' "$ROOT/etc/fstab"
     check "fstab: data partition on /data" grep -Eq '^LABEL=PUSHUPDATA[[:space:]]+/data[[:space:]]' "$ROOT/etc/fstab"
     check "fstab: state dir bind-mounted from /data" grep -Eq '^/data/pushup-counter[[:space:]]+/var/lib/pushup-counter[[:space:]]+none[[:space:]]+bind' "$ROOT/etc/fstab"
+    check "modules-load.d: i2c-dev, the camera's videodev and mc (the unit's DeviceAllow needs them)" \
+        bash -c "for m in i2c-dev videodev mc; do cat '$ROOT'/etc/modules-load.d/*.conf | grep -qx \"\$m\" || exit 1; done"
     check "venv with system site packages" grep -q 'include-system-site-packages = true' "$ROOT/opt/pushup-counter/venv/pyvenv.cfg"
     check "venv keeps apt's numpy" bash -c "! ls -d '$ROOT'/opt/pushup-counter/venv/lib/python3*/site-packages/numpy"
     if command -v systemd-analyze >/dev/null; then

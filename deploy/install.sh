@@ -27,6 +27,7 @@ STATE_DIR=/var/lib/pushup-counter
 UNIT=pushup-counter.service
 UNIT_PATH=/etc/systemd/system/$UNIT
 POLKIT_RULE=/etc/polkit-1/rules.d/50-pushup-counter.rules
+MODULES_LOAD=/etc/modules-load.d/pushup-counter.conf
 SERVICE_USER=pushup
 GROUPS_NEEDED=(video gpio i2c)
 # The firmware config: /boot/firmware/config.txt since Bookworm, /boot/config.txt before.
@@ -173,7 +174,7 @@ boot_config() {
     else
         warn "no raspi-config: enabling I2C in $BOOT_CONFIG directly"
         append_line "$BOOT_CONFIG" "dtparam=i2c_arm=on"
-        append_line /etc/modules-load.d/pushup-counter.conf "i2c-dev"
+        append_line "$MODULES_LOAD" "i2c-dev"
     fi
     # Raspberry Pi OS enables camera auto-detection by default; make sure nobody turned it off.
     if [ -f "$BOOT_CONFIG" ] && grep -q '^camera_auto_detect=0' "$BOOT_CONFIG"; then
@@ -229,6 +230,16 @@ install_app() {
 
     say "systemd unit"
     run install -m 0644 "$HERE/$UNIT" "$UNIT_PATH"
+    # The unit's DeviceAllow=char-video4linux and char-media are looked up in /proc/devices
+    # when it starts: the camera's modules must be loaded by then, or systemd silently leaves
+    # the camera out and the daemon shows "camera error" until someone restarts it.
+    local module
+    for module in videodev mc; do
+        append_line "$MODULES_LOAD" "$module"
+    done
+    if systemd_running; then  # and now, for the restart below
+        run modprobe -a videodev mc || warn "cannot load videodev and mc: the camera may stay blocked until a reboot"
+    fi
     # The long button press powers off through logind: polkit must let the service user.
     if [ -d /etc/polkit-1/rules.d ] || [ "$DRY_RUN" -eq 1 ]; then
         run install -m 0644 "$HERE/50-pushup-counter.rules" "$POLKIT_RULE"

@@ -224,6 +224,10 @@ def test_install_dry_run_prints_the_steps(tmp_path):
     assert re.search(r"\+ (useradd .*--system.*--groups video\\?,gpio\\?,i2c pushup|usermod --append --groups video\\?,gpio\\?,i2c pushup)", out)
     assert "camera_auto_detect=1" in out
     assert "raspi-config nonint do_i2c 0" in out or "dtparam=i2c_arm=on" in out
+    if not Path("/etc/modules-load.d/pushup-counter.conf").exists():  # else the lines may be there already
+        for module in ("videodev", "mc"):  # the unit's DeviceAllow=char-video4linux/char-media need them at start
+            assert f"+ echo {module} >> /etc/modules-load.d/pushup-counter.conf" in out
+    assert out.index("+ modprobe -a videodev mc") < out.index("+ systemctl restart")  # loaded for this start too
     # the config: installed when absent, never overwritten
     if not Path("/etc/pushup-counter/config.toml").exists():
         assert "/etc/pushup-counter/config.toml" in out and "install -m 0644 " + str(DEPLOY / "config.toml") in out
@@ -238,6 +242,8 @@ def test_install_dry_run_debian_only_and_no_start(tmp_path):
     assert "picamera2" not in r.stdout and "lgpio" not in r.stdout
     assert "systemctl enable" in r.stdout and "systemctl restart" not in r.stdout
     assert "config.txt" not in r.stdout
+    if not Path("/etc/modules-load.d/pushup-counter.conf").exists():
+        assert "+ echo videodev >> /etc/modules-load.d/pushup-counter.conf" in r.stdout  # the unit's, not boot config
 
 
 def test_uninstall_keeps_state_unless_purge():
