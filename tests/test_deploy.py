@@ -339,6 +339,16 @@ def test_unit_security_exposure_stays_low():
 # --- the image's boot-settings script -------------------------------------------------------
 
 
+def recorder(tmp_path, name):
+    """A fake command that appends its arguments to NAME.log: the boot-settings script runs
+    systemctl and hostname, which must not touch the machine running the tests (as root)."""
+    calls = tmp_path / f"{name}.log"
+    command = tmp_path / name
+    command.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    command.chmod(0o755)
+    return command, calls
+
+
 def test_boot_settings_apply_hostname_wifi_ssh_and_config(tmp_path):
     if shutil.which("ssh-keygen") is None:
         pytest.skip("ssh-keygen not installed")
@@ -353,15 +363,15 @@ def test_boot_settings_apply_hostname_wifi_ssh_and_config(tmp_path):
         .replace("wifi_password=", "wifi_password=s3cret\r")
         .replace("ssh_authorized_key=", "ssh_authorized_key=ssh-ed25519 AAAAC3Nza owner@laptop"))
     (boot / "pushup-counter.toml").write_text("[buzzer]\nenabled = false\n")
-    calls = tmp_path / "systemctl.log"
-    fake_systemctl = tmp_path / "systemctl"
-    fake_systemctl.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    fake_systemctl.chmod(0o755)
+    fake_systemctl, calls = recorder(tmp_path, "systemctl")
+    fake_hostname, names = recorder(tmp_path, "hostname")
     env = {"PUSHUP_BOOT_DIR": str(boot), "PUSHUP_DATA_DIR": str(data), "PUSHUP_ETC_DIR": str(etc),
-           "PUSHUP_RUN_DIR": str(runtime), "PUSHUP_SYSTEMCTL": str(fake_systemctl)}
+           "PUSHUP_RUN_DIR": str(runtime), "PUSHUP_SYSTEMCTL": str(fake_systemctl),
+           "PUSHUP_HOSTNAME_CMD": str(fake_hostname)}
     r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
     assert r.returncode == 0, r.stderr
     assert (etc / "hostname").read_text() == "gym-pi\n"
+    assert names.read_text() == "gym-pi\n"  # the running system's name, set through the fake
     assert "127.0.1.1\tgym-pi" in (etc / "hosts").read_text()
     wpa = (etc / "wpa_supplicant" / "wpa_supplicant-wlan0.conf").read_text()
     assert 'ssid="Home Net"' in wpa and 'psk="s3cret"' in wpa and "country=GB" in wpa
@@ -378,11 +388,13 @@ def test_boot_settings_default_file_leaves_ssh_off(tmp_path):
     etc.mkdir()
     (etc / "hosts").write_text("127.0.1.1\told\n")
     shutil.copy(DEPLOY / "image" / "pushup-counter.txt", boot / "pushup-counter.txt")
+    fake_hostname, names = recorder(tmp_path, "hostname")
     env = {"PUSHUP_BOOT_DIR": str(boot), "PUSHUP_DATA_DIR": str(tmp_path / "data"), "PUSHUP_ETC_DIR": str(etc),
-           "PUSHUP_RUN_DIR": str(tmp_path / "run"), "PUSHUP_SYSTEMCTL": "false"}
+           "PUSHUP_RUN_DIR": str(tmp_path / "run"), "PUSHUP_SYSTEMCTL": "false", "PUSHUP_HOSTNAME_CMD": str(fake_hostname)}
     r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
     assert r.returncode == 0, r.stderr
     assert "SSH stays off" in r.stdout
+    assert names.read_text() == "pushup-counter\n"  # the shipped file's name
     assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
 
 
