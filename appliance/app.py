@@ -17,7 +17,7 @@ import numpy as np
 from appliance.counter import RepCounter
 from appliance.config import Config
 from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled, render
-from appliance.errors import ApplianceError, SourceError, StateError
+from appliance.errors import ApplianceError, SourceError, StateError, first_line
 from appliance.frames import check_frame
 from appliance.gate import Gate
 from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
@@ -30,6 +30,7 @@ from appliance.systemd import Notifier
 log = logging.getLogger(__name__)
 
 NO_PERSON_SCORE = 0.3  # mean keypoint score under which nobody is in view
+SHUTDOWN_TIMEOUT_S = 5.0  # the power-off command's answer; well inside the unit's WatchdogSec=10s
 
 
 class Terminate(BaseException):
@@ -99,10 +100,12 @@ class App:
         self._seen = self.store.identity()  # the state file as this daemon last read or wrote it
         self._written_reps = self.state.reps  # the count on disk; reps beyond it are only in memory
         self.display = self._make_display()
-        self.beeper = Beeper(config.buzzer)
+        self.beeper = Beeper(config.buzzer, clock=clock, sleep=sleep)
         self.button = ResetButton(config.button)
         self.preview = None
         self._stop = False
+        self._powering_off = False  # a long press was taken: its screen is the last one
+        self._keep_screen = False  # leave the last screen lit after the exit ("shutdown failed")
         self._in_blocking_read = False
         self._fps = None
         self._last_frame_t = None
@@ -156,7 +159,7 @@ class App:
             self.notifier.status(self._status_line())
             raise
         finally:
-            self._shutdown(keep_screen=failed)
+            self._shutdown(keep_screen=failed or self._keep_screen)
             signal.signal(signal.SIGTERM, previous_handler)
         return 0
 
@@ -282,6 +285,8 @@ class App:
         if result.rep_counted:
             self._record_rep(pipeline)
         self._handle_button(pipeline)
+        if self._powering_off:  # "shutting down", or why it failed, must not become "counting"
+            return
         self._pick_up_external_reset(pipeline)
         if self.store.pending and self.clock() - self._last_retry > 5:
             self._last_retry = self.clock()
@@ -334,10 +339,30 @@ class App:
                 self._status = "shutting down"
                 self._show()
                 self._stop = True
-                try:
-                    subprocess.Popen(self.config.button.shutdown_command)
-                except OSError as exc:
-                    log.error("shutdown command %s failed: %s", self.config.button.shutdown_command, exc)
+                self._powering_off = True
+                self._power_off()
+
+    def _power_off(self) -> None:
+        """Run [button].shutdown_command and wait for its answer: once the daemon exits, systemd
+        stops the service and kills what is left in it, a `systemctl poweroff` that has not yet
+        reached logind included. A failure is one log line, and "shutdown failed" stays lit on
+        the OLED after the daemon stops, so the owner knows the box did not power itself off."""
+        command = self.config.button.shutdown_command
+        try:
+            subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=SHUTDOWN_TIMEOUT_S, check=True)
+            return
+        except subprocess.CalledProcessError as exc:
+            why = exc.stderr.strip().splitlines()[0] if exc.stderr.strip() else f"exit status {exc.returncode}"
+        except subprocess.TimeoutExpired:
+            why = f"no answer in {SHUTDOWN_TIMEOUT_S:g} s"
+        except OSError as exc:
+            why = first_line(exc)
+        log.error("shutdown command %s failed: %s", " ".join(command), why)
+        self._status = "shutdown failed"
+        self._show()
+        self.notifier.status(self._status_line())
+        self._keep_screen = True
 
     def _pick_up_external_reset(self, pipeline: Pipeline) -> None:
         """`pushup-counter reset` while the daemon runs: look at the file once a second."""

@@ -17,10 +17,17 @@ SHUTDOWN = "shutdown"
 
 
 class Beeper:
-    """Non-blocking beeps: one short beep per rep, three for a reset, one long for shutdown."""
+    """Non-blocking beeps: one short beep per rep, three for a reset, one long for shutdown.
 
-    def __init__(self, config):
+    close() first lets a beep that still sounds finish (it waits at most that beep's length):
+    closing the pin cuts it, and the long shutdown beep is the owner's sign the press worked.
+    """
+
+    def __init__(self, config, clock=time.monotonic, sleep=time.sleep):
         self.config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._sounding_until = float("-inf")
         self._buzzer = None
         if not config.enabled:
             return
@@ -36,6 +43,7 @@ class Beeper:
             return
         try:
             self._buzzer.beep(on_time=on, off_time=off, n=n, background=True)
+            self._sounding_until = self._clock() + n * on + (n - 1) * off
         except Exception as exc:
             log.warning("buzzer failed (%s); disabled", exc)
             self._buzzer = None
@@ -51,6 +59,9 @@ class Beeper:
 
     def close(self) -> None:
         if self._buzzer is not None:
+            left = self._sounding_until - self._clock()
+            if left > 0:
+                self._sleep(left)
             self._buzzer.close()
             self._buzzer = None
 

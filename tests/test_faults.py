@@ -796,6 +796,56 @@ def test_bouncing_button_resets_once_and_a_stuck_one_never(tmp_path, mock_pins):
     assert app._status != "shutting down"
 
 
+def long_press(pin) -> list:
+    """ScriptedSource steps: hold the button 0.1 s (past long_press_s=0.05 below), release."""
+    return [pin.drive_low, ("hang", 0.1), pin.drive_high]
+
+
+def fake_poweroff(tmp_path, body: str):
+    command = tmp_path / "poweroff"
+    command.write_text("#!/bin/sh\n" + body)
+    command.chmod(0o755)
+    return command
+
+
+def test_long_press_waits_for_the_power_off_command(tmp_path, oled, mock_pins):
+    """Once the daemon exits, systemd kills what is left in the service: the power-off command
+    must be through by then. "shutting down" is the last screen, and the panel is blanked."""
+    done = tmp_path / "powered-off"
+    command = fake_poweroff(tmp_path, f'sleep 0.3\necho "$@" > {done}\n')
+    clock = FakeClock()
+    source = ScriptedSource(["rep", "rep", *long_press(mock_pins.pin(27)), "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled", buzzer={"enabled": False},  # no beep to wait for
+                   button={"long_press_s": 0.05, "shutdown_command": [str(command), "now"]})
+    assert app.run() == 0
+    assert done.read_text() == "now\n"  # finished before the daemon stopped
+    assert saved(tmp_path).reps == 3
+    assert (oled.screens[-1].count, oled.screens[-1].status) == (3, "shutting down")
+    assert shows(oled, oled.screens[-1]) and not oled.persist
+
+
+@pytest.mark.parametrize("body, why", [
+    ('echo "Failed to power off system via logind: Access denied" >&2\necho more >&2\nexit 1\n',
+     "Failed to power off system via logind: Access denied"),
+    ("exit 3\n", "exit status 3"),
+    ("exec sleep 5\n", "no answer in 0.2 s"),
+    (None, "No such file or directory"),
+], ids=["refused", "silent", "hangs", "missing"])
+def test_failed_power_off_is_one_line_and_stays_on_the_oled(tmp_path, oled, mock_pins, monkeypatch, caplog, body, why):
+    monkeypatch.setattr(app_module, "SHUTDOWN_TIMEOUT_S", 0.2)
+    command = fake_poweroff(tmp_path, body) if body is not None else tmp_path / "no-such-poweroff"
+    clock = FakeClock()
+    source = ScriptedSource(["rep", *long_press(mock_pins.pin(27)), "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled",
+                   button={"long_press_s": 0.05, "shutdown_command": [str(command)]})
+    assert app.run() == 0
+    lines = log_lines(caplog, "shutdown command")
+    assert len(lines) == 1 and lines[0].startswith(f"shutdown command {command} failed: ") and why in lines[0]
+    assert "\n" not in lines[0]
+    assert (oled.screens[-1].count, oled.screens[-1].status) == (2, "shutdown failed")
+    assert shows(oled, oled.screens[-1]) and oled.persist  # still lit after the daemon stopped
+
+
 def test_reset_pressed_during_a_camera_error_resets_the_counter_too(tmp_path, mock_pins):
     pin = mock_pins.pin(27)
 

@@ -1,6 +1,7 @@
 """Buzzer and button through gpiozero's MockFactory (real gpiozero devices, mock pins)."""
 import time
 
+import pytest
 from gpiozero.pins.mock import MockPWMPin
 
 from appliance.config import ButtonConfig, BuzzerConfig
@@ -97,8 +98,30 @@ def test_reset_is_three_beeps(mock_pins):
 
 
 def test_beep_does_not_block(mock_pins):
-    beeper = Beeper(BuzzerConfig(pin=17))
+    beeper = Beeper(BuzzerConfig(pin=17), sleep=lambda s: None)
     start = time.monotonic()
     beeper.shutdown()  # a 0.6 s tone
     assert time.monotonic() - start < 0.5  # returned while the tone still sounds
     beeper.close()
+
+
+def test_close_lets_the_shutdown_beep_finish(mock_pins):
+    """The daemon closes the buzzer right after a long press, and closing the pin cuts the
+    beep: close() waits out the rest of the 0.6 s shutdown beep, and no longer."""
+    clock = FakeClock()
+    waits = []
+    beeper = Beeper(BuzzerConfig(pin=17), clock=clock, sleep=waits.append)
+    beeper.shutdown()
+    clock.t += 0.2
+    beeper.close()
+    assert waits == [pytest.approx(0.4)]
+
+
+def test_close_after_the_beep_does_not_wait(mock_pins):
+    clock = FakeClock()
+    waits = []
+    beeper = Beeper(BuzzerConfig(pin=17), clock=clock, sleep=waits.append)
+    beeper.reset()  # three beeps, 0.25 s in all
+    clock.t += 0.3
+    beeper.close()
+    assert waits == []
