@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -402,6 +403,22 @@ def test_default_config_loads():
     from appliance.config import load_config
 
     load_config(DEPLOY / "config.toml")
+
+
+def test_shipped_config_keys_are_real_and_show_the_defaults(tmp_path):
+    """Every key in deploy/config.toml is commented out, so loading the file as shipped tries
+    none of them: uncomment each `# key = value` line (not the prose) and load that, so a
+    renamed key fails here; the values shown must be the defaults the file says they are."""
+    from appliance.config import Config, load_config
+
+    key_line = re.compile(r"^# ([a-z_]+ = .*)$")
+    lines = (DEPLOY / "config.toml").read_text().splitlines()
+    uncommented = [key_line.sub(r"\1", line) for line in lines]
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(uncommented) + "\n")
+    sections = tomllib.loads(path.read_text())
+    assert sections and all(sections.values()), f"a section with no key uncommented: {sections}"
+    assert load_config(path) == Config()
 
 
 # --- shellcheck -----------------------------------------------------------------------------
