@@ -29,7 +29,7 @@ class Screen:
 _FONTS: dict[int, ImageFont.ImageFont] = {}
 
 
-def _font(size: int):
+def sized_font(size: int):
     """Pillow's own font at `size` pixels; Pillow older than 10.1 (apt's 9.4 on Bookworm, seen
     through the venv's system site packages) has no `size=` and gets its one small fixed font:
     a small count on the OLED beats a display that fails at every write."""
@@ -53,15 +53,15 @@ def draw_screen(screen: Screen, size: tuple[int, int], mode: str = "1") -> Image
     status_h = max(10, height // 5)
     count_text = str(screen.count)
     count_size = height - status_h - 4
-    font = _font(count_size)
+    font = sized_font(count_size)
     while font.getlength(count_text) > width - 4 and count_size > 10:
         count_size -= 4
-        font = _font(count_size)
+        font = sized_font(count_size)
     box = draw.textbbox((0, 0), count_text, font=font)
     x = (width - (box[2] - box[0])) // 2 - box[0]
     y = (height - status_h - (box[3] - box[1])) // 2 - box[1]
     draw.text((x, y), count_text, font=font, fill="white")
-    small = _font(status_h - 1)
+    small = sized_font(status_h - 1)
     draw.line((0, height - status_h - 1, width, height - status_h - 1), fill="white")
     draw.text((1, height - status_h), screen.status, font=small, fill="white")
     if screen.fps is not None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from appliance import keypoints as kp
+from appliance.display import sized_font
 from appliance.frames import Frame, to_rgb
 
 # Limbs drawn between keypoints (indices into appliance.keypoints.NAMES).
@@ -40,10 +41,10 @@ def annotate(frame: Frame, keypoints: np.ndarray, count: int, gate_open: bool, m
             draw.line((pts[a, 0], pts[a, 1], pts[b, 0], pts[b, 1]), fill=(0, 255, 0), width=2)
     for i in np.flatnonzero(seen):
         draw.ellipse((pts[i, 0] - 3, pts[i, 1] - 3, pts[i, 0] + 3, pts[i, 1] + 3), fill=(255, 64, 64))
-    font = ImageFont.load_default(size=max(12, h // 8))
-    draw.text((8, 4), str(count), font=font, fill=(255, 255, 0), stroke_width=2, stroke_fill=(0, 0, 0))
+    count_size = max(12, h // 8)
+    draw.text((8, 4), str(count), font=sized_font(count_size), fill=(255, 255, 0), stroke_width=2, stroke_fill=(0, 0, 0))
     label = "push-ups" if gate_open else "waiting"
-    draw.text((8, 8 + font.size), label, font=ImageFont.load_default(size=max(10, h // 20)), fill=(255, 255, 255))
+    draw.text((8, 8 + count_size), label, font=sized_font(max(10, h // 20)), fill=(255, 255, 255))
     return np.asarray(image)
 
 
