@@ -83,7 +83,8 @@ CROP_MAX_ZOOM = 1.5
 CROP_MIN_SCORE = 0.3
 
 
-def person_crop(keypoints: np.ndarray, frame_w: int, frame_h: int, input_w: int, input_h: int) -> Crop | None:
+def person_crop(keypoints: np.ndarray, frame_w: int, frame_h: int, input_w: int, input_h: int,
+                margin: float = CROP_MARGIN, max_zoom: float = CROP_MAX_ZOOM) -> Crop | None:
     """Where to look for the person in the next frame, or None for the whole (letterboxed) frame.
 
     ``keypoints`` [K, 3] are frame-normalised; at least 3 must score ``CROP_MIN_SCORE``.
@@ -95,7 +96,7 @@ def person_crop(keypoints: np.ndarray, frame_w: int, frame_h: int, input_w: int,
     low, high = points.min(axis=0), points.max(axis=0)
     aspect = input_w / input_h
     whole_w = max(frame_w, frame_h * aspect)  # the letterboxed frame's width in frame pixels
-    width = max((high[0] - low[0]) * CROP_MARGIN, (high[1] - low[1]) * CROP_MARGIN * aspect, whole_w / CROP_MAX_ZOOM)
+    width = max((high[0] - low[0]) * margin, (high[1] - low[1]) * margin * aspect, whole_w / max_zoom)
     if width >= whole_w:
         return None
     height = width / aspect

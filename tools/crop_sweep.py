@@ -4,7 +4,7 @@
 
 For validation frames of the frame cache (every Nth), decodes the original frame, runs the
 shipped keypoint model on the whole letterboxed frame (as the appliance does), then again on a
-crop around what it found (``appliance.geometry``'s crop rule, with each margin and maximum
+crop around what it found (``appliance.geometry.person_crop``, with each margin and maximum
 zoom tried here), and reports PCK@0.25 (clip body scale) against the teacher for each. A second
 pass on the same frame stands in for the appliance's ``[models] track_person``, which takes the
 crop from the previous frame at no extra model time.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance import geometry
 from appliance.frames import Frame
+from appliance.geometry import person_crop
 from appliance.models import KeypointModel
 from tools import metrics
 from tools.dataset import REPO, data_root, decode_frames, keypoint_frames, load_cache
@@ -51,8 +51,7 @@ def main(argv=None) -> None:
             whole = model.predict(frame)
             preds["whole frame"][wanted[index]] = whole
             for margin, zoom in settings:
-                geometry.CROP_MARGIN, geometry.CROP_MAX_ZOOM = margin, zoom
-                region = geometry.person_crop(whole, image.width, image.height, model.input_w, model.input_h)
+                region = person_crop(whole, image.width, image.height, model.input_w, model.input_h, margin, zoom)
                 preds[(margin, zoom)][wanted[index]] = whole if region is None else model.predict(frame, region)
         print(f"{n + 1}/{len(by_clip)} {clips[c]['file']}", file=sys.stderr, flush=True)
     done = np.array(sorted(preds["whole frame"]))
