@@ -18,7 +18,7 @@ from appliance.counter import RepCounter
 from appliance.config import Config
 from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled, render
 from appliance.errors import ApplianceError, SourceError, StateError, first_line
-from appliance.frames import check_frame
+from appliance.frames import FrameError
 from appliance.gate import Gate
 from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
 from appliance.models import KeypointModel, RecognitionModel
@@ -213,15 +213,14 @@ class App:
                 trouble = f"{source.name} returned no frame"
             if frame is not None:
                 try:
-                    check_frame(frame)  # only a frame of the wrong shape or dtype is skipped: any
-                except ValueError as exc:  # other error of the pipeline is a bug, not a camera fault
-                    self._bad_frame(exc)
+                    result = pipeline.process(frame)
+                except FrameError as exc:  # only a frame of the wrong shape or dtype is skipped: any
+                    self._bad_frame(exc)  # other error of the pipeline is a bug, not a camera fault
                     if source.live and self.clock() - last_good > self.config.camera.frame_timeout_s:
                         trouble = f"{source.name} gave no usable frame for {self.config.camera.frame_timeout_s:.1f} s ({exc})"
                     else:
                         continue
                 else:
-                    result = pipeline.process(frame)
                     last_good = self.clock()
                     last_t = frame.t
                     backoff = 0.5

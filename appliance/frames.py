@@ -25,19 +25,23 @@ class Frame:
         return (self.image.shape[1], self.image.shape[0])
 
 
+class FrameError(ValueError):
+    """A frame whose pixels do not match its declared format: skipped, never fatal."""
+
+
 def check_frame(frame: Frame) -> None:
     """Refuse frames whose shape or dtype does not match their declared format."""
     img = frame.image
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
-        raise ValueError(f"frame {frame.index}: expected uint8 pixels, got {getattr(img, 'dtype', type(img))}")
+        raise FrameError(f"frame {frame.index}: expected uint8 pixels, got {getattr(img, 'dtype', type(img))}")
     if frame.format == "RGB":
         if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 8 or img.shape[1] < 8:
-            raise ValueError(f"frame {frame.index}: RGB frame must be (H, W, 3), got {img.shape}")
+            raise FrameError(f"frame {frame.index}: RGB frame must be (H, W, 3), got {img.shape}")
     elif frame.format == "YUV420":
         if img.ndim != 2 or img.shape[0] % 3 or img.shape[0] < 12 or img.shape[1] % 2:
-            raise ValueError(f"frame {frame.index}: YUV420 frame must be (H*3/2, W) with even W, got {img.shape}")
+            raise FrameError(f"frame {frame.index}: YUV420 frame must be (H*3/2, W) with even W, got {img.shape}")
     else:
-        raise ValueError(f"frame {frame.index}: unknown pixel format {frame.format!r}")
+        raise FrameError(f"frame {frame.index}: unknown pixel format {frame.format!r}")
 
 
 def to_rgb(frame: Frame) -> np.ndarray:
