@@ -76,12 +76,18 @@ def render(screen: Screen, device) -> None:
     device.display(image)
 
 
+OLED_NOP = 0xE3  # "no operation" in the SSD1306, SH1106, SSD1309 and SSD1327 command sets
+
+
 def open_oled(config):
     """luma.oled device on I2C from [display]; raises when no display answers.
 
     The I2C bus (/dev/i2c-N, opened by the serial object) is closed again when the driver
     cannot talk to the display: the daemon retries every [display].retry_s for as long as
     the OLED is missing, and each try would otherwise leave one file descriptor open.
+    A no-op command probes the address first, because a luma device registers an exit hook
+    that holds it before its first write: built for every failed try, those add up to
+    megabytes a day on a box whose OLED is unplugged.
     """
     from luma.core.interface.serial import i2c
     import luma.oled.device as oled_devices
@@ -91,6 +97,7 @@ def open_oled(config):
         raise ValueError(f"unknown OLED driver {config.driver!r} in [display].driver")
     serial = i2c(port=config.i2c_port, address=config.i2c_address)
     try:
+        serial.command(OLED_NOP)
         return driver(serial, width=config.width, height=config.height, rotate=config.rotate)
     except Exception:
         try:

@@ -209,3 +209,21 @@ def test_display_failing_mid_run_releases_its_bus(fake_i2c):
     display.show(Screen(2, "counting"))
     assert display.device is None and "display write failed" in display.error
     assert fake_i2c.open_fds == set()
+
+
+def test_missing_oled_builds_no_luma_device(fake_i2c):
+    """Each luma device registers an exit hook that keeps it alive: a missing OLED must be
+    found out by the probe, before a device exists, or every retry leaks one."""
+    import atexit
+
+    from appliance.config import DisplayConfig
+    from appliance.display import open_oled
+
+    now = [0.0]
+    display = Display(lambda: open_oled(DisplayConfig()), retry_s=5.0, clock=lambda: now[0])
+    hooks_before = atexit._ncallbacks()
+    for t in range(0, 50, 5):
+        now[0] = float(t)
+        display.show(Screen(t, "counting"))
+    assert display.device is None and "no display" in display.error
+    assert atexit._ncallbacks() == hooks_before
