@@ -110,6 +110,9 @@ class App:
         self._fps = None
         self._last_frame_t = None
         self._status = "starting"
+        self._shown_status = None
+        self._last_activity = clock()  # a rep, a press, someone coming into view: keeps the OLED lit
+        self._screen_dark = False
         self._ready_sent = False
         self._last_retry = float("-inf")
         self._last_stat = float("-inf")
@@ -275,6 +278,7 @@ class App:
             self._sleep(min(0.1, max(0.0, deadline - self.clock())))
 
     def _record_rep(self, pipeline: Pipeline) -> None:
+        self._last_activity = self.clock()
         self.state.reps += 1
         self.state.total += 1
         self._save(pipeline)
@@ -325,7 +329,11 @@ class App:
 
     def _handle_button(self, pipeline: Pipeline) -> None:
         for event in self.button.poll():
-            if event == RESET:
+            was_dark, self._last_activity = self._screen_dark, self.clock()
+            if event == RESET and was_dark:
+                log.info("button: screen woken, the count stays at %d", self.state.reps)
+                self._show()
+            elif event == RESET:
                 log.info("button: reset at %d reps", self.state.reps)
                 self.state.reps = 0
                 self.state.resets += 1
@@ -410,7 +418,20 @@ class App:
         return f"{self._status} reps={self.state.reps} total={self.state.total}{fps}"
 
     def _show(self) -> None:
-        self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None))
+        """Draw the screen, or leave the panel off once nothing has happened for
+        [display].sleep_after_s. A new status (someone came into view, an error, a stop) is
+        something happening, except "no person"; so is every counting frame."""
+        now = self.clock()
+        if self._status != self._shown_status:
+            self._shown_status = self._status
+            if self._status != "no person":
+                self._last_activity = now
+        if self._status == "counting":
+            self._last_activity = now
+        sleep_after = self.config.display.sleep_after_s
+        self._screen_dark = sleep_after > 0 and now - self._last_activity >= sleep_after
+        self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None),
+                          lit=not self._screen_dark)
 
     def _shutdown(self, keep_screen: bool = False) -> None:
         """STOPPING=1, a last try at an unsaved count, then release every device.

@@ -98,9 +98,11 @@ class DisplayConfig:
     i2c_address: int = 0x3C
     rotate: int = 0  # 0..3, quarter turns
     retry_s: float = 30.0  # how often a missing display is looked for again
+    sleep_after_s: float = 600.0  # panel off after this long with nothing happening; 0: never
 
     def validate(self) -> None:
         _one_of("display", "kind", self.kind, ("oled", "emulator", "none"))
+        _at_least("display", "sleep_after_s", self.sleep_after_s, 0)
         _one_of("display", "rotate", self.rotate, (0, 1, 2, 3))
         _at_least("display", "width", self.width, 32)
         _at_least("display", "height", self.height, 16)

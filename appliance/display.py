@@ -122,6 +122,10 @@ def open_emulator(config):
     return dummy(width=config.width, height=config.height, rotate=config.rotate, mode="1")
 
 
+DARK = "dark"  # Display.show's state for a panel switched off
+_NOTHING = object()
+
+
 class Display:
     """Keeps the appliance counting when the OLED is missing or its I2C bus fails.
 
@@ -141,27 +145,38 @@ class Display:
         self.device = None
         self.error: str | None = None
         self._next_try = float("-inf")
-        self._last_screen: Screen | None = None
+        self._shown = _NOTHING  # on the device: a Screen, DARK, or _NOTHING (unknown: resend)
+        self._recorded = _NOTHING
         self._logged: dict[str, float] = {}  # message -> when it was last logged
 
-    def show(self, screen: Screen) -> None:
-        if self._recorder is not None and screen != self._last_screen:
-            self._recorder.add(draw_screen(screen, self._recorder.size), self._clock())
+    def show(self, screen: Screen, lit: bool = True) -> None:
+        """Show `screen`, or with `lit` False turn the panel off (luma's hide(): an OLED's
+        pixels wear with hours lit, and an unattended box would burn its count in)."""
+        wanted = screen if lit else DARK
+        if self._recorder is not None and wanted != self._recorded:
+            size = self._recorder.size
+            self._recorder.add(draw_screen(screen, size) if lit else Image.new("1", size), self._clock())
+            self._recorded = wanted
         if self.device is None and self._clock() >= self._next_try:
             self._open()
-        if self.device is None or screen == self._last_screen:
-            self._last_screen = screen
+        if self.device is None or wanted == self._shown:
             return
         try:
-            render(screen, self.device)
-            self._last_screen = screen
+            if wanted is DARK:
+                self.device.display(Image.new(self.device.mode, self.device.size))
+                self.device.hide()
+            else:
+                if self._shown is DARK:
+                    self.device.show()  # luma's DISPLAYON (a newly opened device is already on)
+                render(screen, self.device)
+            self._shown = wanted
         except Exception as exc:  # not only OSError: luma turns an I2C EIO into its own DeviceNotFoundError
             self._fail(f"display write failed: {exc}")
 
     def _open(self) -> None:
         try:
             self.device = self._opener()
-            self._last_screen = None
+            self._shown = _NOTHING
             if self.error:
                 self._log(logging.INFO, "display is back")
             self.error = None
@@ -180,7 +195,7 @@ class Display:
         self.error = message
         self._release(self.device)
         self.device = None
-        self._last_screen = None
+        self._shown = _NOTHING
         self._next_try = self._clock() + self._retry_s
 
     @staticmethod

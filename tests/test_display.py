@@ -138,9 +138,13 @@ def test_gif_recorder_writes_each_distinct_screen(tmp_path):
     for t, count in enumerate([0, 0, 1, 1, 2]):
         now[0] = float(t)
         display.show(Screen(count, "counting"))
+    display.show(Screen(2, "no person"), lit=False)
+    display.show(Screen(2, "no person", fps=30), lit=False)
     display.close()
     gif = Image.open(tmp_path / "oled.gif")
-    assert gif.n_frames == 3
+    assert gif.n_frames == 4
+    gif.seek(3)
+    assert not np.asarray(gif.convert("L")).any()  # the dark panel, recorded once
 
 
 class FakeI2CBus:
@@ -155,11 +159,18 @@ class FakeI2CBus:
         self.fd = os.open(os.devnull, os.O_RDWR)
         FakeI2CBus.open_fds.add(self.fd)
 
+    commands: list = []  # command bytes the display was sent (luma's control byte 0x00)
+
     def _transfer(self, *args):
         if not FakeI2CBus.answering:
             raise OSError(errno.EREMOTEIO, "Remote I/O error")
 
-    write_i2c_block_data = i2c_rdwr = _transfer
+    def write_i2c_block_data(self, address, control, data):
+        self._transfer()
+        if control == 0x00:
+            FakeI2CBus.commands.extend(data)
+
+    i2c_rdwr = _transfer
 
     def close(self):
         if self.fd is not None:
@@ -175,6 +186,7 @@ def fake_i2c(monkeypatch):
     monkeypatch.setattr(smbus2, "SMBus", FakeI2CBus)
     monkeypatch.setattr(FakeI2CBus, "answering", False)
     monkeypatch.setattr(FakeI2CBus, "open_fds", set())
+    monkeypatch.setattr(FakeI2CBus, "commands", [])
     return FakeI2CBus
 
 
@@ -227,3 +239,22 @@ def test_missing_oled_builds_no_luma_device(fake_i2c):
         display.show(Screen(t, "counting"))
     assert display.device is None and "no display" in display.error
     assert atexit._ncallbacks() == hooks_before
+
+
+def test_sleep_switches_the_real_driver_off_and_on(fake_i2c):
+    """Through luma's ssd1306 driver: a dark screen is DISPLAYOFF (0xAE) on the wire, waking
+    is DISPLAYON (0xAF), and a dark screen is not resent while it stays dark."""
+    from appliance.config import DisplayConfig
+    from appliance.display import open_oled
+
+    fake_i2c.answering = True
+    display = Display(lambda: open_oled(DisplayConfig()), clock=lambda: 0.0)
+    display.show(Screen(3, "ready"))
+    fake_i2c.commands.clear()
+    display.show(Screen(3, "no person"), lit=False)
+    assert fake_i2c.commands[-1] == 0xAE
+    sent = len(fake_i2c.commands)
+    display.show(Screen(3, "no person", fps=29), lit=False)
+    assert len(fake_i2c.commands) == sent
+    display.show(Screen(4, "counting"))
+    assert 0xAF in fake_i2c.commands[sent:]

@@ -8,6 +8,7 @@ retries where the timing is asserted, so these tests are fast and deterministic.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -180,6 +181,15 @@ class RecordingOled:
         self.size, self.mode = self.inner.size, self.inner.mode
         self.images = []
         self.fail: Exception | None = None
+        self.panel_on = True  # luma's show() / hide(): DISPLAYON / DISPLAYOFF on a real panel
+
+    def show(self):
+        self.inner.show()
+        self.panel_on = True
+
+    def hide(self):
+        self.inner.hide()
+        self.panel_on = False
 
     def display(self, image):
         if self.fail is not None:
@@ -222,9 +232,9 @@ def oled(monkeypatch):
     monkeypatch.setattr(app_module, "open_oled", lambda config: device)
     show = Display.show
 
-    def spy(self, screen):
+    def spy(self, screen, lit=True):
         device.screens.append(screen)
-        show(self, screen)
+        show(self, screen, lit)
 
     monkeypatch.setattr(Display, "show", spy)
     return device
@@ -777,6 +787,60 @@ def test_failing_buzzer_is_dropped_and_counting_goes_on(tmp_path, mock_pins, mon
     assert app.run() == 0
     assert saved(tmp_path).reps == 4
     assert len(calls) == 1 and len(log_lines(caplog, "buzzer failed")) == 1
+
+
+class RoomPipeline(StubPipeline):
+    """StubPipeline in a room: with `person` False the keypoints score 0 ("no person"), with
+    it True someone stands in view, not doing push-ups ("ready"); marked frames still count."""
+
+    person = False
+
+    def process(self, frame: Frame) -> FrameResult:
+        result = super().process(frame)
+        keypoints = result.keypoints.copy()
+        keypoints[:, 2] = 0.9 if self.person else 0.0
+        return dataclasses.replace(result, keypoints=keypoints, gate_open=result.rep_counted)
+
+
+def test_idle_oled_goes_dark_and_wakes_for_a_person_a_rep_or_a_press(tmp_path, oled, mock_pins):
+    """An OLED lit for days burns its digits in: dark after [display].sleep_after_s with nothing
+    happening. A press on the dark screen only wakes it; the next one resets."""
+    clock = FakeClock()
+    pipeline = RoomPipeline()
+    pin = mock_pins.pin(27)
+    seen = {}
+
+    def idle():
+        clock.t += 601.0  # past sleep_after_s = 600 with nobody there
+
+    def look(name):
+        return lambda: seen.setdefault(name, (oled.panel_on, saved(tmp_path).reps))
+
+    def person(here):
+        return lambda: setattr(pipeline, "person", here)
+
+    press = [pin.drive_low, pin.drive_high]
+    script = ["rep", "rep", "frame", look("lit"), idle, "frame", "frame", look("dark"),
+              *press, "frame", look("pressed"), *press, "frame", look("pressed again"),
+              idle, "frame", "frame", look("dark again"), person(True), "frame", look("someone came"),
+              idle, "frame", "frame", look("someone stayed"), "rep", look("rep")]
+    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline=pipeline, clock=clock, display="oled", button={"debounce_s": 0.0})
+    assert app.run() == 0
+    assert seen == {"lit": (True, 2), "dark": (False, 2), "pressed": (True, 2),  # woken, not reset
+                    "pressed again": (True, 0), "dark again": (False, 0), "someone came": (True, 0),
+                    "someone stayed": (False, 0), "rep": (True, 1)}
+    assert any(not np.asarray(image).any() for image in oled.images)  # blanked too, not only switched off
+
+
+def test_sleep_after_zero_keeps_the_oled_lit(tmp_path, oled, mock_pins):
+    clock = FakeClock()
+    script = ["rep", lambda: setattr(clock, "t", clock.t + 86400.0), "frame", "frame"]
+    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline=RoomPipeline(), clock=clock, display="oled")
+    app.config.display.sleep_after_s = 0
+    assert app.run() == 0
+    assert oled.panel_on and np.asarray(oled.images[-1]).any()
 
 
 def test_bouncing_button_resets_once_and_a_stuck_one_never(tmp_path, mock_pins):
