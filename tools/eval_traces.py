@@ -13,7 +13,10 @@ The counts match the full pipeline's when the traces come from the shipped keypo
 it to compare recognisers, gate or counter settings, or (``--frame-step N``) to see what a slower
 device, which processes only every Nth camera frame, would count.
 Prints exact / within one for the dev and holdout splits of tools.eval_counting, the false reps
-on negatives, and every wrong clip.
+on negatives, and every wrong clip. For the negative clips it also prints how long each one
+holds the gate open at a stretch: the recogniser's gate alone, and the gate fused with the
+counter's push-up posture check (both must hold on a frame), which is what a rep has to pass;
+split by the models' train / validation footage (tools.dataset).
 """
 from __future__ import annotations
 
@@ -26,8 +29,9 @@ import numpy as np
 from appliance.config import Config, load_config
 from appliance.counter import count_trace
 from appliance.gate import Gate
-from tools.dataset import data_root
+from tools.dataset import assign_groups, assign_split, data_root, read_manifest
 from tools.eval_counting import load_manifest
+from tools.metrics import longest_run_seconds
 from tools.pose_traces import frame_aspect
 
 
@@ -63,10 +67,19 @@ def _probabilities(recognizer: pathlib.Path, keypoints: np.ndarray, fps: float, 
     return prob
 
 
+def _model_split(root: pathlib.Path) -> dict[str, str]:
+    """Clip file name -> "train" or "val": the footage split the models were trained on."""
+    clips = read_manifest(root)
+    assign_groups(clips)
+    assign_split(clips)
+    return {pathlib.Path(c.file).name: c.split for c in clips}
+
+
 def evaluate(root: pathlib.Path, traces: pathlib.Path, recognizer: pathlib.Path, config: Config,
              frame_step: int = 1) -> dict:
     aspects = _aspects(root)
-    rows = []
+    model_split = _model_split(root)
+    rows, gate_runs = [], []
     for clip in load_manifest(root):
         if clip.kind not in ("pushup", "negative"):
             continue
@@ -82,6 +95,10 @@ def evaluate(root: pathlib.Path, traces: pathlib.Path, recognizer: pathlib.Path,
         is_open = np.array([gate.update(i / fps, None if np.isnan(p) else float(p)) for i, p in enumerate(prob)])
         result = count_trace(keypoints, fps, config.counter, gate=is_open)
         rows.append((clip, result.reps, [why for _, why in result.rejected]))
+        if clip.kind == "negative":
+            gate_runs.append({"clip": clip.name, "model_split": model_split.get(pathlib.Path(clip.file).name, "?"),
+                              "gate_s": round(longest_run_seconds(is_open, fps), 2),
+                              "gate_and_posture_s": round(longest_run_seconds(is_open & result.posture_ok, fps), 2)})
     summary = {}
     for split in ("dev", "holdout", "all"):
         errors = [reps - c.truth for c, reps, _ in rows if c.kind == "pushup" and split in (c.split, "all")]
@@ -90,6 +107,7 @@ def evaluate(root: pathlib.Path, traces: pathlib.Path, recognizer: pathlib.Path,
     negatives = [(c, reps) for c, reps, _ in rows if c.kind == "negative"]
     summary["negatives"] = {"clips": len(negatives), "false_reps": int(sum(r for _, r in negatives)),
                             "clips_with_false_reps": int(sum(r > 0 for _, r in negatives))}
+    summary["negative_gate_runs"] = gate_runs
     summary["wrong"] = [{"clip": c.name, "true": c.truth, "counted": reps, "refused": why[:6]}
                         for c, reps, why in rows if reps != c.truth]
     return summary
@@ -112,6 +130,12 @@ def main(argv=None) -> int:
         print(f"{split:8s} exact {v['exact']}/{v['clips']}  within one {v['within_one']}/{v['clips']}")
     n = s["negatives"]
     print(f"negatives: {n['false_reps']} false reps on {n['clips']} clips ({n['clips_with_false_reps']} clips with any)")
+    for split in ("val", "train"):
+        runs = [r for r in s["negative_gate_runs"] if r["model_split"] == split]
+        for key, what in (("gate_s", "gate"), ("gate_and_posture_s", "gate and posture")):
+            print(f"{split:5s} negatives, {what:16s} open at a stretch: over 0.5 s {sum(r[key] > 0.5 for r in runs)}, "
+                  f"over 1.5 s {sum(r[key] > 1.5 for r in runs)} of {len(runs)} clips; longest "
+                  f"{max((r[key] for r in runs), default=0):.2f} s")
     for w in s["wrong"]:
         print(f"  {w['clip'][:60]:60s} true {w['true']} counted {w['counted']}  refused: {', '.join(w['refused'])}")
     return 0
