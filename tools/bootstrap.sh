@@ -32,10 +32,12 @@ fi
 if [[ ",$EXTRAS," == *",tools,"* ]] && ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   # torch==2.13.0 from plain PyPI is the CUDA build (gigabytes). The CPU wheel comes from a
   # local wheel directory (PIP_FIND_LINKS) when one has it, else from PyTorch's CPU index;
-  # torch's own dependencies come with the install below, from the usual index.
+  # torch's own dependencies come with the install below, from the usual index. Where neither
+  # has it, that install takes torch from the usual index too, as before.
   "$VENV/bin/python" -m pip install -q --no-index --no-deps torch==2.13.0 2>/dev/null \
-    || "$VENV/bin/python" -m pip install -q --no-deps torch==2.13.0 \
-         --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
+    || "$VENV/bin/python" -m pip install -q --no-deps --timeout 20 --retries 1 torch==2.13.0 \
+         --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" \
+    || echo "bootstrap: no CPU wheel of torch 2.13.0 found; taking torch from the default index"
 fi
 "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS,test]" \
   || { echo "bootstrap: systemd-python did not build; installing without it (sd_notify tests will skip)";
