@@ -30,6 +30,7 @@ from appliance.systemd import Notifier
 log = logging.getLogger(__name__)
 
 NO_PERSON_SCORE = 0.3  # mean keypoint score under which nobody is in view
+PRESENCE_S = 1.0  # someone in view this long, after nobody, keeps the OLED lit (not a flicker)
 SHUTDOWN_TIMEOUT_S = 5.0  # the power-off command's answer; well inside the unit's WatchdogSec=10s
 
 
@@ -110,9 +111,10 @@ class App:
         self._fps = None
         self._last_frame_t = None
         self._status = "starting"
-        self._shown_status = None
+        self._status_since = clock()
+        self._presence_noted = False
         self._last_activity = clock()  # a rep, a press, someone coming into view: keeps the OLED lit
-        self._screen_dark = False
+        self._press_started_dark: bool | None = None  # the OLED at the start of the press in progress
         self._ready_sent = False
         self._last_retry = float("-inf")
         self._last_stat = float("-inf")
@@ -147,7 +149,7 @@ class App:
             try:
                 pipeline = self._pipeline if self._pipeline is not None else load_pipeline(self.config)
             except Exception:
-                self._status = "model error"
+                self._set_status("model error")
                 self._show()
                 raise
             source = self._source if self._source is not None else make_source(self.options.source, self.config.camera, realtime=self.options.realtime)
@@ -157,7 +159,7 @@ class App:
         except ApplianceError as exc:  # a model or video file error: say so, and leave it on the OLED
             failed = True
             if self._status != "model error":
-                self._status = "video error" if isinstance(exc, SourceError) else "error"
+                self._set_status("video error" if isinstance(exc, SourceError) else "error")
             self._show()
             self.notifier.status(self._status_line())
             raise
@@ -268,7 +270,7 @@ class App:
         the counter too, so a rep half done before the camera went away is not counted after.
         """
         log.error("%s; retrying in %.1f s", message, wait_s)
-        self._status = "camera error"
+        self._set_status("camera error")
         self._show()
         self._announce()
         deadline = self.clock() + wait_s
@@ -296,14 +298,14 @@ class App:
             self._save(pipeline)
         self._update_fps(frame.t)
         scores = result.keypoints[:, 2]
-        if result.gate_open:
-            self._status = "counting"
-        elif not np.isfinite(scores).any() or float(np.nanmean(scores)) < NO_PERSON_SCORE:
-            self._status = "no person"
-        else:
-            self._status = "ready"
         if self.store.error:
-            self._status = "storage error"
+            self._set_status("storage error")
+        elif result.gate_open:
+            self._set_status("counting")
+        elif not np.isfinite(scores).any() or float(np.nanmean(scores)) < NO_PERSON_SCORE:
+            self._set_status("no person")
+        else:
+            self._set_status("ready")
         self._show()
         if self.preview is not None:
             from appliance.preview import annotate
@@ -328,8 +330,14 @@ class App:
         self._last_frame_t = t
 
     def _handle_button(self, pipeline: Pipeline) -> None:
+        if self.button.is_down:
+            if self._press_started_dark is None:
+                self._press_started_dark = self.display.dark
+            self._last_activity = self.clock()  # lights the panel while the button is held
         for event in self.button.poll():
-            was_dark, self._last_activity = self._screen_dark, self.clock()
+            was_dark = self.display.dark if self._press_started_dark is None else self._press_started_dark
+            self._press_started_dark = None
+            self._last_activity = self.clock()
             if event == RESET and was_dark:
                 log.info("button: screen woken, the count stays at %d", self.state.reps)
                 self._show()
@@ -343,7 +351,7 @@ class App:
             elif event == SHUTDOWN:
                 log.info("button: long press, shutting down")
                 self.beeper.shutdown()
-                self._status = "shutting down"
+                self._set_status("shutting down")
                 self._show()
                 self._stop = True
                 self._powering_off = True
@@ -366,7 +374,7 @@ class App:
         except OSError as exc:
             why = first_line(exc)
         log.error("shutdown command %s failed: %s", " ".join(command), why)
-        self._status = "shutdown failed"
+        self._set_status("shutdown failed")
         self._show()
         self.notifier.status(self._status_line())
         self._keep_screen = True
@@ -397,6 +405,7 @@ class App:
             return
         if saved.resets > self.state.resets:
             log.info("count reset from the command line")
+            self._last_activity = self.clock()
             unsaved = max(0, self.state.reps - self._written_reps)
             self.state.reps = saved.reps + unsaved
             self.state.resets = saved.resets
@@ -417,21 +426,28 @@ class App:
         fps = f" fps={self._fps:.1f}" if self._fps else ""
         return f"{self._status} reps={self.state.reps} total={self.state.total}{fps}"
 
+    def _set_status(self, status: str) -> None:
+        if status != self._status:
+            self._status, self._status_since, self._presence_noted = status, self.clock(), False
+
     def _show(self) -> None:
-        """Draw the screen, or leave the panel off once nothing has happened for
-        [display].sleep_after_s. A new status (someone came into view, an error, a stop) is
-        something happening, except "no person"; so is every counting frame."""
+        """Draw the screen, or leave the OLED off once nothing has happened for
+        [display].sleep_after_s. Something happening: a new status (an error, a stop) other
+        than "no person" and "ready"; "ready" held PRESENCE_S (someone came into view, not a
+        score flickering over the threshold); every counting frame; a rep, a press (above).
+        The desktop emulator never sleeps: its window is only serviced while it is drawn."""
         now = self.clock()
-        if self._status != self._shown_status:
-            self._shown_status = self._status
-            if self._status != "no person":
-                self._last_activity = now
         if self._status == "counting":
             self._last_activity = now
+        elif self._status == "ready":
+            if not self._presence_noted and now - self._status_since >= PRESENCE_S:
+                self._presence_noted, self._last_activity = True, now
+        elif self._status != "no person" and self._status_since > self._last_activity:
+            self._last_activity = self._status_since
         sleep_after = self.config.display.sleep_after_s
-        self._screen_dark = sleep_after > 0 and now - self._last_activity >= sleep_after
-        self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None),
-                          lit=not self._screen_dark)
+        oled = (self.options.display or self.config.display.kind) == "oled"
+        lit = not (oled and sleep_after > 0 and now - self._last_activity >= sleep_after)
+        self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None), lit=lit)
 
     def _shutdown(self, keep_screen: bool = False) -> None:
         """STOPPING=1, a last try at an unsaved count, then release every device.

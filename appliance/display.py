@@ -95,16 +95,25 @@ def open_oled(config):
     driver = getattr(oled_devices, config.driver, None)
     if driver is None:
         raise ValueError(f"unknown OLED driver {config.driver!r} in [display].driver")
+    from luma.core.error import DeviceDisplayModeError
+
     serial = i2c(port=config.i2c_port, address=config.i2c_address)
     try:
         serial.command(OLED_NOP)
         return driver(serial, width=config.width, height=config.height, rotate=config.rotate)
+    except DeviceDisplayModeError as exc:
+        _close_quietly(serial)
+        raise ValueError(f"[display] {config.width}x{config.height} is not a size the {config.driver} driver knows ({exc})") from None
     except Exception:
-        try:
-            serial.cleanup()
-        except Exception as exc:
-            log.debug("closing the I2C bus after a failed open: %s", exc)
+        _close_quietly(serial)
         raise
+
+
+def _close_quietly(serial) -> None:
+    try:
+        serial.cleanup()
+    except Exception as exc:
+        log.debug("closing the I2C bus after a failed open: %s", exc)
 
 
 def open_emulator(config):
@@ -130,7 +139,8 @@ class Display:
     """Keeps the appliance counting when the OLED is missing or its I2C bus fails.
 
     A failure is logged once, the display is dropped, and it is looked for again every
-    `retry_s`; identical screens are not resent (a full frame is 1 KB over I2C). A display
+    `retry_s` (but not after a ValueError from the opener: a driver or size the config got
+    wrong stays wrong); identical screens are not resent (a full frame is 1 KB over I2C). A display
     that keeps coming and going (a loose wire) repeats the same two log lines at most once
     every LOG_REPEAT_S, not at every retry.
     """
@@ -173,6 +183,11 @@ class Display:
         except Exception as exc:  # not only OSError: luma turns an I2C EIO into its own DeviceNotFoundError
             self._fail(f"display write failed: {exc}")
 
+    @property
+    def dark(self) -> bool:
+        """The panel is there and switched off: a press then only has to wake it."""
+        return self.device is not None and self._shown is DARK
+
     def _open(self) -> None:
         try:
             self.device = self._opener()
@@ -180,6 +195,8 @@ class Display:
             if self.error:
                 self._log(logging.INFO, "display is back")
             self.error = None
+        except ValueError as exc:
+            self._fail(f"no display: {exc}", retry=False)
         except Exception as exc:
             self._fail(f"no display: {exc}")
 
@@ -189,14 +206,15 @@ class Display:
             self._logged[message] = now
             log.log(level, message)
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, retry: bool = True) -> None:
         if message != self.error:
-            self._log(logging.WARNING, f"{message}; counting on without it, retrying every {self._retry_s:.0f} s")
+            then = f"retrying every {self._retry_s:.0f} s" if retry else "fix [display] in the config"
+            self._log(logging.WARNING, f"{message}; counting on without it, {then}")
         self.error = message
         self._release(self.device)
         self.device = None
         self._shown = _NOTHING
-        self._next_try = self._clock() + self._retry_s
+        self._next_try = self._clock() + self._retry_s if retry else float("inf")
 
     @staticmethod
     def _release(device) -> None:

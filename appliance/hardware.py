@@ -112,6 +112,11 @@ class ResetButton:
             self._last_reset = now
             self.events.put(RESET)
 
+    @property
+    def is_down(self) -> bool:
+        """Held down right now (a reset or a shutdown comes only at the release)."""
+        return self._pressed_at is not None
+
     def poll(self) -> list[str]:
         out = []
         while True:

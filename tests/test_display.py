@@ -258,3 +258,27 @@ def test_sleep_switches_the_real_driver_off_and_on(fake_i2c):
     assert len(fake_i2c.commands) == sent
     display.show(Screen(4, "counting"))
     assert 0xAF in fake_i2c.commands[sent:]
+
+
+def test_a_size_the_driver_does_not_know_is_not_retried(fake_i2c, caplog):
+    """128x48 passes the config's own checks, but ssd1306 has no such mode: that stays wrong,
+    so it is said once and not tried again every retry_s (each try would leak a luma device)."""
+    from appliance.config import DisplayConfig
+    from appliance.display import open_oled
+
+    fake_i2c.answering = True
+    now = [0.0]
+    tries = []
+
+    def opener():
+        tries.append(now[0])
+        return open_oled(DisplayConfig(height=48))
+
+    display = Display(opener, retry_s=5.0, clock=lambda: now[0])
+    for t in range(0, 60, 5):
+        now[0] = float(t)
+        display.show(Screen(t, "counting"))
+    assert tries == [0.0] and display.device is None
+    assert "128x48 is not a size the ssd1306 driver knows" in display.error
+    assert fake_i2c.open_fds == set()
+    assert [r.getMessage() for r in caplog.records if "fix [display]" in r.getMessage()]

@@ -802,45 +802,107 @@ class RoomPipeline(StubPipeline):
         return dataclasses.replace(result, keypoints=keypoints, gate_open=result.rep_counted)
 
 
-def test_idle_oled_goes_dark_and_wakes_for_a_person_a_rep_or_a_press(tmp_path, oled, mock_pins):
+class Room:
+    """A script's helpers for the OLED's sleep: time passing with nobody there, a person
+    stepping in, button presses, and a record of the panel and the saved count."""
+
+    def __init__(self, tmp_path, oled, pin, clock):
+        self.tmp_path, self.oled, self.pin, self.clock = tmp_path, oled, pin, clock
+        self.pipeline = RoomPipeline()
+        self.seen = {}
+
+    def idle(self):
+        self.clock.t += 601.0  # past sleep_after_s = 600
+
+    def look(self, name):
+        return lambda: self.seen.setdefault(name, (self.oled.panel_on, saved(self.tmp_path).reps))
+
+    def person(self, here):
+        return lambda: setattr(self.pipeline, "person", here)
+
+    def press(self):
+        return [self.pin.drive_low, self.pin.drive_high]
+
+    def run(self, script, display="oled"):
+        source = ScriptedSource(script, clock=self.clock, sleep=self.clock.sleep)
+        self.app = make_app(self.tmp_path, source, pipeline=self.pipeline, clock=self.clock, display=display,
+                            button={"debounce_s": 0.0})
+        assert self.app.run() == 0
+
+
+@pytest.fixture
+def room(tmp_path, oled, mock_pins):
+    return Room(tmp_path, oled, mock_pins.pin(27), FakeClock())
+
+
+def test_idle_oled_goes_dark_and_wakes_for_a_person_a_rep_or_a_press(room):
     """An OLED lit for days burns its digits in: dark after [display].sleep_after_s with nothing
     happening. A press on the dark screen only wakes it; the next one resets."""
-    clock = FakeClock()
-    pipeline = RoomPipeline()
-    pin = mock_pins.pin(27)
-    seen = {}
-
-    def idle():
-        clock.t += 601.0  # past sleep_after_s = 600 with nobody there
-
-    def look(name):
-        return lambda: seen.setdefault(name, (oled.panel_on, saved(tmp_path).reps))
-
-    def person(here):
-        return lambda: setattr(pipeline, "person", here)
-
-    press = [pin.drive_low, pin.drive_high]
-    script = ["rep", "rep", "frame", look("lit"), idle, "frame", "frame", look("dark"),
-              *press, "frame", look("pressed"), *press, "frame", look("pressed again"),
-              idle, "frame", "frame", look("dark again"), person(True), "frame", look("someone came"),
-              idle, "frame", "frame", look("someone stayed"), "rep", look("rep")]
-    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
-    app = make_app(tmp_path, source, pipeline=pipeline, clock=clock, display="oled", button={"debounce_s": 0.0})
-    assert app.run() == 0
-    assert seen == {"lit": (True, 2), "dark": (False, 2), "pressed": (True, 2),  # woken, not reset
-                    "pressed again": (True, 0), "dark again": (False, 0), "someone came": (True, 0),
-                    "someone stayed": (False, 0), "rep": (True, 1)}
-    assert any(not np.asarray(image).any() for image in oled.images)  # blanked too, not only switched off
+    second = ["frame"] * 40  # someone in view for over a second: not a flicker
+    room.run(["rep", "rep", "frame", room.look("lit"), room.idle, "frame", "frame", room.look("dark"),
+              *room.press(), "frame", room.look("pressed"), *room.press(), "frame", room.look("pressed again"),
+              room.idle, "frame", "frame", room.look("dark again"), room.person(True), *second, room.look("someone came"),
+              room.idle, "frame", "frame", room.look("someone stayed"), "rep", room.look("rep")])
+    assert room.seen == {"lit": (True, 2), "dark": (False, 2), "pressed": (True, 2),  # woken, not reset
+                         "pressed again": (True, 0), "dark again": (False, 0), "someone came": (True, 0),
+                         "someone stayed": (False, 0), "rep": (True, 1)}
+    assert any(not np.asarray(image).any() for image in room.oled.images)  # blanked too, not only switched off
 
 
-def test_sleep_after_zero_keeps_the_oled_lit(tmp_path, oled, mock_pins):
-    clock = FakeClock()
-    script = ["rep", lambda: setattr(clock, "t", clock.t + 86400.0), "frame", "frame"]
-    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
-    app = make_app(tmp_path, source, pipeline=RoomPipeline(), clock=clock, display="oled")
+def test_a_flickering_person_does_not_keep_the_oled_lit(room):
+    """Something in view that scores over the person threshold for a frame now and then (a
+    poster, keypoint noise) is not someone coming into view."""
+    flicker = [room.person(True), "frame", room.person(False), "frame"]
+    minute = [lambda: setattr(room.clock, "t", room.clock.t + 60.0), *flicker]
+    room.run(["rep", *minute * 11, "frame", room.look("after 11 minutes")])
+    assert room.seen["after 11 minutes"] == (False, 1)
+
+
+def test_a_press_across_the_moment_the_oled_goes_dark_still_resets(room):
+    """Pressed while lit, released after the timeout: the owner saw the count and meant to reset.
+    Pressed while dark: the panel lights while the button is held, and the release only wakes."""
+    room.run(["rep", "rep", room.pin.drive_low, "frame", room.idle, "frame", room.pin.drive_high, "frame",
+              room.look("pressed lit"), "rep", room.idle, "frame", "frame", room.look("dark"),
+              room.pin.drive_low, "frame", "frame", room.look("held"), room.pin.drive_high, "frame", room.look("released")])
+    assert room.seen == {"pressed lit": (True, 0), "dark": (False, 1), "held": (True, 1), "released": (True, 1)}
+
+
+def test_a_press_resets_when_there_is_no_screen_to_wake(room, monkeypatch):
+    """No OLED (missing, or [display] kind none): after the timeout a press still resets, with
+    its three beeps, since nothing lights up to show the count."""
+    room.run(["rep", "rep", room.idle, "frame", "frame", *room.press(), "frame", room.look("pressed")], display="none")
+    assert room.seen["pressed"][1] == 0
+
+
+def test_an_oled_that_fails_while_dark_comes_back_dark(room):
+    def unplug():
+        room.oled.fail = OSError(121, "Remote I/O error")
+
+    def plug_back():
+        room.oled.fail = None
+
+    room.run(["rep", room.idle, "frame", "frame", unplug, "rep", plug_back, room.idle, "frame", "frame",
+              room.look("back while idle")])
+    assert room.seen["back while idle"] == (False, 2)
+    assert not np.asarray(room.oled.images[-1]).any()
+
+
+def test_the_desktop_emulator_never_sleeps(room):
+    """Its window is serviced only while it is drawn: a dark emulator would freeze."""
+    def look():
+        room.seen["emulator"] = (room.app.display.dark, np.asarray(room.app.display.device.image).any())
+
+    room.run(["rep", room.idle, "frame", "frame", look], display="emulator")
+    assert room.seen["emulator"] == (False, True)
+
+
+def test_sleep_after_zero_keeps_the_oled_lit(room):
+    source_script = ["rep", lambda: setattr(room.clock, "t", room.clock.t + 86400.0), "frame", "frame"]
+    source = ScriptedSource(source_script, clock=room.clock, sleep=room.clock.sleep)
+    app = make_app(room.tmp_path, source, pipeline=room.pipeline, clock=room.clock, display="oled")
     app.config.display.sleep_after_s = 0
     assert app.run() == 0
-    assert oled.panel_on and np.asarray(oled.images[-1]).any()
+    assert room.oled.panel_on and np.asarray(room.oled.images[-1]).any()
 
 
 def test_bouncing_button_resets_once_and_a_stuck_one_never(tmp_path, mock_pins):

@@ -34,10 +34,11 @@ if [[ ",$EXTRAS," == *",tools,"* ]] && ! "$VENV/bin/python" -c 'import torch' 2>
   # local wheel directory (PIP_FIND_LINKS) when one has it, else from PyTorch's CPU index;
   # torch's own dependencies come with the install below, from the usual index. Where neither
   # has it, that install takes torch from the usual index too, as before.
-  "$VENV/bin/python" -m pip install -q --no-index --no-deps torch==2.13.0 2>/dev/null \
-    || "$VENV/bin/python" -m pip install -q --no-deps --timeout 20 --retries 1 torch==2.13.0 \
+  torch_pin=$(grep -oE 'torch==[0-9.]+' setup.cfg)  # the one pin, in setup.cfg's tools extra
+  "$VENV/bin/python" -m pip install -q --no-index --no-deps "$torch_pin" 2>/dev/null \
+    || "$VENV/bin/python" -m pip install -q --no-deps --timeout 20 --retries 1 "$torch_pin" \
          --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" \
-    || echo "bootstrap: no CPU wheel of torch 2.13.0 found; taking torch from the default index"
+    || echo "bootstrap: no CPU wheel of $torch_pin found; taking torch from the default index"
 fi
 "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS,test]" \
   || { echo "bootstrap: systemd-python did not build; installing without it (sd_notify tests will skip)";

@@ -136,6 +136,9 @@ def main(argv=None) -> int:
             print(f"{split:5s} negatives, {what:16s} open at a stretch: over 0.5 s {sum(r[key] > 0.5 for r in runs)}, "
                   f"over 1.5 s {sum(r[key] > 1.5 for r in runs)} of {len(runs)} clips; longest "
                   f"{max((r[key] for r in runs), default=0):.2f} s")
+    unknown = sum(r["model_split"] == "?" for r in s["negative_gate_runs"])
+    if unknown:
+        print(f"({unknown} negative clips not in the models' split: left out of the two lines above)")
     for w in s["wrong"]:
         print(f"  {w['clip'][:60]:60s} true {w['true']} counted {w['counted']}  refused: {', '.join(w['refused'])}")
     return 0
