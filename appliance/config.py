@@ -52,6 +52,7 @@ class CameraConfig:
     fps: float = 30.0
     lores_format: str = "auto"  # auto (YUV420 on Pi 4 and older, RGB on Pi 5), YUV420, RGB
     index: int = 0  # camera number (Pi) or /dev/videoN (webcam)
+    rotation: int = 0  # 180: the camera is mounted upside down (turned by the Pi's ISP)
     frame_timeout_s: float = 3.0  # no frame for this long -> reopen the camera
     reopen_backoff_max_s: float = 30.0
 
@@ -60,6 +61,7 @@ class CameraConfig:
             _at_least("camera", key, getattr(self, key), 16)
         _at_least("camera", "fps", self.fps, 1)
         _one_of("camera", "lores_format", self.lores_format, ("auto", "YUV420", "RGB"))
+        _one_of("camera", "rotation", self.rotation, (0, 180))
         # The Pi's ISP pads each YUV420 row to 64 bytes; PiCameraSource crops the array to
         # lores_width, which gives the right U and V planes only when there is no padding.
         # "auto" is YUV420 on a Pi 4 and older. RGB rows may be padded: cropping them is exact.

@@ -151,8 +151,9 @@ class VideoFileSource(FrameSource):
 class WebcamSource(FrameSource):
     """A V4L2 webcam on a desktop, through PyAV's v4l2 input."""
 
-    def __init__(self, index: int = 0, width: int = 640, height: int = 480, fps: float = 30.0):
+    def __init__(self, index: int = 0, width: int = 640, height: int = 480, fps: float = 30.0, rotation: int = 0):
         self.device = f"/dev/video{index}"
+        self.rotation = rotation
         self.name = self.device
         self.size = (width, height)
         self.fps = fps
@@ -178,7 +179,10 @@ class WebcamSource(FrameSource):
             decoded = next(self._frames)
         except (StopIteration, av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"webcam {self.device} stopped delivering frames: {first_line(exc)}") from None
-        frame = Frame(decoded.to_ndarray(format="rgb24"), "RGB", time.monotonic(), self._index)
+        image = decoded.to_ndarray(format="rgb24")
+        if self.rotation == 180:
+            image = np.ascontiguousarray(image[::-1, ::-1])
+        frame = Frame(image, "RGB", time.monotonic(), self._index)
         self._index += 1
         return frame
 
@@ -196,8 +200,9 @@ class PiCameraSource(FrameSource):
     """
 
     def __init__(self, index: int = 0, main_size=(640, 480), lores_size=(320, 240), fps: float = 30.0,
-                 lores_format: str = "auto", timeout_s: float = 3.0):
+                 lores_format: str = "auto", timeout_s: float = 3.0, rotation: int = 0):
         self.index = index
+        self.rotation = rotation
         self.name = f"Pi camera {index}"
         self.main_size = tuple(main_size)
         self.lores_size = tuple(lores_size)
@@ -222,12 +227,18 @@ class PiCameraSource(FrameSource):
             try:
                 # "BGR888" is libcamera's name for R, G, B byte order in memory.
                 fmt = "YUV420" if self.lores_format == "YUV420" else "BGR888"
+                options = {}
+                if self.rotation == 180:  # libcamera turns the picture as a horizontal + vertical flip
+                    from libcamera import Transform
+
+                    options["transform"] = Transform(hflip=1, vflip=1)
                 config = camera.create_video_configuration(
                     main={"size": self.main_size},
                     lores={"size": self.lores_size, "format": fmt},
                     buffer_count=4,
                     queue=False,
                     controls={"FrameRate": self.fps},
+                    **options,
                 )
                 camera.configure(config)
                 camera.start()
@@ -291,7 +302,9 @@ def make_source(spec: str, camera_config, realtime: bool = False, pixel_format: 
             fps=camera_config.fps,
             lores_format=camera_config.lores_format,
             timeout_s=camera_config.frame_timeout_s,
+            rotation=camera_config.rotation,
         )
     if spec == "webcam":
-        return WebcamSource(camera_config.index, camera_config.width, camera_config.height, camera_config.fps)
+        return WebcamSource(camera_config.index, camera_config.width, camera_config.height, camera_config.fps,
+                            camera_config.rotation)
     return VideoFileSource(spec, pixel_format=pixel_format, realtime=realtime)

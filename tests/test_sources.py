@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from appliance.errors import SourceError
-from appliance.sources import PiCameraSource, VideoFileSource
+from appliance.sources import PiCameraSource, VideoFileSource, WebcamSource
 from tests.conftest import make_clip
 
 
@@ -100,6 +100,7 @@ def fake_picamera2(fail_in=None):
             return kwargs
 
         def configure(self, config):
+            calls.append(config)
             self._step("configure")
 
         def start(self):
@@ -132,5 +133,42 @@ def test_pi_camera_is_closed_even_when_stop_fails(monkeypatch, caplog):
     source = PiCameraSource(lores_format="RGB")
     source.open()
     source.close()
-    assert calls == ["acquire", "configure", "start", "stop", "close"]
+    assert [c for c in calls if isinstance(c, str)] == ["acquire", "configure", "start", "stop", "close"]
     assert "closing Pi camera 0: stop failed" in caplog.text
+
+
+@pytest.mark.parametrize("rotation", [0, 180])
+def test_pi_camera_mounted_upside_down_is_turned_by_libcamera(monkeypatch, rotation):
+    """A 180-degree turn is libcamera's hflip + vflip, done by the ISP for every stream."""
+    module, calls = fake_picamera2()
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    monkeypatch.setitem(sys.modules, "libcamera", types.SimpleNamespace(Transform=lambda **flips: flips))
+    source = PiCameraSource(lores_format="YUV420", rotation=rotation)
+    source.open()
+    [config] = [c for c in calls if isinstance(c, dict)]
+    assert config.get("transform") == ({"hflip": 1, "vflip": 1} if rotation == 180 else None)
+    assert config["lores"] == {"size": (320, 240), "format": "YUV420"}
+    source.close()
+
+
+def test_camera_rotation_other_than_0_or_180_is_a_config_error(tmp_path):
+    from appliance.config import ConfigError, load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text("[camera]\nrotation = 90\n")
+    with pytest.raises(ConfigError, match=r"\[camera\]\.rotation"):
+        load_config(path)
+
+
+def test_webcam_mounted_upside_down_is_turned_in_software(tmp_path, monkeypatch):
+    """PyAV's v4l2 input replaced by a clip: the webcam's frames come out turned 180 degrees."""
+    import av
+
+    clip = make_clip(tmp_path / "a.mp4")
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda device, format=None, options=None: real_open(str(clip)))
+    upright = VideoFileSource(clip)
+    turned = WebcamSource(rotation=180)
+    with upright, turned:
+        a, b = upright.read(), turned.read()
+    assert np.array_equal(b.image, a.image[::-1, ::-1]) and b.image.flags.c_contiguous
