@@ -116,9 +116,13 @@ class BuzzerConfig:
     pin: int = 17
     active_high: bool = True
     beep_s: float = 0.08
+    tone_hz: float = 0.0  # 0: an active buzzer; a passive one needs a tone, e.g. 2700 (its resonance)
 
     def validate(self) -> None:
         _at_least("buzzer", "beep_s", self.beep_s, 0.01)
+        _at_least("buzzer", "tone_hz", self.tone_hz, 0.0)
+        if self.tone_hz and not 50 <= self.tone_hz <= 10000:
+            raise ConfigError(f"[buzzer].tone_hz must be 0 (an active buzzer) or 50 to 10000, got {self.tone_hz!r}")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,11 @@ SHUTDOWN = "shutdown"
 class Beeper:
     """Non-blocking beeps: one short beep per rep, three for a reset, one long for shutdown.
 
+    An active buzzer (`tone_hz` 0) sounds by itself while its pin is on: gpiozero's Buzzer.
+    A passive one only clicks on a plain level change and needs a square wave: PWM at
+    `tone_hz`, half duty, switched by a small thread (gpiozero's own blink() drives PWM
+    devices to full duty, which is silence for a passive buzzer).
+
     close() first lets a beep that still sounds finish (it waits at most that beep's length):
     closing the pin cuts it, and the long shutdown beep is the owner's sign the press worked.
     """
@@ -29,12 +35,19 @@ class Beeper:
         self._sleep = sleep
         self._sounding_until = float("-inf")
         self._buzzer = None
+        self._tone_thread: threading.Thread | None = None
+        self._tone_stop = threading.Event()
         if not config.enabled:
             return
         try:
-            from gpiozero import Buzzer
+            if config.tone_hz > 0:
+                from gpiozero import PWMOutputDevice
 
-            self._buzzer = Buzzer(config.pin, active_high=config.active_high)
+                self._buzzer = PWMOutputDevice(config.pin, active_high=config.active_high, frequency=config.tone_hz)
+            else:
+                from gpiozero import Buzzer
+
+                self._buzzer = Buzzer(config.pin, active_high=config.active_high)
         except Exception as exc:
             log.warning("no buzzer on GPIO%d (%s); counting on silently", config.pin, exc)
 
@@ -42,11 +55,42 @@ class Beeper:
         if self._buzzer is None:
             return
         try:
-            self._buzzer.beep(on_time=on, off_time=off, n=n, background=True)
+            if self.config.tone_hz > 0:
+                self._start_tones(on, off, n)
+            else:
+                self._buzzer.beep(on_time=on, off_time=off, n=n, background=True)
             self._sounding_until = self._clock() + n * on + (n - 1) * off
         except Exception as exc:
             log.warning("buzzer failed (%s); disabled", exc)
             self._buzzer = None
+
+    def _start_tones(self, on: float, off: float, n: int) -> None:
+        """A new pattern replaces one still sounding, as gpiozero's beep() does."""
+        self._stop_tones()
+        buzzer, stop = self._buzzer, self._tone_stop
+        buzzer.value = 0.5  # here, not in the thread: a failing pin is reported as beep() failing is
+
+        def play() -> None:
+            try:
+                for i in range(n):
+                    if i:
+                        buzzer.value = 0.5
+                    stopped = stop.wait(on)
+                    buzzer.value = 0
+                    if stopped or (i < n - 1 and stop.wait(off)):
+                        return
+            except Exception as exc:  # the pin went away mid-pattern
+                log.warning("buzzer failed mid-beep (%s)", exc)
+
+        self._tone_thread = threading.Thread(target=play, name="buzzer tone", daemon=True)
+        self._tone_thread.start()
+
+    def _stop_tones(self) -> None:
+        if self._tone_thread is not None:
+            self._tone_stop.set()
+            self._tone_thread.join()
+            self._tone_stop.clear()
+            self._tone_thread = None
 
     def rep(self) -> None:
         self._beep(self.config.beep_s, 0.02, 1)
@@ -62,6 +106,7 @@ class Beeper:
             left = self._sounding_until - self._clock()
             if left > 0:
                 self._sleep(left)
+            self._stop_tones()
             self._buzzer.close()
             self._buzzer = None
 

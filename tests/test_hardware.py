@@ -125,3 +125,40 @@ def test_close_after_the_beep_does_not_wait(mock_pins):
     clock.t += 0.3
     beeper.close()
     assert waits == []
+
+
+@pytest.fixture
+def mock_pwm_pins(mock_pins):
+    """MockFactory whose pins can do PWM, as lgpio's can on the Pi."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    Device.pin_factory = MockFactory(pin_class=MockPWMPin)
+    yield Device.pin_factory
+    Device.pin_factory.reset()
+    Device.pin_factory = mock_pins
+
+
+def test_passive_buzzer_beeps_with_a_half_duty_tone(mock_pwm_pins):
+    """A passive buzzer is silent at full duty (a steady level): each beep is PWM at tone_hz,
+    half on, half off, and back to 0 between beeps."""
+    beeper = Beeper(BuzzerConfig(pin=17, tone_hz=2700, beep_s=0.02))
+    pin = mock_pwm_pins.pin(17)
+    assert pin.frequency == 2700
+    beeper.reset()
+    assert wait_for_states(pin, 7) == [0, 0.5, 0, 0.5, 0, 0.5, 0]
+    beeper.rep()
+    assert wait_for_states(pin, 9)[7:] == [0.5, 0]
+    beeper.close()
+
+
+def test_passive_buzzer_new_beep_cuts_the_one_sounding(mock_pwm_pins):
+    beeper = Beeper(BuzzerConfig(pin=17, tone_hz=2700, beep_s=0.02), sleep=lambda s: None)
+    pin = mock_pwm_pins.pin(17)
+    beeper.shutdown()  # a 0.6 s tone
+    time.sleep(0.05)
+    start = time.monotonic()
+    beeper.rep()
+    assert time.monotonic() - start < 0.3  # did not wait for the long tone to end
+    assert wait_for_states(pin, 5) == [0, 0.5, 0, 0.5, 0]
+    beeper.close()

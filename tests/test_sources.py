@@ -151,15 +151,6 @@ def test_pi_camera_mounted_upside_down_is_turned_by_libcamera(monkeypatch, rotat
     source.close()
 
 
-def test_camera_rotation_other_than_0_or_180_is_a_config_error(tmp_path):
-    from appliance.config import ConfigError, load_config
-
-    path = tmp_path / "config.toml"
-    path.write_text("[camera]\nrotation = 90\n")
-    with pytest.raises(ConfigError, match=r"\[camera\]\.rotation"):
-        load_config(path)
-
-
 def test_webcam_mounted_upside_down_is_turned_in_software(tmp_path, monkeypatch):
     """PyAV's v4l2 input replaced by a clip: the webcam's frames come out turned 180 degrees."""
     import av
