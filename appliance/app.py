@@ -334,6 +334,8 @@ class App:
             if self._press_started_dark is None:
                 self._press_started_dark = self.display.dark
             self._last_activity = self.clock()  # lights the panel while the button is held
+            if self.display.dark:
+                self._show()  # now, also while a camera error holds the loop between retries
         for event in self.button.poll():
             was_dark = self.display.dark if self._press_started_dark is None else self._press_started_dark
             self._press_started_dark = None
@@ -348,6 +350,7 @@ class App:
                 self._save(pipeline)
                 pipeline.reset_count()
                 self.beeper.reset()
+                self._show()  # at once, also during a camera error, where no frame redraws it
             elif event == SHUTDOWN:
                 log.info("button: long press, shutting down")
                 self.beeper.shutdown()

@@ -30,7 +30,7 @@ import appliance.app as app_module
 import appliance.state as state_module
 from appliance.app import App, RunOptions
 from appliance.config import Config
-from appliance.display import Display, draw_screen
+from appliance.display import Display, Screen, draw_screen
 from appliance.errors import SourceError
 from appliance.frames import Frame, check_frame
 from appliance.pipeline import FrameResult
@@ -987,6 +987,19 @@ def test_reset_pressed_during_a_camera_error_resets_the_counter_too(tmp_path, mo
     state = saved(tmp_path)
     assert (state.reps, state.total, state.resets) == (1, 3, 1)
     assert pipeline.count == 1  # the counter's own count started over with the screen's
+
+
+def test_reset_during_a_camera_error_shows_0_at_once(tmp_path, oled, mock_pins):
+    """No frame redraws the screen while the camera is being retried: the reset must."""
+    pin = mock_pins.pin(27)
+    clock = FakeClock()
+    source = ScriptedSource(["rep", "rep", pin.drive_low, pin.drive_high, "error", "frame"], clock=clock,
+                            sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled")
+    assert app.run() == 0
+    assert saved(tmp_path).reps == 0
+    during = [s for s in oled.screens if s.status == "camera error"]
+    assert [s.count for s in during][:2] == [2, 0] and shows(oled, during[1])
 
 
 # --- watchdog, SIGTERM, clocks --------------------------------------------------------------
