@@ -52,7 +52,7 @@ class CameraConfig:
     fps: float = 30.0
     lores_format: str = "auto"  # auto (YUV420 on Pi 4 and older, RGB on Pi 5), YUV420, RGB
     index: int = 0  # camera number (Pi) or /dev/videoN (webcam)
-    rotation: int = 0  # 180: the camera is mounted upside down (turned by the Pi's ISP)
+    rotation: int = 0  # 180: the camera is mounted upside down (libcamera flips it in the sensor)
     frame_timeout_s: float = 3.0  # no frame for this long -> reopen the camera
     reopen_backoff_max_s: float = 30.0
 

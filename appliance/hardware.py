@@ -23,7 +23,8 @@ class Beeper:
     An active buzzer (`tone_hz` 0) sounds by itself while its pin is on: gpiozero's Buzzer.
     A passive one only clicks on a plain level change and needs a square wave: PWM at
     `tone_hz`, half duty, switched by a small thread (gpiozero's own blink() drives PWM
-    devices to full duty, which is silence for a passive buzzer).
+    devices to full duty, which is silence for a passive buzzer). PWM runs only while a tone
+    sounds: lgpio's software PWM wakes every period, even at 0 duty, beside the models.
 
     close() first lets a beep that still sounds finish (it waits at most that beep's length):
     closing the pin cuts it, and the long shutdown beep is the owner's sign the press worked.
@@ -44,6 +45,7 @@ class Beeper:
                 from gpiozero import PWMOutputDevice
 
                 self._buzzer = PWMOutputDevice(config.pin, active_high=config.active_high, frequency=config.tone_hz)
+                self._tone(False)
             else:
                 from gpiozero import Buzzer
 
@@ -61,26 +63,49 @@ class Beeper:
                 self._buzzer.beep(on_time=on, off_time=off, n=n, background=True)
             self._sounding_until = self._clock() + n * on + (n - 1) * off
         except Exception as exc:
-            log.warning("buzzer failed (%s); disabled", exc)
-            self._buzzer = None
+            self._disable(exc)
+
+    def _disable(self, exc: Exception) -> None:
+        """A failing buzzer is silenced if it can be, given back, and not used again."""
+        log.warning("buzzer failed (%s); disabled", exc)
+        buzzer, self._buzzer = self._buzzer, None
+        if buzzer is None:
+            return
+        try:
+            buzzer.off()
+            buzzer.close()
+        except Exception as close_exc:
+            log.debug("closing the failed buzzer: %s", close_exc)
+
+    def _tone(self, on: bool) -> None:
+        """Passive buzzer: PWM at tone_hz, half duty; off: level 0 and no PWM at all (the
+        frequency goes before the level on the way in, after it on the way out, so the pin
+        never sees a steady 0.5 written as a plain level)."""
+        if on:
+            self._buzzer.frequency = self.config.tone_hz
+            self._buzzer.value = 0.5
+        else:
+            self._buzzer.value = 0
+            self._buzzer.frequency = None
+            self._buzzer.value = 0
 
     def _start_tones(self, on: float, off: float, n: int) -> None:
         """A new pattern replaces one still sounding, as gpiozero's beep() does."""
         self._stop_tones()
-        buzzer, stop = self._buzzer, self._tone_stop
-        buzzer.value = 0.5  # here, not in the thread: a failing pin is reported as beep() failing is
+        stop = self._tone_stop
+        self._tone(True)  # here, not in the thread: a failing pin is reported as beep() failing is
 
         def play() -> None:
             try:
                 for i in range(n):
                     if i:
-                        buzzer.value = 0.5
+                        self._tone(True)
                     stopped = stop.wait(on)
-                    buzzer.value = 0
+                    self._tone(False)
                     if stopped or (i < n - 1 and stop.wait(off)):
                         return
             except Exception as exc:  # the pin went away mid-pattern
-                log.warning("buzzer failed mid-beep (%s)", exc)
+                self._disable(exc)
 
         self._tone_thread = threading.Thread(target=play, name="buzzer tone", daemon=True)
         self._tone_thread.start()
@@ -106,9 +131,10 @@ class Beeper:
             left = self._sounding_until - self._clock()
             if left > 0:
                 self._sleep(left)
-            self._stop_tones()
-            self._buzzer.close()
-            self._buzzer = None
+        self._stop_tones()
+        buzzer, self._buzzer = self._buzzer, None  # the tone thread may have dropped a failed one
+        if buzzer is not None:
+            buzzer.close()
 
 
 class ResetButton:

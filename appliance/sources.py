@@ -228,7 +228,7 @@ class PiCameraSource(FrameSource):
                 # "BGR888" is libcamera's name for R, G, B byte order in memory.
                 fmt = "YUV420" if self.lores_format == "YUV420" else "BGR888"
                 options = {}
-                if self.rotation == 180:  # libcamera turns the picture as a horizontal + vertical flip
+                if self.rotation == 180:  # libcamera turns the picture as a horizontal + vertical flip, in the sensor
                     from libcamera import Transform
 
                     options["transform"] = Transform(hflip=1, vflip=1)
@@ -241,6 +241,7 @@ class PiCameraSource(FrameSource):
                     **options,
                 )
                 camera.configure(config)
+                self._check_rotation(camera)
                 camera.start()
             except BaseException:  # SIGTERM's Terminate too: never leave it acquired
                 self._release(camera)
@@ -251,6 +252,16 @@ class PiCameraSource(FrameSource):
             raise SourceError(f"{self.name} cannot be opened: {first_line(exc)}") from None
         self._camera = camera
         self._index = 0
+
+    def _check_rotation(self, camera) -> None:
+        """libcamera quietly drops a flip the sensor cannot do (picamera2 logs it at info
+        level): say so, since upside-down people are never counted."""
+        if self.rotation != 180:
+            return
+        applied = camera.camera_configuration().get("transform")
+        if not (getattr(applied, "hflip", False) and getattr(applied, "vflip", False)):
+            log.warning("%s cannot turn its picture 180 degrees (libcamera applied %s); "
+                        "mount the camera the right way up and set [camera].rotation = 0", self.name, applied)
 
     def read(self) -> Frame | None:
         if self._camera is None:

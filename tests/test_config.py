@@ -62,6 +62,7 @@ def test_flip_average_reaches_the_keypoint_model(tmp_path):
         ("[camera]\nrotation = 90\n", "[camera].rotation"),
         ("[display]\nsleep_after_s = -1\n", "[display].sleep_after_s"),
         ("[buzzer]\ntone_hz = 20000\n", "[buzzer].tone_hz"),
+        ("[buzzer]\ntone_hz = 10\n", "[buzzer].tone_hz"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, text, named):

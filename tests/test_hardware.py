@@ -1,5 +1,6 @@
 """Buzzer and button through gpiozero's MockFactory (real gpiozero devices, mock pins)."""
 import time
+import types
 
 import pytest
 from gpiozero.pins.mock import MockPWMPin
@@ -139,26 +140,85 @@ def mock_pwm_pins(mock_pins):
     Device.pin_factory = mock_pins
 
 
+def tone_log(pin):
+    """Every (frequency, state) the pin goes through, read as they are written."""
+    log = []
+    real = type(pin)._set_state
+
+    def record(self, value):
+        real(self, value)
+        log.append((self.frequency, self.state))
+
+    pin._set_state = types.MethodType(record, pin)
+    return log
+
+
 def test_passive_buzzer_beeps_with_a_half_duty_tone(mock_pwm_pins):
     """A passive buzzer is silent at full duty (a steady level): each beep is PWM at tone_hz,
-    half on, half off, and back to 0 between beeps."""
-    beeper = Beeper(BuzzerConfig(pin=17, tone_hz=2700, beep_s=0.02))
+    half on, and between beeps the level is 0 with no PWM running at all."""
     pin = mock_pwm_pins.pin(17)
-    assert pin.frequency == 2700
+    beeper = Beeper(BuzzerConfig(pin=17, tone_hz=2700, beep_s=0.02))
+    assert pin.frequency is None and pin.state == 0  # no PWM while silent
+    writes = tone_log(pin)
     beeper.reset()
-    assert wait_for_states(pin, 7) == [0, 0.5, 0, 0.5, 0, 0.5, 0]
+    time.sleep(0.5)
+    sounding = [w for w in writes if w[1] > 0]
+    assert sounding == [(2700, 0.5)] * 3
+    assert writes[-1] == (None, 0)
+    beeper.close()
+
+
+def test_passive_buzzer_with_an_active_low_pin(mock_pwm_pins):
+    pin = mock_pwm_pins.pin(17)
+    beeper = Beeper(BuzzerConfig(pin=17, tone_hz=2700, active_high=False, beep_s=0.02))
+    assert pin.frequency is None and pin.state == 1  # silent is a steady high level
+    writes = tone_log(pin)
     beeper.rep()
-    assert wait_for_states(pin, 9)[7:] == [0.5, 0]
+    time.sleep(0.2)
+    assert (2700, 0.5) in writes and writes[-1] == (None, 1)
     beeper.close()
 
 
 def test_passive_buzzer_new_beep_cuts_the_one_sounding(mock_pwm_pins):
     beeper = Beeper(BuzzerConfig(pin=17, tone_hz=2700, beep_s=0.02), sleep=lambda s: None)
     pin = mock_pwm_pins.pin(17)
+    writes = tone_log(pin)
     beeper.shutdown()  # a 0.6 s tone
     time.sleep(0.05)
     start = time.monotonic()
     beeper.rep()
-    assert time.monotonic() - start < 0.3  # did not wait for the long tone to end
-    assert wait_for_states(pin, 5) == [0, 0.5, 0, 0.5, 0]
+    assert time.monotonic() - start < 0.45  # did not wait out the long tone
+    time.sleep(0.2)
+    assert [w for w in writes if w[1] > 0] == [(2700, 0.5)] * 2 and writes[-1] == (None, 0)
+    beeper.close()
+
+
+def test_passive_buzzer_closed_in_the_middle_of_a_tone_is_silenced(mock_pwm_pins):
+    clock = FakeClock()
+    beeper = Beeper(BuzzerConfig(pin=17, tone_hz=2700), clock=clock, sleep=lambda s: None)
+    pin = mock_pwm_pins.pin(17)
+    beeper.shutdown()
+    beeper.close()  # the daemon's sleep is skipped here: the tone is cut at once
+    assert pin.state == 0 and pin.frequency is None
+
+
+def test_passive_buzzer_pin_failing_mid_pattern_is_silenced_and_dropped(mock_pwm_pins, caplog):
+    pin = mock_pwm_pins.pin(17)
+    beeper = Beeper(BuzzerConfig(pin=17, tone_hz=2700, beep_s=0.02))
+    real = type(pin)._set_state
+    writes = []
+
+    def failing_second_tone(self, value):
+        writes.append(value)
+        if value > 0 and writes.count(0.5) == 2:
+            raise OSError(5, "GPIO write failed")
+        real(self, value)
+
+    pin._set_state = types.MethodType(failing_second_tone, pin)
+    beeper.reset()
+    time.sleep(0.5)
+    assert "buzzer failed" in caplog.text and beeper._buzzer is None
+    assert pin.state == 0
+    beeper.rep()  # dropped: nothing more is written
+    assert writes.count(0.5) == 2
     beeper.close()

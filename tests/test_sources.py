@@ -78,9 +78,10 @@ def test_pi_camera_without_picamera2_is_a_clear_error():
         pytest.skip("picamera2 present: this is a Pi")
 
 
-def fake_picamera2(fail_in=None):
+def fake_picamera2(fail_in=None, flips=True):
     """A stand-in `picamera2` module (picamera2 is only on a Pi): `fail_in` names the method
-    of the camera that raises, like libcamera does when the camera is busy or goes away."""
+    of the camera that raises, like libcamera does when the camera is busy or goes away;
+    `flips` False: a sensor that cannot flip, whose transform libcamera quietly drops."""
     calls = []
 
     class Picamera2:
@@ -101,7 +102,13 @@ def fake_picamera2(fail_in=None):
 
         def configure(self, config):
             calls.append(config)
+            self.config = dict(config)
+            if not flips:
+                self.config["transform"] = types.SimpleNamespace(hflip=False, vflip=False)
             self._step("configure")
+
+        def camera_configuration(self):
+            return self.config
 
         def start(self):
             self._step("start")
@@ -142,11 +149,11 @@ def test_pi_camera_mounted_upside_down_is_turned_by_libcamera(monkeypatch, rotat
     """A 180-degree turn is libcamera's hflip + vflip, done by the ISP for every stream."""
     module, calls = fake_picamera2()
     monkeypatch.setitem(sys.modules, "picamera2", module)
-    monkeypatch.setitem(sys.modules, "libcamera", types.SimpleNamespace(Transform=lambda **flips: flips))
+    monkeypatch.setitem(sys.modules, "libcamera", types.SimpleNamespace(Transform=types.SimpleNamespace))
     source = PiCameraSource(lores_format="YUV420", rotation=rotation)
     source.open()
     [config] = [c for c in calls if isinstance(c, dict)]
-    assert config.get("transform") == ({"hflip": 1, "vflip": 1} if rotation == 180 else None)
+    assert config.get("transform") == (types.SimpleNamespace(hflip=1, vflip=1) if rotation == 180 else None)
     assert config["lores"] == {"size": (320, 240), "format": "YUV420"}
     source.close()
 
@@ -163,3 +170,13 @@ def test_webcam_mounted_upside_down_is_turned_in_software(tmp_path, monkeypatch)
     with upright, turned:
         a, b = upright.read(), turned.read()
     assert np.array_equal(b.image, a.image[::-1, ::-1]) and b.image.flags.c_contiguous
+
+
+def test_pi_camera_that_cannot_flip_says_so(monkeypatch, caplog):
+    module, calls = fake_picamera2(flips=False)
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    monkeypatch.setitem(sys.modules, "libcamera", types.SimpleNamespace(Transform=types.SimpleNamespace))
+    source = PiCameraSource(lores_format="RGB", rotation=180)
+    source.open()
+    assert "cannot turn its picture 180 degrees" in caplog.text
+    source.close()
