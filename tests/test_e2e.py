@@ -97,3 +97,16 @@ def test_daemon_reaches_ready_and_announces_every_rep(rendered, tmp_path, notify
     assert messages[-1] == "STOPPING=1"
     status = subprocess.run([sys.executable, "-m", "appliance", "status", "--state-dir", str(tmp_path / "state"), "--json"], capture_output=True, text=True)
     assert json.loads(status.stdout)["reps"] == reps
+
+
+def test_dark_check_counts_a_clip_and_finds_nothing_when_it_is_black(rendered):
+    """tools.dark_check, behind the README's "too dark" figures: the clip's own count at full
+    light, nothing at a fiftieth of it, which appliance.app calls too dark."""
+    from appliance.app import TOO_DARK
+    from tools.dark_check import count_darkened
+
+    path, labels = rendered["side_steady"]
+    _, lit_score, lit_reps = count_darkened(str(path), 1.0)
+    pixel, dark_score, dark_reps = count_darkened(str(path), 0.02)
+    assert lit_reps == int(labels["reps"]) and dark_reps == 0
+    assert pixel < TOO_DARK and dark_score < lit_score

@@ -887,6 +887,23 @@ def test_an_oled_that_fails_while_dark_comes_back_dark(room):
     assert not np.asarray(room.oled.images[-1]).any()
 
 
+def test_a_room_too_dark_to_count_in_says_so(room):
+    """Below a mean pixel of TOO_DARK, averaged over about a second, the status line says
+    "too dark" instead of "no person"; one dark frame does not; and a room going dark does
+    not light a sleeping OLED."""
+    dark, bright = ("image", picture(value=8)), ("image", picture(value=100))
+    statuses = []
+
+    def status():
+        statuses.append(room.app._status)
+
+    room.run(["frame", *[bright, status] * 5, dark, status, bright, status, *[dark, status] * 90,
+              room.idle, *[dark, status] * 3, room.look("asleep in the dark"), *[bright, status] * 90])
+    assert statuses[:7] == ["no person"] * 7  # one dark frame among bright ones
+    assert statuses[7 + 90 - 1] == "too dark" and statuses[-1] == "no person"
+    assert room.seen["asleep in the dark"] == (False, 0)
+
+
 def test_the_desktop_emulator_never_sleeps(room):
     """Its window is serviced only while it is drawn: a dark emulator would freeze."""
     def look():

@@ -253,5 +253,6 @@ def test_black_saturated_and_malformed_frames_count_nothing_and_lose_nothing(tmp
     state = saved(tmp_path)
     assert (state.reps, state.total) == (12, 345)
     assert statuses[-1] == "no person"
+    assert statuses[29] == "too dark"  # 30 black frames: the brightness, not a missing person
     assert "counting" not in statuses
     assert len([r for r in caplog.records if "skipping bad frame" in r.getMessage()]) == 1
