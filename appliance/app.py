@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 NO_PERSON_SCORE = 0.3  # mean keypoint score under which nobody is in view
 TOO_DARK = 20.0  # mean pixel (0-255) under which the picture is too dark to count in: the rendered
 # sample and a real clip, darkened (tools.dark_check), counted 9-10 of 10 at a mean of 29, 3-9 at 14
+LIGHT_AGAIN = 24.0  # ... and over which it is light enough again (no flicker around one threshold)
 BRIGHTNESS_TIME_S = 1.0  # brightness is averaged over about this long, so one dark frame is not "too dark"
 IDLE_STATUSES = ("no person", "too dark")  # a change to these is not something happening (OLED sleep)
 PRESENCE_S = 1.0  # someone in view this long, after nobody, keeps the OLED lit (not a flicker)
@@ -115,7 +116,9 @@ class App:
         self._in_blocking_read = False
         self._fps = None
         self._last_frame_t = None
-        self._brightness: float | None = None
+        self._brightness: float | None = None  # averaged over BRIGHTNESS_TIME_S since _brightness_since
+        self._brightness_since = 0.0
+        self._too_dark = False
         self._status = "starting"
         self._status_since = clock()
         self._presence_noted = False
@@ -197,6 +200,7 @@ class App:
                 try:
                     self._blocking(source.open)
                     opened = True
+                    self._brightness = None  # a reopened camera's exposure starts over
                     last_good = self.clock()
                     log.info("reading frames from %s", source.name)
                     if self.options.record_dir and self.preview is None:
@@ -310,12 +314,10 @@ class App:
             self._set_status("storage error")
         elif result.gate_open:
             self._set_status("counting")
-        elif self._brightness < TOO_DARK:
-            self._set_status("too dark")
         elif not np.isfinite(scores).any() or float(np.nanmean(scores)) < NO_PERSON_SCORE:
-            self._set_status("no person")
+            self._set_status("too dark" if self._too_dark else "no person")
         else:
-            self._set_status("ready")
+            self._set_status("ready")  # someone is seen, dark or not
         self._show()
         if self.preview is not None:
             from appliance.preview import annotate
@@ -340,12 +342,18 @@ class App:
         self._last_frame_t = t
 
     def _update_brightness(self, frame, previous_t: float | None) -> None:
+        """Too dark: the average under TOO_DARK once it has BRIGHTNESS_TIME_S of frames (a camera
+        just opened is still finding its exposure), light again over LIGHT_AGAIN."""
         level = brightness(frame)
-        if self._brightness is None or previous_t is None or frame.t <= previous_t:
-            self._brightness = level
-            return
-        weight = 1.0 - math.exp(-(frame.t - previous_t) / BRIGHTNESS_TIME_S)
-        self._brightness += weight * (level - self._brightness)
+        if self._brightness is None or previous_t is None or frame.t < previous_t:
+            self._brightness, self._brightness_since = level, frame.t
+        else:  # a repeated timestamp weighs nothing
+            weight = 1.0 - math.exp(-(frame.t - previous_t) / BRIGHTNESS_TIME_S)
+            self._brightness += weight * (level - self._brightness)
+        if self._too_dark:
+            self._too_dark = self._brightness < LIGHT_AGAIN
+        else:
+            self._too_dark = frame.t - self._brightness_since >= BRIGHTNESS_TIME_S and self._brightness < TOO_DARK
 
     def _handle_button(self, pipeline: Pipeline) -> None:
         if self.button.is_down:

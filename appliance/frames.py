@@ -53,7 +53,8 @@ def brightness(frame: Frame) -> float:
 
 
 def to_rgb(frame: Frame) -> np.ndarray:
-    """RGB (H, W, 3) uint8 for either format (BT.601 full-range YUV, as libcamera's lores gives)."""
+    """RGB (H, W, 3) uint8 for either format (BT.601 full-range YUV: the sYCC colour space that
+    PiCameraSource asks libcamera for)."""
     if frame.format == "RGB":
         return frame.image
     img = frame.image

@@ -216,6 +216,7 @@ class PiCameraSource(FrameSource):
         """Start the camera. One that opens but fails to configure or start is closed again:
         libcamera would keep it acquired, and every reopen after would fail as busy."""
         try:
+            import libcamera  # python3-libcamera, which python3-picamera2 depends on
             from picamera2 import Picamera2
         except ImportError as exc:
             raise SourceError(f"{self.name}: picamera2 is not installed ({exc}); on Raspberry Pi OS: apt install python3-picamera2") from None
@@ -229,15 +230,16 @@ class PiCameraSource(FrameSource):
                 fmt = "YUV420" if self.lores_format == "YUV420" else "BGR888"
                 options = {}
                 if self.rotation == 180:  # libcamera turns the picture as a horizontal + vertical flip, in the sensor
-                    from libcamera import Transform
-
-                    options["transform"] = Transform(hflip=1, vflip=1)
+                    options["transform"] = libcamera.Transform(hflip=1, vflip=1)
                 config = camera.create_video_configuration(
                     main={"size": self.main_size},
                     lores={"size": self.lores_size, "format": fmt},
                     buffer_count=4,
                     queue=False,
                     controls={"FrameRate": self.fps},
+                    # full-range BT.601 YUV, which frames.to_rgb decodes: picamera2's default for a
+                    # main stream under 1280x720 is SMPTE 170M, limited range (black at Y = 16)
+                    colour_space=libcamera.ColorSpace.Sycc(),
                     **options,
                 )
                 camera.configure(config)

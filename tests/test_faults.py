@@ -411,6 +411,7 @@ def test_pi_camera_frame_timeout_reopens_and_keeps_the_count(tmp_path, oled, moc
     clock = FakeClock()
     module, camlog = fake_picamera2(clock, ["rep", "rep", "timeout", "timeout", "rep", "frame"])
     monkeypatch.setitem(sys.modules, "picamera2", module)
+    monkeypatch.setitem(sys.modules, "libcamera", types.SimpleNamespace(ColorSpace=types.SimpleNamespace(Sycc=lambda: "sYCC")))
     config = Config()
     config.camera.frame_timeout_s = 1.5
     config.camera.lores_format = "RGB"
@@ -888,20 +889,38 @@ def test_an_oled_that_fails_while_dark_comes_back_dark(room):
 
 
 def test_a_room_too_dark_to_count_in_says_so(room):
-    """Below a mean pixel of TOO_DARK, averaged over about a second, the status line says
-    "too dark" instead of "no person"; one dark frame does not; and a room going dark does
-    not light a sleeping OLED."""
+    """With nobody found and the mean pixel under TOO_DARK, averaged over about a second, the
+    status line says "too dark" instead of "no person"; one dark frame does not; someone seen
+    in the dim light is "ready"; and a room going dark does not light a sleeping OLED."""
     dark, bright = ("image", picture(value=8)), ("image", picture(value=100))
     statuses = []
 
     def status():
         statuses.append(room.app._status)
 
-    room.run(["frame", *[bright, status] * 5, dark, status, bright, status, *[dark, status] * 90,
-              room.idle, *[dark, status] * 3, room.look("asleep in the dark"), *[bright, status] * 90])
-    assert statuses[:7] == ["no person"] * 7  # one dark frame among bright ones
-    assert statuses[7 + 90 - 1] == "too dark" and statuses[-1] == "no person"
-    assert room.seen["asleep in the dark"] == (False, 0)
+    room.run(["frame", *[bright, status] * 40, dark, status, bright, status, room.idle, bright,
+              *[dark, status] * 90, room.look("dark while asleep"), room.person(True), *[dark, status] * 3,
+              room.person(False), *[bright, status] * 90])
+    assert set(statuses[:42]) == {"no person"}  # one dark frame among bright ones
+    assert statuses[42 + 89] == "too dark" and room.seen["dark while asleep"] == (False, 0)
+    assert statuses[42 + 90:42 + 93] == ["ready"] * 3 and statuses[-1] == "no person"
+
+
+def test_brightness_ignores_a_repeated_timestamp_and_a_camera_finding_its_exposure(tmp_path, mock_pins):
+    from appliance.frames import Frame
+
+    app = make_app(tmp_path, ScriptedSource([]))
+    previous = None
+    for i in range(10):  # a camera just opened, dark for a third of a second: not yet judged
+        app._update_brightness(Frame(picture(value=5), "RGB", i / 30), previous)
+        previous = i / 30
+    assert not app._too_dark
+    for i in range(10, 60):
+        app._update_brightness(Frame(picture(value=100), "RGB", i / 30), previous)
+        previous = i / 30
+    before = app._brightness
+    app._update_brightness(Frame(picture(value=0), "RGB", previous), previous)  # same timestamp
+    assert not app._too_dark and app._brightness == before
 
 
 def test_the_desktop_emulator_never_sleeps(room):

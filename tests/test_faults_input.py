@@ -242,7 +242,7 @@ def test_black_saturated_and_malformed_frames_count_nothing_and_lose_nothing(tmp
     pipeline = load_pipeline(Config())
     black = np.zeros((240, 320, 3), np.uint8)
     white = np.full((240, 320, 3), 255, np.uint8)
-    script = [("image", black)] * 30 + [("image", white)] * 30 + [("image", np.zeros((240, 320, 3), np.float32)),
+    script = [("image", black)] * 45 + [("image", white)] * 30 + [("image", np.zeros((240, 320, 3), np.float32)),
                                                                   ("image", np.zeros((240, 320), np.uint8))] + [("image", black)] * 5
     source = ScriptedSource(script, live=False)
     app = make_app(tmp_path, source, pipeline=pipeline)
@@ -253,6 +253,6 @@ def test_black_saturated_and_malformed_frames_count_nothing_and_lose_nothing(tmp
     state = saved(tmp_path)
     assert (state.reps, state.total) == (12, 345)
     assert statuses[-1] == "no person"
-    assert statuses[29] == "too dark"  # 30 black frames: the brightness, not a missing person
+    assert statuses[44] == "too dark"  # 1.5 s of black frames: the brightness, not a missing person
     assert "counting" not in statuses
     assert len([r for r in caplog.records if "skipping bad frame" in r.getMessage()]) == 1

@@ -78,6 +78,17 @@ def test_pi_camera_without_picamera2_is_a_clear_error():
         pytest.skip("picamera2 present: this is a Pi")
 
 
+FAKE_LIBCAMERA = types.SimpleNamespace(Transform=types.SimpleNamespace,
+                                       ColorSpace=types.SimpleNamespace(Sycc=lambda: "sYCC"))
+
+
+@pytest.fixture(autouse=True)
+def fake_libcamera(monkeypatch):
+    """libcamera's Python module, only on a Pi: the Pi camera source imports it beside picamera2."""
+    if "libcamera" not in sys.modules:
+        monkeypatch.setitem(sys.modules, "libcamera", FAKE_LIBCAMERA)
+
+
 def fake_picamera2(fail_in=None, flips=True):
     """A stand-in `picamera2` module (picamera2 is only on a Pi): `fail_in` names the method
     of the camera that raises, like libcamera does when the camera is busy or goes away;
@@ -149,12 +160,12 @@ def test_pi_camera_mounted_upside_down_is_turned_by_libcamera(monkeypatch, rotat
     """A 180-degree turn is libcamera's hflip + vflip, done by the ISP for every stream."""
     module, calls = fake_picamera2()
     monkeypatch.setitem(sys.modules, "picamera2", module)
-    monkeypatch.setitem(sys.modules, "libcamera", types.SimpleNamespace(Transform=types.SimpleNamespace))
     source = PiCameraSource(lores_format="YUV420", rotation=rotation)
     source.open()
     [config] = [c for c in calls if isinstance(c, dict)]
     assert config.get("transform") == (types.SimpleNamespace(hflip=1, vflip=1) if rotation == 180 else None)
     assert config["lores"] == {"size": (320, 240), "format": "YUV420"}
+    assert config["colour_space"] == "sYCC"  # full range, as frames.to_rgb decodes it
     source.close()
 
 
@@ -175,7 +186,6 @@ def test_webcam_mounted_upside_down_is_turned_in_software(tmp_path, monkeypatch)
 def test_pi_camera_that_cannot_flip_says_so(monkeypatch, caplog):
     module, calls = fake_picamera2(flips=False)
     monkeypatch.setitem(sys.modules, "picamera2", module)
-    monkeypatch.setitem(sys.modules, "libcamera", types.SimpleNamespace(Transform=types.SimpleNamespace))
     source = PiCameraSource(lores_format="RGB", rotation=180)
     source.open()
     assert "cannot turn its picture 180 degrees" in caplog.text
