@@ -131,7 +131,7 @@ def open_emulator(config):
     return dummy(width=config.width, height=config.height, rotate=config.rotate, mode="1")
 
 
-DARK = "dark"  # Display.show's state for a panel switched off
+_DARK = "dark"  # Display.show's state for a panel switched off
 _NOTHING = object()
 
 
@@ -155,14 +155,14 @@ class Display:
         self.device = None
         self.error: str | None = None
         self._next_try = float("-inf")
-        self._shown = _NOTHING  # on the device: a Screen, DARK, or _NOTHING (unknown: resend)
+        self._shown = _NOTHING  # on the device: a Screen, _DARK, or _NOTHING (unknown: resend)
         self._recorded = _NOTHING
         self._logged: dict[str, float] = {}  # message -> when it was last logged
 
     def show(self, screen: Screen, lit: bool = True) -> None:
         """Show `screen`, or with `lit` False turn the panel off (luma's hide(): an OLED's
         pixels wear with hours lit, and an unattended box would burn its count in)."""
-        wanted = screen if lit else DARK
+        wanted = screen if lit else _DARK
         if self._recorder is not None and wanted != self._recorded:
             size = self._recorder.size
             self._recorder.add(draw_screen(screen, size) if lit else Image.new("1", size), self._clock())
@@ -172,11 +172,11 @@ class Display:
         if self.device is None or wanted == self._shown:
             return
         try:
-            if wanted is DARK:
+            if wanted is _DARK:
                 self.device.display(Image.new(self.device.mode, self.device.size))
                 self.device.hide()
             else:
-                if self._shown is DARK:
+                if self._shown is _DARK:
                     self.device.show()  # luma's DISPLAYON (a newly opened device is already on)
                 render(screen, self.device)
             self._shown = wanted
@@ -186,7 +186,7 @@ class Display:
     @property
     def dark(self) -> bool:
         """The panel is there and switched off: a press then only has to wake it."""
-        return self.device is not None and self._shown is DARK
+        return self.device is not None and self._shown is _DARK
 
     def _open(self) -> None:
         try:

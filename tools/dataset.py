@@ -108,6 +108,14 @@ def keypoint_frames(cache: dict, split: str) -> np.ndarray:
     return np.flatnonzero(in_split & has)
 
 
+def split_manifest(root: Path) -> list[Clip]:
+    """The manifest's clips with their footage groups and train / validation split."""
+    clips = read_manifest(root)
+    assign_groups(clips)
+    assign_split(clips)
+    return clips
+
+
 def assign_groups(clips: list[Clip]) -> None:
     """Union-find over source repository, owners named in notes, riyer8 clip-number blocks."""
     parent: dict[str, str] = {}
@@ -388,9 +396,7 @@ def process_clip(args):
 
 
 def build(root: Path, out: Path, workers: int = 2, limit: int | None = None) -> dict:
-    clips = read_manifest(root)
-    assign_groups(clips)
-    assign_split(clips)
+    clips = split_manifest(root)
     todo = []
     for c in clips:
         if c.kind != "image" and not (root / c.teacher).exists():
@@ -518,9 +524,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     root = data_root(a.data)
     if a.split_only:
-        clips = read_manifest(root)
-        assign_groups(clips)
-        assign_split(clips)
+        clips = split_manifest(root)
         for c in sorted(clips, key=lambda c: (c.split, c.group)):
             if c.kind != "riyer8":
                 print(c.split, c.kind, c.group, c.file, "AMBIG" if c.ambiguous else "", sep="\t")

@@ -29,7 +29,7 @@ import numpy as np
 from appliance.config import Config, load_config
 from appliance.counter import count_trace
 from appliance.gate import Gate
-from tools.dataset import assign_groups, assign_split, data_root, read_manifest
+from tools.dataset import data_root, split_manifest
 from tools.eval_counting import load_manifest
 from tools.metrics import longest_run_seconds
 from tools.pose_traces import frame_aspect
@@ -69,10 +69,7 @@ def _probabilities(recognizer: pathlib.Path, keypoints: np.ndarray, fps: float, 
 
 def _model_split(root: pathlib.Path) -> dict[str, str]:
     """Clip file name -> "train" or "val": the footage split the models were trained on."""
-    clips = read_manifest(root)
-    assign_groups(clips)
-    assign_split(clips)
-    return {pathlib.Path(c.file).name: c.split for c in clips}
+    return {pathlib.Path(c.file).name: c.split for c in split_manifest(root)}
 
 
 def evaluate(root: pathlib.Path, traces: pathlib.Path, recognizer: pathlib.Path, config: Config,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.dataset import REPO, assign_groups, assign_split, data_root, load_teacher, pushup_labels, read_manifest
+from tools.dataset import REPO, data_root, load_teacher, pushup_labels, read_manifest, split_manifest
 
 
 @dataclass
@@ -72,9 +72,7 @@ def clip_labels(clip, lm33: np.ndarray, kp: np.ndarray, fps: float) -> np.ndarra
 
 
 def load_traces(root: Path, ours_dir: Path | None, kinds=("pushup", "riyer8", "negative")) -> list[Trace]:
-    clips = read_manifest(root)
-    assign_groups(clips)
-    assign_split(clips)
+    clips = split_manifest(root)
     traces = []
     for c in clips:
         if c.kind not in kinds or c.ambiguous:
