@@ -80,7 +80,7 @@ class GateConfig:
     # Low on purpose: the recogniser already reads 3 s of movement, and on real footage our
     # keypoints make it under-confident on real push-ups, while non-push-ups stay near 0; the
     # gate is a veto, the counter's own posture and motion checks do the rest (docs/counting).
-    open_threshold: float = 0.25  # smoothed P(push-up) above this opens the gate
+    open_threshold: float = 0.35  # smoothed P(push-up) above this opens the gate
     close_threshold: float = 0.1  # ... and below this closes it
     time_constant_s: float = 0.3  # exponential smoothing of the probability
 

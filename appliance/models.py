@@ -224,8 +224,15 @@ class RecognitionModel(_TFLiteModel):
         self.history.add(t, keypoints[: self.count])
 
     def predict(self, aspect: float) -> float:
-        """P(push-ups) for the newest observed frame; ``aspect`` is the frame's width / height."""
-        value = float(self._invoke(self._quantise(self.history.window(aspect))).reshape(-1)[0])
+        """P(push-ups) for the newest observed frame; ``aspect`` is the frame's width / height.
+
+        The mean of the model's answers on the window and on its mirror image (test-time flip,
+        as for the keypoints): steadier on the negatives for one more run of a 0.02 ms model."""
+        window = self.history.window(aspect)
+        return 0.5 * (self._probability(window) + self._probability(recognition.mirror_window(window)))
+
+    def _probability(self, window: np.ndarray) -> float:
+        value = float(self._invoke(self._quantise(window)).reshape(-1)[0])
         if self.decoding == "logit":
             return float(1.0 / (1.0 + np.exp(-value)))
         return float(np.clip(value, 0.0, 1.0))

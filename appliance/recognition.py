@@ -56,6 +56,16 @@ def normalise_window(points: np.ndarray, aspect: float, min_score: float = MIN_S
     return out
 
 
+def mirror_window(windows: np.ndarray) -> np.ndarray:
+    """Normalised windows [..., T, K, 3] as a mirror image would give them: x negated (about the
+    shoulder centre) and left and right swapped. A push-up is a push-up in the mirror, so the
+    recogniser is trained on both and the appliance averages its answer on both."""
+    count = windows.shape[-2]
+    mirrored = windows[..., list(kp.FLIP_PERMUTATION[:count]), :].copy()
+    mirrored[..., 0] *= -1.0
+    return mirrored
+
+
 def sample_times(t_end: float, steps: int = WINDOW_STEPS, step_s: float = STEP_S) -> np.ndarray:
     return t_end - step_s * np.arange(steps - 1, -1, -1, dtype=np.float64)
 

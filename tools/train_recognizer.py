@@ -10,7 +10,8 @@ Augmentation: horizontal flip with left/right swap, tempo (window step 0.07 to 0
 rotation, scale, jitter, dropped keypoints, a history cut short (the first seconds after the
 person appears). Validation is on held-out footage (tools.dataset split) with our model's
 traces, beside the recogniser that was shipped when the traces were collected (its output is
-recorded in them; runs/traces was collected with the earlier frame recogniser).
+recorded in them; runs/traces was collected with the earlier frame recogniser). P(push-up) is
+measured as the appliance computes it: the mean over the window and its mirror image.
 
 Writes runs/rec/{last.pt,history.json,metrics.json,curves.png}.
 
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from appliance import keypoints as kpmod
-from appliance.recognition import STEP_S, WINDOW_STEPS, window_at
+from appliance.recognition import STEP_S, WINDOW_STEPS, mirror_window, window_at
 from tools import metrics
 from tools.dataset import REPO, data_root
 from tools.nets import MotionRecognizerNet, count_macs, count_params
@@ -79,8 +80,7 @@ def augment(x: np.ndarray, teacher: np.ndarray, rng: np.random.Generator) -> np.
     n, t, k, _ = x.shape
     seen = x[..., 2:3] > 0
     flip = rng.random(n) < 0.5
-    x[flip] = x[flip][:, :, list(kpmod.FLIP_PERMUTATION[:k])]
-    x[flip, :, :, 0] *= -1
+    x[flip] = mirror_window(x[flip])
     angle = rng.normal(0, np.deg2rad(8), n)
     c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
     scale = np.exp(rng.normal(0, 0.12, n))[:, None, None]
@@ -107,12 +107,16 @@ def to_nchw(x: np.ndarray) -> torch.Tensor:
 
 
 def predict(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
+    """P(push-up) per window as the appliance computes it: the mean over the window and its mirror."""
     model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            out.append(torch.sigmoid(model(to_nchw(x[i:i + batch]))).numpy()[:, 0])
-    return np.concatenate(out) if out else np.zeros(0)
+            for windows in (x[i:i + batch], mirror_window(x[i:i + batch])):
+                out.append(torch.sigmoid(model(to_nchw(windows))).numpy()[:, 0])
+    if not out:
+        return np.zeros(0)
+    return 0.5 * (np.concatenate(out[0::2]) + np.concatenate(out[1::2]))
 
 
 def evaluate(prob_fn, traces: list[Trace], source: str = "ours") -> dict:
