@@ -110,6 +110,16 @@ def test_deterministic_per_seed():
     assert not np.array_equal(fa[5], fc[5])
 
 
+def test_video_file_does_not_depend_on_what_was_encoded_before(tmp_path):
+    """The e2e tests, the sample and tools.eval_rendered render many clips in one process; the
+    same clip must come out as the same file whatever was rendered before it."""
+    clip = dict(view="oblique", seed=11, reps=2, tempo=2.0, get_up=False, width=160, height=120, fps=20.0)
+    render_clip(tmp_path / "first.mp4", **clip)
+    render_clip(tmp_path / "other.mp4", **{**clip, "seed": 12, "view": "front"})
+    render_clip(tmp_path / "again.mp4", **clip)
+    assert (tmp_path / "first.mp4").read_bytes() == (tmp_path / "again.mp4").read_bytes()
+
+
 @pytest.mark.parametrize("scenario", ["plank", "standing", "walking", "squats", "floor", "empty"])
 def test_other_scenarios_have_no_reps(scenario):
     frames: list = []

@@ -171,7 +171,10 @@ def render_clip(path, scenario: str = "pushups", reps: int = 8, view: str = "sid
         container = av.open(str(path), "w")
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        # x264's macroblock tree rate control reads memory that depends on what was encoded
+        # before in the process: the same frames came out as different files (and a borderline
+        # rep counted or not) by the order clips were rendered in. Without it they are the same.
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
 
     c = 1 - 2 * blur_w
 
