@@ -78,9 +78,9 @@ def eval_recognizer(traces_dir: Path, data: str | None, tflite: Path, ckpt: Path
     """The recogniser on validation footage: windows of our int8 keypoint model's traces (what
     the appliance feeds it), and of the teacher's; beside it, on the same frames, the frame
     recogniser that our traces recorded when they were collected (if any)."""
+    from appliance.recognition import mirror_window
     from tools.dataset import data_root
     from tools.pose_traces import load_traces
-    from appliance.recognition import mirror_window
     from tools.train_recognizer import evaluate, predict
 
     traces = [t for t in load_traces(data_root(data), traces_dir) if t.split == "val"]
@@ -280,8 +280,8 @@ def main(argv=None):
         lat = latency(paths)
     report["blazepose"] = bp_info
     report["latency_ms_1thread"] = lat
-    # per frame the appliance runs the keypoint model twice (flip averaging) and the recogniser
-    # at most once
+    # per frame the appliance runs the keypoint model twice (flip averaging) and, on the frames
+    # it runs at all ([models] recognition_every), the recogniser twice (window and mirror)
     lat["appliance_per_frame"] = {"median_ms": round(2 * lat["keypoints_int8"]["median_ms"] + 2 * lat["recognizer_int8"]["median_ms"], 3),
                                   "note": "2 x keypoints + 2 x recogniser (input and its mirror), from the medians above"}
     if "blazepose_lite" in lat:
