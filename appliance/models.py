@@ -168,10 +168,13 @@ class KeypointModel(_TFLiteModel):
         pixels = np.asarray(Image.fromarray(window).resize((self.input_w, self.input_h), Image.BILINEAR))
         return pixels, region
 
+    def model_input(self, frame: Frame, region: Crop | None = None) -> tuple[np.ndarray, Letterbox | Crop]:
+        """The whole frame letterboxed, or ``region`` of it, as the model's uint8 input."""
+        return self.letterbox(frame) if region is None else self.crop(frame, region)
+
     def predict(self, frame: Frame, region: Crop | None = None) -> np.ndarray:
         """Keypoints of the whole frame, or of ``region`` of it (both frame-normalised)."""
-        pixels, box = self.letterbox(frame) if region is None else self.crop(frame, region)
-        return self.predict_pixels(pixels, box)
+        return self.predict_pixels(*self.model_input(frame, region))
 
     def heatmaps(self, pixels: np.ndarray) -> np.ndarray:
         """Heatmaps [h, w, K] of a letterboxed uint8 image, flip-averaged if configured."""

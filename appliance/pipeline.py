@@ -54,7 +54,7 @@ class Pipeline:
         t0 = time.perf_counter()
         width, height = frame.size
         region = self._region if self._region is not None and (self._region.frame_w, self._region.frame_h) == (width, height) else None
-        pixels, box = self.keypoint_model.letterbox(frame) if region is None else self.keypoint_model.crop(frame, region)
+        pixels, box = self.keypoint_model.model_input(frame, region)
         t1 = time.perf_counter()
         keypoints = self.keypoint_model.predict_pixels(pixels, box)
         if self.track_person:
