@@ -385,6 +385,7 @@ class App:
                 self._stop = True
                 self._powering_off = True
                 self._power_off()
+                break  # the box is going down: nothing after the shutdown may touch the count
 
     def _power_off(self) -> None:
         """Run [button].shutdown_command and wait for its answer: once the daemon exits, systemd

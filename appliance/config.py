@@ -130,7 +130,7 @@ class ButtonConfig:
     enabled: bool = True
     pin: int = 27
     long_press_s: float = 3.0  # hold this long for a safe shutdown
-    debounce_s: float = 0.3  # presses closer than this to the last reset are ignored
+    debounce_s: float = 0.3  # a short press resets once the button has stayed up this long (contact bounce)
     shutdown_command: list[str] = field(default_factory=lambda: ["systemctl", "poweroff"])
 
     def validate(self) -> None:

@@ -140,18 +140,22 @@ class Beeper:
 class ResetButton:
     """Short press: reset. Hold for long_press_s, then release: safe shutdown.
 
-    The shutdown waits for the release so that a stuck button never powers the box off, and
-    presses closer together than debounce_s after a reset are ignored (contact bounce).
+    The shutdown waits for the release so that a stuck button never powers the box off.
+    Contacts bounce: a press is a reset only once the button has stayed up for debounce_s
+    after it (a bounce that comes down again is the same press going on, so a long press that
+    bounced at its start is still one shutdown), and after a shutdown nothing more counts.
     """
 
     def __init__(self, config, clock=time.monotonic):
         self.config = config
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._clock = clock
+        self._lock = threading.Lock()  # gpiozero calls back from its own thread
         self._button = None
         self._pressed_at: float | None = None
-        self._last_reset = float("-inf")
+        self._reset_due: float | None = None  # a short press released: a reset once it stays up
         self._held = False
+        self._shut_down = False
         if not config.enabled:
             return
         try:
@@ -166,22 +170,25 @@ class ResetButton:
         self._button.when_released = self._on_release
 
     def _on_press(self) -> None:
-        self._pressed_at = self._clock()
-        self._held = False
+        with self._lock:
+            self._pressed_at = self._clock()
+            self._held = False
+            self._reset_due = None  # down again within debounce_s: a bounce, the press goes on
 
     def _on_held(self) -> None:
         self._held = True
 
     def _on_release(self) -> None:
-        pressed_at, self._pressed_at = self._pressed_at, None
-        now = self._clock()
-        if pressed_at is None:
-            return
-        if self._held or now - pressed_at >= self.config.long_press_s:
-            self.events.put(SHUTDOWN)
-        elif now - self._last_reset >= self.config.debounce_s:
-            self._last_reset = now
-            self.events.put(RESET)
+        with self._lock:
+            pressed_at, self._pressed_at = self._pressed_at, None
+            now = self._clock()
+            if pressed_at is None or self._shut_down:
+                return
+            if self._held or now - pressed_at >= self.config.long_press_s:
+                self._shut_down, self._reset_due = True, None
+                self.events.put(SHUTDOWN)
+            else:
+                self._reset_due = now + self.config.debounce_s
 
     @property
     def is_down(self) -> bool:
@@ -189,6 +196,10 @@ class ResetButton:
         return self._pressed_at is not None
 
     def poll(self) -> list[str]:
+        with self._lock:
+            if self._reset_due is not None and self._pressed_at is None and self._clock() >= self._reset_due:
+                self._reset_due = None
+                self.events.put(RESET)
         out = []
         while True:
             try:

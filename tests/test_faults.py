@@ -654,7 +654,7 @@ def test_external_reset_is_picked_up_while_counting(tmp_path, mock_pins, caplog)
 
     pipeline = StubPipeline()
     source = ScriptedSource(["rep", "rep", "frame", cli_reset, "frame", "rep", "frame"], clock=clock, sleep=clock.sleep)
-    app = make_app(tmp_path, source, pipeline, clock=clock)
+    app = make_app(tmp_path, source, pipeline, clock=clock, button={"debounce_s": 0.0})
     assert app.run() == 0
     state = saved(tmp_path)
     assert (state.reps, state.total, state.resets) == (1, 3, 1)
@@ -949,7 +949,7 @@ def test_bouncing_button_resets_once_and_a_stuck_one_never(tmp_path, mock_pins):
             pin.drive_low()
             pin.drive_high()
 
-    script = ["rep", "rep", "rep", bounce, "frame", "rep", "rep", pin.drive_low, "rep", ("hang", 0.7), "rep", "frame"]
+    script = ["rep", "rep", "rep", bounce, ("hang", 0.35), "frame", "rep", "rep", pin.drive_low, "rep", ("hang", 0.7), "rep", "frame"]
     source = ScriptedSource(script)
     app = make_app(tmp_path, source, button={"long_press_s": 0.5})
     assert app.run() == 0
@@ -961,6 +961,27 @@ def test_bouncing_button_resets_once_and_a_stuck_one_never(tmp_path, mock_pins):
 def long_press(pin) -> list:
     """ScriptedSource steps: hold the button 0.1 s (past long_press_s=0.05 below), release."""
     return [pin.drive_low, ("hang", 0.1), pin.drive_high]
+
+
+def test_a_long_press_that_bounces_shuts_down_with_the_count_kept(tmp_path, mock_pins):
+    """Contacts bounce as the button goes down and as it comes up: neither bounce may be
+    taken as a reset, before or after the shutdown (the box would come back at 0)."""
+    pin = mock_pins.pin(27)
+
+    def bouncing_down():
+        pin.drive_low(), pin.drive_high(), pin.drive_low()
+
+    def bouncing_up():
+        pin.drive_high()
+        for _ in range(3):
+            pin.drive_low(), pin.drive_high()
+
+    source = ScriptedSource(["rep", "rep", "rep", bouncing_down, ("hang", 0.1), bouncing_up, ("hang", 0.35), "frame"])
+    app = make_app(tmp_path, source, buzzer={"enabled": False},
+                   button={"long_press_s": 0.05, "shutdown_command": ["true"]})
+    assert app.run() == 0
+    state = saved(tmp_path)
+    assert (state.reps, state.resets, app._status) == (3, 0, "shutting down")
 
 
 def fake_poweroff(tmp_path, body: str):
@@ -1018,7 +1039,7 @@ def test_reset_pressed_during_a_camera_error_resets_the_counter_too(tmp_path, mo
     pipeline = StubPipeline()
     clock = FakeClock()
     source = ScriptedSource(["rep", "rep", press, "error", "rep", "frame"], clock=clock, sleep=clock.sleep)
-    app = make_app(tmp_path, source, pipeline, clock=clock)
+    app = make_app(tmp_path, source, pipeline, clock=clock, button={"debounce_s": 0.0})
     assert app.run() == 0
     state = saved(tmp_path)
     assert (state.reps, state.total, state.resets) == (1, 3, 1)
@@ -1031,7 +1052,7 @@ def test_reset_during_a_camera_error_shows_0_at_once(tmp_path, oled, mock_pins):
     clock = FakeClock()
     source = ScriptedSource(["rep", "rep", pin.drive_low, pin.drive_high, "error", "frame"], clock=clock,
                             sleep=clock.sleep)
-    app = make_app(tmp_path, source, clock=clock, display="oled")
+    app = make_app(tmp_path, source, clock=clock, display="oled", button={"debounce_s": 0.0})
     assert app.run() == 0
     assert saved(tmp_path).reps == 0
     during = [s for s in oled.screens if s.status == "camera error"]

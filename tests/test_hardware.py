@@ -23,11 +23,13 @@ def press(pin, clock, hold_s=0.05):
     pin.drive_high()
 
 
-def test_short_press_resets_once(mock_pins):
+def test_short_press_resets_once_the_button_has_stayed_up(mock_pins):
     clock = FakeClock()
-    button = ResetButton(ButtonConfig(pin=27), clock=clock)
+    button = ResetButton(ButtonConfig(pin=27, debounce_s=0.3), clock=clock)
     pin = mock_pins.pin(27)
     press(pin, clock)
+    assert button.poll() == []  # up for less than debounce_s: it may still be bouncing
+    clock.t += 0.3
     assert button.poll() == [RESET]
     assert button.poll() == []
     button.close()
@@ -37,12 +39,14 @@ def test_bouncing_contact_resets_only_once(mock_pins):
     clock = FakeClock()
     button = ResetButton(ButtonConfig(pin=27, debounce_s=0.3), clock=clock)
     pin = mock_pins.pin(27)
-    for _ in range(5):  # mock pins do not debounce: five fast toggles are five presses
+    for _ in range(5):  # mock pins do not debounce: five fast toggles
         press(pin, clock, hold_s=0.005)
         clock.t += 0.005
+    clock.t += 0.3
     assert button.poll() == [RESET]
     clock.t += 1.0
     press(pin, clock)
+    clock.t += 0.3
     assert button.poll() == [RESET]
     button.close()
 
@@ -52,6 +56,27 @@ def test_long_press_then_release_shuts_down(mock_pins):
     button = ResetButton(ButtonConfig(pin=27, long_press_s=3.0), clock=clock)
     press(mock_pins.pin(27), clock, hold_s=3.5)
     assert button.poll() == [SHUTDOWN]
+    button.close()
+
+
+def test_a_long_press_that_bounces_is_one_shutdown_and_no_reset(mock_pins):
+    """Bounce as the button goes down (a 1 ms release inside the hold) and as it comes up: a
+    reset taken before or after the shutdown would power off with the count wiped."""
+    clock = FakeClock()
+    button = ResetButton(ButtonConfig(pin=27, long_press_s=3.0, debounce_s=0.3), clock=clock)
+    pin = mock_pins.pin(27)
+    press(pin, clock, hold_s=0.001)  # down, bounce up
+    clock.t += 0.001
+    press(pin, clock, hold_s=3.5)  # down again and held
+    for _ in range(3):  # up, with bounce
+        clock.t += 0.002
+        press(pin, clock, hold_s=0.002)
+    clock.t += 1.0
+    assert button.poll() == [SHUTDOWN]
+    clock.t += 1.0
+    press(pin, clock)  # nothing counts once the box is shutting down
+    clock.t += 1.0
+    assert button.poll() == []
     button.close()
 
 
