@@ -91,7 +91,7 @@ IMG_NAME="pushup-counter-$SUITE-arm64$([ "$DEBIAN_ONLY" -eq 1 ] && echo -debian-
 # --- packages -------------------------------------------------------------------------------
 # From Debian.
 PKGS_DEBIAN=(
-    systemd-sysv udev kmod dbus systemd-timesyncd polkitd
+    systemd-sysv udev kmod dbus systemd-timesyncd systemd-resolved polkitd
     initramfs-tools overlayroot
     e2fsprogs dosfstools fdisk procps
     wpasupplicant iproute2 openssh-server
@@ -275,7 +275,11 @@ DROPIN
     done
     mkdir -p "$ROOT/etc/systemd/network"
     install -m 0644 "$HERE/image/20-wired.network" "$HERE/image/25-wireless.network" "$ROOT/etc/systemd/network/"
-    systemctl --root="$ROOT" enable pushup-boot-settings.service pushup-grow-data.service systemd-networkd.service
+    systemctl --root="$ROOT" enable pushup-boot-settings.service pushup-grow-data.service systemd-networkd.service \
+        systemd-resolved.service
+    # DNS from DHCP through systemd-resolved (the clock's NTP servers are names). mmdebstrap
+    # leaves the build machine's resolv.conf behind, which means nothing on the owner's network.
+    ln -sfn ../run/systemd/resolve/stub-resolv.conf "$ROOT/etc/resolv.conf"
     echo pushup-counter > "$ROOT/etc/hostname"
     printf '127.0.0.1\tlocalhost\n127.0.1.1\tpushup-counter\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
 
@@ -313,6 +317,8 @@ CONFIG
             > "$ROOT/boot/firmware/cmdline.txt"
     fi
     install -m 0644 "$HERE/image/pushup-counter.txt" "$ROOT/boot/firmware/pushup-counter.txt"
+    # Every appliance setting with its default, to copy into pushup-counter.toml (see the .txt).
+    install -m 0644 "$HERE/config.toml" "$ROOT/boot/firmware/pushup-counter.toml.example"
     rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/tmp/* "$ROOT"/var/log/*.log
 }
 

@@ -90,6 +90,8 @@ check_layout() {
     local link="$ROOT/etc/systemd/system/multi-user.target.wants/pushup-counter.service"
     check "unit enabled (multi-user.target.wants symlink)" test "$(readlink "$link")" = /etc/systemd/system/pushup-counter.service
     check "unit installed as shipped" cmp "$HERE/pushup-counter.service" "$ROOT/etc/systemd/system/pushup-counter.service"
+    check "DNS: resolv.conf is systemd-resolved's stub (not the build machine's), resolved enabled" bash -c \
+        "test \"\$(readlink '$ROOT/etc/resolv.conf')\" = ../run/systemd/resolve/stub-resolv.conf && ls '$ROOT'/etc/systemd/system/*.wants/systemd-resolved.service"
     check "boot settings unit enabled" test -L "$ROOT/etc/systemd/system/multi-user.target.wants/pushup-boot-settings.service"
     check "user pushup (system, nologin)" awk -F: '$1 == "pushup" && $3 < 1000 && $7 == "/usr/sbin/nologin" { f = 1 } END { exit !f }' "$ROOT/etc/passwd"
     local g
@@ -123,6 +125,7 @@ check_layout() {
     check "boot cmdline.txt: root=LABEL=RASPIROOT, overlayroot" grep -q 'root=LABEL=RASPIROOT.*overlayroot=tmpfs' "$OUT/cmdline.txt"
     check "boot partition: kernel and initrd" bash -c "mdir -b -i '$IMG@@$boot' :: | grep -q vmlinuz && mdir -b -i '$IMG@@$boot' :: | grep -q initrd"
     check "boot partition: owner's settings file" bash -c "mtype -i '$IMG@@$boot' ::pushup-counter.txt | grep -q '^ssh_authorized_key='"
+    check "boot partition: pushup-counter.toml.example is the shipped config.toml" bash -c "mtype -i '$IMG@@$boot' ::pushup-counter.toml.example | tr -d '\r' | cmp - '$HERE/config.toml'"
     local uid
     uid=$(awk -F: '$1 == "pushup" { print $3 }' "$ROOT/etc/passwd")
     debugfs -R 'stat /pushup-counter' "$IMG?offset=$data" > "$OUT/data-stat.txt" 2>/dev/null || true

@@ -34,7 +34,7 @@ GROUPS_NEEDED=(video gpio i2c)
 BOOT_CONFIG=${PI_BOOT_CONFIG:-}
 APT_PACKAGES=(
     python3-venv python3-pip python3-numpy python3-scipy python3-pil python3-av
-    python3-systemd python3-lgpio python3-picamera2 i2c-tools
+    python3-systemd python3-lgpio python3-picamera2 i2c-tools polkitd
 )
 
 DRY_RUN=0
