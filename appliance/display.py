@@ -6,6 +6,7 @@ compare `device.image` with golden PNGs, the desktop passes a luma.emulator wind
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import time
@@ -131,6 +132,28 @@ def open_emulator(config):
     return dummy(width=config.width, height=config.height, rotate=config.rotate, mode="1")
 
 
+def _opened_with_exit_hooks(opener):
+    """(device, its exit hooks): luma registers an exit hook for every device it builds, and the
+    hook keeps the device alive until the process ends. Display gives the hooks back when it
+    drops a device, or an OLED on a loose wire would leak one device (about 330 KB for an
+    SSD1306's tables) every time it came back."""
+    hooks, register = [], atexit.register
+
+    def register_and_note(func, *args, **kwargs):
+        hooks.append(func)
+        return register(func, *args, **kwargs)
+
+    atexit.register = register_and_note
+    try:
+        return opener(), hooks
+    except BaseException:  # a driver that failed halfway through its setup
+        for hook in hooks:
+            atexit.unregister(hook)
+        raise
+    finally:
+        atexit.register = register
+
+
 _DARK = "dark"  # Display.show's state for a panel switched off
 _NOTHING = object()
 
@@ -153,6 +176,7 @@ class Display:
         self._clock = clock
         self._recorder = recorder
         self.device = None
+        self._exit_hooks: list = []  # luma's, for self.device
         self.error: str | None = None
         self._next_try = float("-inf")
         self._shown = _NOTHING  # on the device: a Screen, _DARK, or _NOTHING (unknown: resend)
@@ -190,7 +214,7 @@ class Display:
 
     def _open(self) -> None:
         try:
-            self.device = self._opener()
+            self.device, self._exit_hooks = _opened_with_exit_hooks(self._opener)
             self._shown = _NOTHING
             if self.error:
                 self._log(logging.INFO, "display is back")
@@ -212,9 +236,14 @@ class Display:
             self._log(logging.WARNING, f"{message}; counting on without it, {then}")
         self.error = message
         self._release(self.device)
-        self.device = None
+        self._forget_device()
         self._shown = _NOTHING
         self._next_try = self._clock() + self._retry_s if retry else float("inf")
+
+    def _forget_device(self) -> None:
+        for hook in self._exit_hooks:
+            atexit.unregister(hook)
+        self.device, self._exit_hooks = None, []
 
     @staticmethod
     def _release(device) -> None:
@@ -241,7 +270,7 @@ class Display:
                 self.device.cleanup()
             except Exception:
                 pass
-            self.device = None
+            self._forget_device()
 
 
 class GifRecorder:

@@ -241,6 +241,38 @@ def test_missing_oled_builds_no_luma_device(fake_i2c):
     assert atexit._ncallbacks() == hooks_before
 
 
+def test_an_oled_on_a_loose_wire_does_not_pile_up_devices(fake_i2c):
+    """A display that fails and comes back every retry_s for days: each luma device it drops
+    must be freed (its exit hook given back), not kept until the process ends."""
+    import gc
+    import weakref
+
+    from appliance.config import DisplayConfig
+    from appliance.display import open_oled
+
+    now, opened = [0.0], []
+
+    def opener():
+        device = open_oled(DisplayConfig())
+        opened.append(weakref.ref(device))
+        return device
+
+    display = Display(opener, retry_s=30.0, clock=lambda: now[0])
+    for i in range(20):
+        fake_i2c.answering = True
+        display.show(Screen(i, "counting"))  # back
+        fake_i2c.answering = False
+        display.show(Screen(i, "ready"))  # the write fails: dropped
+        now[0] += 30.0
+    fake_i2c.answering = True
+    display.show(Screen(20, "counting"))
+    gc.collect()
+    assert len(opened) == 21 and [ref() is not None for ref in opened] == [False] * 20 + [True]
+    display.close()
+    gc.collect()
+    assert opened[-1]() is None
+
+
 def test_sleep_switches_the_real_driver_off_and_on(fake_i2c):
     """Through luma's ssd1306 driver: a dark screen is DISPLAYOFF (0xAE) on the wire, waking
     is DISPLAYON (0xAF), and a dark screen is not resent while it stays dark."""
