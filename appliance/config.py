@@ -39,7 +39,7 @@ class ModelsConfig:
     track_person: bool = False  # keypoints: look around where the last frame found the person (models/README.md)
 
     def validate(self) -> None:
-        _at_least("models", "num_threads", self.num_threads, 1)
+        _between("models", "num_threads", self.num_threads, 1, 64)
         _at_least("models", "recognition_every", self.recognition_every, 1)
 
 

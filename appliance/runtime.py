@@ -36,7 +36,7 @@ def load_interpreter(path: str | Path, num_threads: int = 1):
     try:
         interpreter = Interpreter(model_content=content, num_threads=num_threads)
         interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"model file {path} cannot be loaded: {first_line(exc)}") from None
+    except (ValueError, RuntimeError, TypeError) as exc:  # TypeError: pybind11 quoting the whole model
+        raise ModelError(f"model file {path} cannot be loaded: {first_line(exc)[:200]}") from None
     return interpreter
 

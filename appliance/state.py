@@ -20,6 +20,8 @@ from appliance.errors import StateError
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
+COUNTS = ("reps", "total", "resets")
+STALE_TEMP_S = 60.0  # a temporary file this old was left by a write cut short (power cut, kill)
 
 
 @dataclass
@@ -41,12 +43,17 @@ class StateStore:
 
     def load(self) -> State:
         """The saved state, or a fresh one. A damaged file is kept aside, never overwritten."""
+        self._remove_stale_temp_files()
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
-            state = State(**{k: raw[k] for k in ("reps", "total", "resets", "updated") if k in raw})
-            if not all(isinstance(getattr(state, k), int) and getattr(state, k) >= 0 for k in ("reps", "total", "resets")):
+            if not isinstance(raw, dict) or not all(k in raw for k in COUNTS):
+                raise ValueError("not a saved count: reps, total and resets are not all there")
+            if not all(type(raw[k]) is int and raw[k] >= 0 for k in COUNTS):  # type(): true is not 1 rep
                 raise ValueError("negative or non-integer counts")
-            return state
+            updated = raw.get("updated", 0.0)
+            if type(updated) not in (int, float):  # only for people: a bad one costs no count
+                updated = 0.0
+            return State(*(raw[k] for k in COUNTS), updated=float(updated))
         except (FileNotFoundError, NotADirectoryError):  # nothing saved yet (or no directory to save in)
             return State()
         except PermissionError as exc:
@@ -59,6 +66,20 @@ class StateStore:
                 aside = self.path
             log.error("state file %s is damaged (%s); kept as %s, starting from 0", self.path, exc, aside)
             return State()
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temporary files of writes cut short by a power cut or a kill: nothing else removes
+        them. A young one may be a `pushup-counter reset` writing right now: left alone."""
+        try:
+            leftovers = list(self.directory.glob(f".{STATE_FILE}.*.tmp"))
+        except OSError:
+            return
+        for path in leftovers:
+            try:
+                if time.time() - path.stat().st_mtime > STALE_TEMP_S:
+                    path.unlink()
+            except OSError as exc:
+                log.debug("leaving %s: %s", path, exc)
 
     def save(self, state: State) -> bool:
         """Write durably; on failure remember it, keep the state in memory, and return False.

@@ -40,6 +40,7 @@ def test_flip_average_reaches_the_keypoint_model(tmp_path):
         ("[buzzer]\nenabled = 1\n", "[buzzer].enabled"),
         ("[display]\nkind = 'lcd'\n", "[display].kind"),
         ("[models]\nnum_threads = 0\n", "[models].num_threads"),
+        ("[models]\nnum_threads = 4294967296\n", "[models].num_threads"),
         ("[models]\nflip_average = 'yes'\n", "[models].flip_average"),
         ("[gate]\nopen_threshold = 0.2\nclose_threshold = 0.5\n", "[gate]"),
         ("[button]\nshutdown_command = 'poweroff'\n", "[button].shutdown_command"),

@@ -256,3 +256,17 @@ def test_black_saturated_and_malformed_frames_count_nothing_and_lose_nothing(tmp
     assert statuses[44] == "too dark"  # 1.5 s of black frames: the brightness, not a missing person
     assert "counting" not in statuses
     assert len([r for r in caplog.records if "skipping bad frame" in r.getMessage()]) == 1
+
+
+@needs_models
+def test_a_runtime_that_refuses_its_arguments_is_one_line_not_the_model_bytes():
+    """pybind11's TypeError quotes every argument, the whole model file included (1 MB into
+    the journal): the loader turns it into one short line naming the file."""
+    from appliance.errors import ModelError
+    from appliance.runtime import load_interpreter
+
+    path = MODELS / "recognizer.tflite"
+    with pytest.raises(ModelError) as caught:
+        load_interpreter(path, num_threads=2**32)
+    message = str(caught.value)
+    assert message.startswith(f"model file {path} cannot be loaded: ") and "\n" not in message and len(message) < 400

@@ -34,8 +34,37 @@ def test_damaged_file_is_kept_aside(tmp_path):
 
 
 def test_negative_counts_are_refused(tmp_path):
-    (tmp_path / "state.json").write_text(json.dumps({"reps": -1, "total": 5}))
+    (tmp_path / "state.json").write_text(json.dumps({"reps": -1, "total": 5, "resets": 0}))
     assert StateStore(tmp_path).load() == State()
+
+
+@pytest.mark.parametrize("text", ["[]", "{}", '{"reps": 4, "total": 9}', '{"reps": true, "total": 3, "resets": 0}',
+                                  '{"reps": 2.5, "total": 3, "resets": 0}', "7"],
+                         ids=["list", "empty", "counts-missing", "bool", "float", "number"])
+def test_valid_json_that_is_no_saved_count_is_kept_aside_not_read_as_0(tmp_path, caplog, text):
+    (tmp_path / "state.json").write_text(text)
+    assert StateStore(tmp_path).load() == State()
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("state.json.corrupt")]
+    assert len(kept) == 1 and kept[0].read_text() == text
+    assert "is damaged" in caplog.text
+
+
+def test_a_bad_timestamp_costs_no_count(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({"reps": 4, "total": 9, "resets": 1, "updated": "yesterday"}))
+    assert StateStore(tmp_path).load() == State(reps=4, total=9, resets=1, updated=0.0)
+
+
+def test_temp_files_of_writes_cut_short_are_removed_young_ones_kept(tmp_path):
+    """A power cut between the temporary file and the rename leaves the file behind; one
+    written a moment ago may be `pushup-counter reset` at work."""
+    store = StateStore(tmp_path)
+    store.save(State(reps=3, total=3))
+    old, young = tmp_path / ".state.json.abc123.tmp", tmp_path / ".state.json.def456.tmp"
+    old.write_text("{}")
+    young.write_text("{}")
+    os.utime(old, (os.path.getmtime(old) - 120,) * 2)
+    assert StateStore(tmp_path).load().reps == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [young.name, "state.json"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
