@@ -167,7 +167,7 @@ class App:
             pass
         except ApplianceError as exc:  # a model or video file error: say so, and leave it on the OLED
             failed = True
-            if self._status != "model error":
+            if self._status not in ("model error", "camera error"):
                 self._set_status("video error" if isinstance(exc, SourceError) else "error")
             self._show()
             self.notifier.status(self._status_line())
@@ -193,7 +193,8 @@ class App:
         """
         backoff = 0.5
         opened = False
-        last_good = self.clock()
+        last_good = self.clock()  # the last good frame, or the camera opening
+        last_frame = self.clock()  # the last good frame (or the start)
         last_t = None
         while not self._stop:
             if not opened:
@@ -208,6 +209,7 @@ class App:
                 except SourceError as exc:
                     if not source.live:
                         raise
+                    self._give_up_on_camera(str(exc), last_frame)
                     self._camera_trouble(str(exc), backoff, pipeline)
                     backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
                     continue
@@ -236,13 +238,14 @@ class App:
                     else:
                         continue
                 else:
-                    last_good = self.clock()
+                    last_good = last_frame = self.clock()
                     last_t = frame.t
                     backoff = 0.5
                     self._after_frame(pipeline, frame, result)
                     continue
             source.close()
             opened = False
+            self._give_up_on_camera(trouble, last_frame)
             self._camera_trouble(trouble, backoff, pipeline)
             backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
 
@@ -269,6 +272,15 @@ class App:
             return call()
         finally:
             self._in_blocking_read = False
+
+    def _give_up_on_camera(self, trouble: str, last_frame: float) -> None:
+        """No frame from the live camera for [camera].restart_after_s: exit (4), for systemd to
+        start a fresh daemon. libcamera lists the cameras once per process, and in the unit's
+        private network namespace it never hears of one that appears later (a camera slow to
+        come up at boot); a new process looks again. The count is saved on the way out."""
+        limit = self.config.camera.restart_after_s
+        if limit > 0 and self.clock() - last_frame >= limit:
+            raise SourceError(f"{trouble}; no frame for {limit:g} s, exiting for a fresh start")
 
     def _camera_trouble(self, message: str, wait_s: float, pipeline: Pipeline) -> None:
         """Show and log the camera problem, then wait `wait_s` before the next attempt.

@@ -317,6 +317,19 @@ def test_unit_has_the_required_keys():
     assert one["Install.WantedBy"] == "multi-user.target"
 
 
+def test_a_missing_camera_restarts_the_daemon_for_ever_not_into_the_start_limit():
+    """With no camera the daemon exits after [camera].restart_after_s for a fresh start; those
+    restarts must stay under StartLimitBurst per StartLimitIntervalSec, or systemd would give
+    up on a box whose camera comes back (a reseated cable, a late probe)."""
+    from appliance.config import CameraConfig
+
+    one = {k: v[-1] for k, v in unit_entries(UNIT).items()}
+    interval, burst = float(one["Unit.StartLimitIntervalSec"]), int(one["Unit.StartLimitBurst"])
+    cycle = CameraConfig().restart_after_s + float(one["Service.RestartSec"].rstrip("s"))
+    starts_per_interval = int(interval // cycle) + 1
+    assert starts_per_interval < burst
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_unit_passes_systemd_analyze_verify(tmp_path):
     unit = tmp_path / "pushup-counter.service"

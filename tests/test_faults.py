@@ -342,7 +342,8 @@ def test_camera_that_never_appears_is_retried_without_a_crash_loop(tmp_path, ole
             source.script = []  # opens now, and the empty script sends SIGTERM
 
     source = ScriptedSource([], clock=clock, sleep=clock.sleep, open_failures=10**6, on_open=give_up_after_two_minutes)
-    app = make_app(tmp_path, source, clock=clock, display="oled", camera={"reopen_backoff_max_s": 30.0})
+    app = make_app(tmp_path, source, clock=clock, display="oled",
+                   camera={"reopen_backoff_max_s": 30.0, "restart_after_s": 600.0})
     assert app.run() == 0
     waits = np.diff(source.opens)
     assert waits[:7] == pytest.approx([0.5, 1, 2, 4, 8, 16, 30], abs=1e-6)
@@ -354,6 +355,28 @@ def test_camera_that_never_appears_is_retried_without_a_crash_loop(tmp_path, ole
     assert (tmp_path / "state" / "state.json").read_bytes() == before  # count kept, file untouched
     assert oled.screens[-1].count == 7 and oled.screens[-1].status == "camera error"
     assert len(log_lines(caplog, "no camera found")) == len(source.opens) - 1  # one line per retry, at most 2 a minute
+
+
+@pytest.mark.parametrize("appears", ["never", "then lost"])
+def test_a_camera_gone_for_restart_after_s_exits_for_a_fresh_daemon(tmp_path, oled, mock_pins, caplog, appears):
+    """libcamera lists the cameras once per process: after [camera].restart_after_s without a
+    frame the daemon exits 4 (systemd's Restart=on-failure starts a new one), with the count
+    saved and "camera error" left lit. Up to then it retries in the same process."""
+    StateStore(tmp_path / "state").save(State(reps=7, total=70, resets=1))
+    clock = FakeClock()
+    if appears == "never":
+        source = ScriptedSource([], clock=clock, sleep=clock.sleep, open_failures=10**6)
+    else:
+        source = ScriptedSource(["rep", "rep", *["error"] * 100], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled", camera={"restart_after_s": 90.0})
+    with pytest.raises(SourceError, match="no frame for 90 s, exiting for a fresh start"):
+        app.run()
+    last_frame = source.opens[0] if appears == "never" else source.faults[0]
+    assert 90.0 <= clock() - last_frame < 90.0 + 30.0  # within one retry after the limit
+    assert len(source.opens) > 3  # retried in this process first
+    assert saved(tmp_path).reps == (7 if appears == "never" else 9)
+    assert oled.screens[-1].status == "camera error" and oled.persist  # lit after the exit
+    assert not source.is_open  # released for the next daemon
 
 
 def fake_picamera2(clock, plan):
