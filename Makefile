@@ -37,5 +37,8 @@ test: $(VENV)/.installed $(TOOLS_VENV)/.installed
 deploy-test: $(VENV)/.installed
 	bash deploy/deploy-test.sh
 
+# Keeps build/deploy/cache: the image's base root file system takes most of an hour to make.
 clean:
-	rm -rf $(RUN_DIR) build dist *.egg-info
+	rm -rf $(RUN_DIR) dist *.egg-info
+	if [ -d build ]; then find build -mindepth 1 -maxdepth 1 ! -name deploy -exec rm -rf {} +; fi
+	if [ -d build/deploy ]; then find build/deploy -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +; fi

@@ -10,7 +10,10 @@ VENV=${VENV:-.venv}
 EXTRAS=${EXTRAS:-desktop}  # setup.cfg extras besides test: desktop (make run), tools (training, torch CPU)
 
 as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else return 1; fi
+  # sudo may ask for a password at a terminal; without one (CI), only where it needs none
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then if [ -t 0 ]; then sudo "$@"; else sudo -n "$@"; fi
+  else return 1; fi
 }
 
 need_apt=()
