@@ -178,7 +178,9 @@ def latency(paths: dict[str, Path], runs: int = 60, rounds: int = 3) -> dict:
             for n, v in times.items()}
 
 
-def contact_sheet(cache, idx, kp_int8_px, out_paths: list[Path], n: int = 12):
+def contact_sheet(cache, idx, kp_int8_px, out_path: Path, n: int = 12):
+    """Predictions drawn on validation frames, for a person to look at. The frames are
+    third-party footage: the sheet goes to the run folder only, never into the repository."""
     from PIL import Image, ImageDraw
 
     from appliance.geometry import Letterbox
@@ -232,9 +234,8 @@ def contact_sheet(cache, idx, kp_int8_px, out_paths: list[Path], n: int = 12):
     for j, t in enumerate(tiles):
         sheet.paste(t, ((j % cols) * tw, (j // cols) * th + 18))
     ImageDraw.Draw(sheet).text((4, 3), "validation footage: red = int8 keypoint model, green = MediaPipe teacher", fill=(255, 255, 255))
-    for p in out_paths:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        sheet.save(p)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out_path)
 
 
 def main(argv=None):
@@ -270,8 +271,7 @@ def main(argv=None):
     rec_res = eval_recognizer(Path(a.traces), a.data, models / "recognizer.tflite", Path(a.rec_ckpt))
     report["recognizer"] = rec_res
     print("recognizer", json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items() if kk != "negative_clip_longest_open_s"}) for k, v in rec_res.items()}, indent=1), flush=True)
-    # the README's copy changes only with the shipped cards
-    contact_sheet(cache, kp_idx, kp_px, [out / "contact_sheet.png"] + ([REPO / "docs" / "models" / "contact_sheet.png"] if a.update_cards else []))
+    contact_sheet(cache, kp_idx, kp_px, out / "contact_sheet.png")
     with tempfile.TemporaryDirectory() as tmp:
         bp_path, bp_info = (Path(a.blazepose), {"path": a.blazepose}) if a.blazepose else fetch_blazepose(Path(tmp))
         paths = {"keypoints_int8": models / "keypoints.tflite", "recognizer_int8": models / "recognizer.tflite"}
