@@ -8,40 +8,47 @@ from appliance.keypoints import NAMES
 from appliance.recognition import CLIP, MIN_SCORE, NORMALISATION, STEP_S
 from tools.dataset import REPO
 
-SYNTHETIC = (
-    "python -m tools.synthetic_cache --clips 48 --out runs/cache/synthetic.npz && "
-    "python -m tools.synthetic_cache --merge runs/cache/frames.npz runs/cache/synthetic.npz --out runs/cache/merged.npz"
-)
+# Each card's "command": the chain that made its model, one shell line each ("#" lines say
+# what was done by hand), so it can be pasted into a shell from the repository root.
+SYNTHETIC = [
+    "python -m tools.synthetic_cache --clips 48 --out runs/cache/synthetic.npz",
+    "python -m tools.synthetic_cache --merge runs/cache/frames.npz runs/cache/synthetic.npz --out runs/cache/merged.npz",
+]
 COMMANDS = {
-    "keypoints": (
-        "python -m tools.dataset --data ../shared/data --out runs/cache/frames.npz && "
+    "keypoints": "\n".join([
+        "python -m tools.dataset --data ../shared/data --out runs/cache/frames.npz",
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp_a --minutes 40 --width 0.75 --batch 16 "
-        "--lr 2e-3 --threads 1 --eval-every 200 --val-frames 400 "
-        "[phase A: stopped by hand after 16 min; runs/kp_a/last.pt = EMA at step 600] && "
+        "--lr 2e-3 --threads 1 --eval-every 200 --val-frames 400",
+        "# phase A: stopped by hand after 16 min; runs/kp_a/last.pt = EMA at step 600",
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp_b --init runs/kp_a/last.pt --crop 1.5 "
-        "--photometric 0.6 --minutes 38 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 "
-        "[runs/kp_b/best.pt as of step 750 copied to runs/kp_best_0341.pt] && " + SYNTHETIC + " && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp_syn --init runs/kp_best_0341.pt "
-        "--crop 1.5 --photometric 0.6 --minutes 45 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400 && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp_e --init runs/kp_syn/best.pt "
-        "--crop 1.5 --photometric 0.6 --minutes 55 --width 0.75 --batch 24 --lr 1e-3 --threads 1 --eval-every 250 --val-frames 400 && "
-        "ln -sfn kp_e runs/kp && "
-        "python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt && "
-        "[the appliance averages each frame's heatmaps with its mirror's: [models] flip_average = true] && "
-        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_tta && "
-        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_tta --update-cards"
-    ),
-    "recognizer": (
-        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_e && "
-        "python -m tools.pose_traces collect-rendered --clips 60 --out runs/traces_rendered_e && "
-        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --data ../shared/data --traces runs/traces_e --rendered runs/traces_rendered_e "
-        "--out runs/rec_e --steps 1200 --rendered-weight 0.4 --threads 2 && ln -sfn rec_e runs/rec && "
-        "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt --traces runs/traces_e && "
-        "[traces_e: collected before flip averaging; a recogniser retrained on flip-averaged traces counted worse, "
-        "models/README.md] && "
-        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_tta && "
-        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_tta --update-cards"
-    ),
+        "--photometric 0.6 --minutes 38 --width 0.75 --batch 24 --lr 2e-3 --threads 1 --eval-every 250 --val-frames 400",
+        "# phase B: runs/kp_b/best.pt as of step 750 copied to runs/kp_best_0341.pt",
+        *SYNTHETIC,
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp_syn "
+        "--init runs/kp_best_0341.pt --crop 1.5 --photometric 0.6 --minutes 45 --width 0.75 --batch 24 --lr 2e-3 "
+        "--threads 1 --eval-every 250 --val-frames 400",
+        "# phase D was started as --init runs/kp/best.pt, with runs/kp a link to kp_syn (the card's training.args)",
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --cache runs/cache/merged.npz --out runs/kp_e "
+        "--init runs/kp_syn/best.pt --crop 1.5 --photometric 0.6 --minutes 55 --width 0.75 --batch 24 --lr 1e-3 "
+        "--threads 1 --eval-every 250 --val-frames 400",
+        "ln -sfn kp_e runs/kp",
+        "python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt",
+        "# the appliance averages each frame's heatmaps with its mirror's ([models] flip_average = true): evaluate that way",
+        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_tta",
+        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_tta --update-cards",
+    ]),
+    "recognizer": "\n".join([
+        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_e",
+        "python -m tools.pose_traces collect-rendered --clips 60 --out runs/traces_rendered_e",
+        "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --data ../shared/data --traces runs/traces_e "
+        "--rendered runs/traces_rendered_e --out runs/rec_e --steps 1200 --rendered-weight 0.4 --threads 2",
+        "ln -sfn rec_e runs/rec",
+        "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt --traces runs/traces_e",
+        "# traces_e: collected before flip averaging; a recogniser retrained on flip-averaged traces counted worse "
+        "(models/README.md)",
+        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_tta",
+        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_tta --update-cards",
+    ]),
 }
 
 
