@@ -583,6 +583,16 @@ class RepCounter(_CounterBase):
         kp = _check_keypoints(keypoints)
         st = self.settings
         t = float(t)
+        if self._clock.last_t is not None and t < self._clock.last_t:
+            # the clock went back (a source whose timestamps restart): everything kept by time
+            # (filters, windows, the refractory time) starts over, as for a new source; the count stays
+            judged = self.finish(self._clock.last_t)
+            count = self._count
+            self.reset()
+            self._count = count
+            if judged:
+                self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), True)
+                return True
         self._clock.tick(t)
         f = self._features(t, kp.tolist())
         if self._tracking and t - self._last_seen_t > st.max_gap_s:

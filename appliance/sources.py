@@ -62,7 +62,8 @@ class VideoFileSource(FrameSource):
         self._frames = None
         self._index = 0
         self._start_wall = None
-        self._t0 = None
+        self._t0 = None  # the file's first timestamp; _timestamp's offset and last value with it
+        self._offset, self._last_t = 0.0, None
         self.fps = 0.0
         self.skipped = 0
 
@@ -122,21 +123,22 @@ class VideoFileSource(FrameSource):
         return frame
 
     def _timestamp(self, decoded) -> float:
+        """Seconds since the first frame, never going back: a file whose clock restarts (two
+        recordings joined) goes on one frame after where it was, as a camera's clock would."""
         t = decoded.time if decoded.time is not None else self._index / max(self.fps, 1.0)
         if self._t0 is None:
-            self._t0 = t
-        return float(t - self._t0)
+            self._t0, self._offset, self._last_t = t, 0.0, None
+        t = float(t - self._t0) + self._offset
+        if self._last_t is not None and t < self._last_t:
+            step = 1.0 / max(self.fps, 1.0)
+            self._offset += self._last_t + step - t
+            t = self._last_t + step
+        self._last_t = t
+        return t
 
     def _to_array(self, decoded) -> np.ndarray:
-        rotation = int(round(getattr(decoded, "rotation", 0) or 0)) % 360
-        if rotation == 0 and self.pixel_format == "YUV420" and decoded.width % 2 == 0 and decoded.height % 2 == 0:
-            return decoded.reformat(format="yuv420p").to_ndarray()
-        rgb = decoded.to_ndarray(format="rgb24")
-        if rotation:
-            # PyAV reports the display matrix angle (counter-clockwise); np.rot90 turns the
-            # same way, so this is what a player does to show the clip upright.
-            rgb = np.ascontiguousarray(np.rot90(rgb, k=rotation // 90))
-        if self.pixel_format == "YUV420":
+        rgb = upright(decoded.to_ndarray(format="rgb24"), display_matrix(decoded))
+        if self.pixel_format == "YUV420":  # the Pi's layout, full range as frames.to_rgb reads it
             h, w = rgb.shape[:2]
             return rgb_to_yuv420(rgb[: h - h % 2, : w - w % 2])
         return rgb
@@ -146,6 +148,37 @@ class VideoFileSource(FrameSource):
             self._container.close()
         self._container = None
         self._frames = None
+
+
+def display_matrix(decoded) -> tuple[int, int, int, int]:
+    """How a player shows a decoded video frame: the signs of its display matrix's a, b, c, d
+    (ffmpeg's x' = a x + c y, y' = b x + d y), from the frame's DISPLAYMATRIX side data; else
+    from PyAV's rotation angle, which cannot tell a mirror (a mirrored phone clip reads as
+    -180 degrees: turned, it would be upside down). Quarter turns and mirrors only."""
+    for side in getattr(decoded, "side_data", None) or ():
+        if getattr(getattr(side, "type", None), "name", "") == "DISPLAYMATRIX":
+            m = np.frombuffer(bytes(side), dtype=np.int32)
+            if m.size == 9:
+                a, b, c, d = (int(v) for v in (m[0], m[1], m[3], m[4]))
+                if abs(a) >= abs(b):
+                    return int(np.sign(a)) or 1, 0, 0, int(np.sign(d)) or 1
+                return 0, int(np.sign(b)) or 1, int(np.sign(c)) or 1, 0
+    rotation = int(round(getattr(decoded, "rotation", 0) or 0)) % 360
+    return {90: (0, -1, 1, 0), 180: (-1, 0, 0, -1), 270: (0, 1, -1, 0)}.get(rotation, (1, 0, 0, 1))
+
+
+def upright(image: np.ndarray, matrix: tuple[int, int, int, int]) -> np.ndarray:
+    """The picture as the display matrix shows it (see display_matrix)."""
+    a, b, c, d = matrix
+    if a == 0:  # a quarter turn: the stored rows become columns
+        image, flip_rows, flip_columns = image.swapaxes(0, 1), b < 0, c < 0
+    else:
+        flip_rows, flip_columns = d < 0, a < 0
+    if flip_rows:
+        image = image[::-1]
+    if flip_columns:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image)
 
 
 class WebcamSource(FrameSource):

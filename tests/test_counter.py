@@ -266,6 +266,18 @@ def test_person_leaving_mid_rep_not_double_counted():
     assert r.reps == 5
 
 
+@pytest.mark.parametrize("tail_s", [1.0, 0.0], ids=["ends-at-the-top", "ends-arriving"])
+def test_a_clock_that_starts_again_counts_the_second_part_too(tail_s):
+    """Timestamps that restart (two recordings joined): the refractory time and the windows
+    kept by time must not refuse everything until the new clock passes the old one."""
+    kp = trace_from(heights([2.0] * 4, tail_s=tail_s))
+    times = np.arange(len(kp)) / FPS
+    counter = RepCounter()
+    counted = [counter.update(t, frame) for t, frame in zip(np.concatenate([times, times]), np.concatenate([kp, kp]))]
+    counted.append(counter.finish(times[-1]))
+    assert sum(counted) == counter.count == 8
+
+
 def test_static_plank_is_zero():
     assert count(trace_from(np.full(int(30 * FPS), TOP_H))).reps == 0
     assert count(trace_from(np.full(int(30 * FPS), BOTTOM_H))).reps == 0

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from appliance.errors import SourceError
+from appliance.frames import to_rgb
 from appliance.sources import PiCameraSource, VideoFileSource, WebcamSource
 from tests.conftest import make_clip
 
@@ -30,6 +31,54 @@ def test_file_can_give_the_pis_yuv420_layout(tmp_path):
     yuv = read_all(VideoFileSource(clip, pixel_format="YUV420"))
     assert yuv[5].image.shape == (72, 64) and yuv[5].format == "YUV420"
     assert yuv[5].size == rgb[5].size == (64, 48)
+    # the same picture, full range as on the Pi (swscale's yuv420p was limited: black at 16)
+    assert np.abs(to_rgb(yuv[5]).astype(int) - rgb[5].image.astype(int)).mean() < 2
+
+
+def test_a_file_whose_clock_starts_again_goes_on_forward(tmp_path):
+    """Two MPEG-TS recordings joined byte for byte: the second one's timestamps restart. The
+    source keeps time going forward, as a camera would, so no stage sees it go back."""
+    one = make_clip(tmp_path / "a.ts", frames=20, fps=10).read_bytes()
+    (tmp_path / "joined.ts").write_bytes(one + one)
+    times = [f.t for f in read_all(VideoFileSource(tmp_path / "joined.ts"))]
+    assert len(times) == 40 and all(b > a for a, b in zip(times, times[1:]))
+    assert np.allclose(np.diff(times), 0.1, atol=1e-3)
+
+
+def clip_with_display_matrix(path, picture, degrees, hflip):
+    """A clip whose stored pixels a player turns by `degrees` (counter-clockwise) and then mirrors."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = picture.shape[1], picture.shape[0], "yuv420p"
+        stream.set_display_rotation(degrees, hflip=hflip)
+        for _ in range(2):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("degrees, hflip", [(0, False), (90, False), (-90, False), (180, False),
+                                            (0, True), (90, True), (-90, True), (180, True)])
+def test_file_frames_come_as_a_player_shows_them(tmp_path, degrees, hflip):
+    """Phone clips are stored sideways or mirrored, with a display matrix that says how to show
+    them. A mirror is not a half turn (PyAV's angle reads -180 for both): turned, the person
+    would be upside down, and upside-down people are never counted."""
+    import av
+
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("this PyAV cannot write a display matrix")
+    stored = np.zeros((48, 64, 3), np.uint8)
+    stored[:16, :16] = 255  # a white block top left
+    stored[:, 40:] = (0, 0, 200)  # a blue band on the right
+    shown = np.rot90(stored, k=(degrees // 90) % 4)
+    shown = shown[:, ::-1] if hflip else shown
+    frame = read_all(VideoFileSource(clip_with_display_matrix(tmp_path / "c.mp4", stored, degrees, hflip)))[0]
+    assert frame.image.shape == shown.shape
+    assert np.abs(frame.image.astype(int) - shown.astype(int)).mean() < 10
 
 
 class FakeTime:
