@@ -85,7 +85,9 @@ A frame without a usable shoulder and wrist is a gap: gaps shorter than ``max_ga
 bridged (the filter is fed the last values, posture counts as not ok); a longer gap resets the
 filter and the rep state, so a person walking out mid-rep and someone walking in starts fresh
 (a rep in progress is lost, never double counted). ``count`` survives gaps; ``reset()`` zeroes
-it. Timestamps may be irregular: the filter is designed from the measured frame interval and
+it and forgets the person; ``new_set()`` (the button) zeroes it and keeps what was learnt of the
+person, and the first rep after it is one whose descent comes after the press: a push already
+under way is not counted, nor whatever rise comes next (getting up). Timestamps may be irregular: the filter is designed from the measured frame interval and
 redesigned if the frame rate drifts by more than 20%.
 
 Baselines
@@ -371,6 +373,10 @@ class _CounterBase:
         """The source ended at ``t``: True if a rep judged before the end is counted now."""
         return False
 
+    def new_set(self) -> None:
+        """The button: the count starts again at 0."""
+        self.reset()
+
 
 # ----------------------------------------------------------------------------------------------
 # Ours
@@ -421,12 +427,27 @@ class RepCounter(_CounterBase):
         self.rejected.clear()
         self._reset_tracking()
 
+    def new_set(self) -> None:
+        """The button: the count starts again at 0 (see the module docstring). A push under
+        way is dropped by waiting for a descent from here, as after a counted rep; a descent
+        under way goes on to its push, which counts. The filters, scale and amplitude learnt
+        from this person stay."""
+        self._count = 0
+        self.last = self.last._replace(counted=False)
+        pushing = self._count_pending or (not self._seeking_descent and self._velocity > 0)
+        if self._tracking and pushing and np.isfinite(self._prev_x):
+            self._count_pending = False
+            self._seeking_descent = True
+            self._peak = self._prev_x
+            self._push_valley = math.nan  # no amplitude to learn from the push cut in two
+
     def _reset_tracking(self) -> None:
         """Forget the rep in progress (after a long gap or at start); the count stays."""
         self._tracking = False
         self._track_start_t = -math.inf
         self._last_seen_t = -math.inf
         self._prev_x, self._prev_t, self._vmax = math.nan, -math.inf, 0.0
+        self._velocity = 0.0  # of the filtered signal at the last frame
         self._raw_s, self._raw_t = math.nan, -math.inf
         self._last_feats: _Features | None = None
         self._last_hh = math.nan
@@ -639,7 +660,7 @@ class RepCounter(_CounterBase):
         # while the amplitude is only the prior: a deeper first push is announced on arrival
         announce_needed = top_needed * (1.0 if self._amp_learned else st.first_top_factor)
         v = (x - self._prev_x) / (t - self._prev_t) if t > self._prev_t and np.isfinite(self._prev_x) else 0.0
-        self._prev_x, self._prev_t = x, t
+        self._prev_x, self._prev_t, self._velocity = x, t, v
         slowed = v <= st.arrive_velocity_fraction * self._vmax
         counted = False
         if self._count_pending:

@@ -41,8 +41,8 @@ class Pipeline:
         self._last_prob = float("nan")
 
     def reset_count(self) -> None:
-        """The button: start a new set (the gate's view of the person is kept)."""
-        self.counter.reset()
+        """The button: start a new set (the gate's and the counter's view of the person is kept)."""
+        self.counter.new_set()
 
     def finish(self, t: float) -> bool:
         """The source ended at ``t``: True if a rep judged before the end is counted now."""

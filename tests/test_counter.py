@@ -278,6 +278,30 @@ def test_a_clock_that_starts_again_counts_the_second_part_too(tail_s):
     assert sum(counted) == counter.count == 8
 
 
+def test_the_button_counts_the_reps_that_start_after_it_and_no_other():
+    """new_set() pressed at any moment of a set: the count after it is the reps whose bottom
+    comes after the press (one within 0.3 s of it may go either way); never a push already
+    under way, and never the getting-up at the end."""
+    kp = trace_from(heights([2.0] * 5, tail_s=0.0), noise=0.002)
+    getting_up = trace_from(np.linspace(TOP_H, TOP_H + 0.15, int(0.8 * FPS)))  # rising further, hands down
+    kp = np.concatenate([kp, getting_up, trace_from(np.full(int(FPS), TOP_H + 0.15))])
+    bottoms = 1.0 + 1.0 + 2.0 * np.arange(5)
+    for press in range(int(1.5 * FPS), len(kp), 5):
+        counter = RepCounter()
+        after = 0
+        for i in range(len(kp)):
+            if i == press:
+                counter.new_set()
+            counted = counter.update(i / FPS, kp[i])
+            after += int(counted and i >= press)
+        after += int(counter.finish((len(kp) - 1) / FPS))
+        due = int(np.sum(bottoms > press / FPS))
+        near_a_bottom = np.any(np.abs(bottoms - press / FPS) <= 0.3)  # that rep may go either way
+        assert after == counter.count
+        assert after == due or (near_a_bottom and abs(after - due) == 1), \
+            f"pressed at {press / FPS:.2f} s: {after} counted, {due} bottoms after"
+
+
 def test_static_plank_is_zero():
     assert count(trace_from(np.full(int(30 * FPS), TOP_H))).reps == 0
     assert count(trace_from(np.full(int(30 * FPS), BOTTOM_H))).reps == 0
