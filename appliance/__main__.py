@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import ApplianceError, ConfigError, SourceError, StateError, first_line
+from appliance.errors import ApplianceError, ConfigError, OutputError, SourceError, StateError, check_writable_dir, first_line
 
 log = logging.getLogger("pushup-counter")
 
@@ -41,6 +41,8 @@ def cmd_count(args) -> int:
     from appliance.sources import VideoFileSource
 
     config = _config(args)
+    if args.keypoints:
+        check_writable_dir(Path(args.keypoints).parent, "the keypoints")
     pipeline = load_pipeline(config)
     source = VideoFileSource(args.video)
     rows, probs, rep_times, stage_times = [], [], [], {k: [] for k in ("decode", "preprocess", "keypoints", "recognition", "counter")}
@@ -65,7 +67,11 @@ def cmd_count(args) -> int:
     if args.keypoints:
         count = pipeline.keypoint_model.count
         keypoints = np.stack(rows).astype(np.float32) if rows else np.zeros((0, count, 3), np.float32)
-        np.savez_compressed(args.keypoints, keypoints=keypoints, pushup_prob=np.asarray(probs, np.float32), fps=np.float32(source.fps))
+        try:
+            np.savez_compressed(args.keypoints, keypoints=keypoints, pushup_prob=np.asarray(probs, np.float32),
+                                fps=np.float32(source.fps))
+        except OSError as exc:
+            raise OutputError(f"cannot write the keypoints to {args.keypoints}: {exc.strerror or first_line(exc)}") from None
     report = {
         "video": str(args.video),
         "reps": len(rep_times),
@@ -116,7 +122,7 @@ def _existing_store(args):
     count somewhere nobody reads (the service's directory always exists)."""
     from appliance.state import StateStore
 
-    store = StateStore(_state_dir(args))
+    store = StateStore(_state_dir(args), log_failures=False)
     if not store.directory.is_dir():
         raise StateError(f"state directory not found: {store.directory}")
     return store

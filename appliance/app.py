@@ -18,7 +18,7 @@ import numpy as np
 from appliance.counter import RepCounter
 from appliance.config import Config
 from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled, render
-from appliance.errors import ApplianceError, SourceError, StateError, first_line
+from appliance.errors import ApplianceError, SourceError, StateError, check_writable_dir, first_line
 from appliance.frames import FrameError, brightness
 from appliance.gate import Gate
 from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
@@ -155,6 +155,8 @@ class App:
         self._show()
         failed = False
         try:
+            if self.options.record_dir:
+                check_writable_dir(self.options.record_dir, "the recording")
             try:
                 pipeline = self._pipeline if self._pipeline is not None else load_pipeline(self.config)
             except Exception:
@@ -489,7 +491,8 @@ class App:
         sleep_after = self.config.display.sleep_after_s
         oled = (self.options.display or self.config.display.kind) == "oled"
         lit = not (oled and sleep_after > 0 and now - self._last_activity >= sleep_after)
-        self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None), lit=lit)
+        self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None), lit=lit,
+                          t=self._last_frame_t)
 
     def _shutdown(self, keep_screen: bool = False) -> None:
         """STOPPING=1, a last try at an unsaved count, then release every device.
@@ -500,12 +503,13 @@ class App:
         self.notifier.stopping()
         if self.store.pending:
             self._save()
-        steps = [lambda: self.display.close(keep_screen), self.beeper.close, self.button.close]
+        steps = [("the display", lambda: self.display.close(keep_screen)), ("the buzzer", self.beeper.close),
+                 ("the button", self.button.close)]
         if self.preview is not None:
-            steps.insert(0, self.preview.close)
-        for step in steps:
+            steps.insert(0, ("the preview", self.preview.close))
+        for what, step in steps:
             try:
                 step()
             except Exception as exc:
-                log.warning("on shutdown, %s failed: %s", getattr(step, "__qualname__", step), exc)
+                log.warning("on shutdown, closing %s failed: %s", what, exc)
         log.info("stopped at %d reps (total %d)", self.state.reps, self.state.total)

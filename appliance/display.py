@@ -16,6 +16,8 @@ from pathlib import Path
 from PIL import Image, ImageFont
 from PIL import __version__ as PILLOW_VERSION
 
+from appliance.errors import OutputError
+
 log = logging.getLogger(__name__)
 
 
@@ -183,13 +185,13 @@ class Display:
         self._recorded = _NOTHING
         self._logged: dict[str, float] = {}  # message -> when it was last logged
 
-    def show(self, screen: Screen, lit: bool = True) -> None:
+    def show(self, screen: Screen, lit: bool = True, t: float | None = None) -> None:
         """Show `screen`, or with `lit` False turn the panel off (luma's hide(): an OLED's
-        pixels wear with hours lit, and an unattended box would burn its count in)."""
+        pixels wear with hours lit, and an unattended box would burn its count in). `t`: the
+        newest frame's time, for the recording (None: no frame yet, or none since)."""
         wanted = screen if lit else _DARK
         if self._recorder is not None and wanted != self._recorded:
-            size = self._recorder.size
-            self._recorder.add(draw_screen(screen, size) if lit else Image.new("1", size), self._clock())
+            self._recorder.add(screen if lit else None, t)
             self._recorded = wanted
         if self.device is None and self._clock() >= self._next_try:
             self._open()
@@ -274,23 +276,41 @@ class Display:
 
 
 class GifRecorder:
-    """Collects every distinct OLED picture with its time and writes an animated GIF."""
+    """Every distinct OLED picture with its time on the video's timeline, as an animated GIF.
+
+    It keeps the screens, not pictures (a few bytes each: an hour of a wobbling fps figure
+    is thousands of them), and draws them one by one as the GIF is written. A screen shown
+    before the first frame, or between frames, takes the time of the frame before it (the
+    first frame's for the very first ones), so the animation runs in step with the clip.
+    """
 
     def __init__(self, path: str | Path, size: tuple[int, int], scale: int = 2):
         self.path = Path(path)
         self.size = size
         self.scale = scale
-        self._frames: list[tuple[Image.Image, float]] = []
+        self._screens: list[tuple[Screen | None, float | None]] = []  # None: the panel dark
 
-    def add(self, image: Image.Image, t: float) -> None:
-        self._frames.append((image.convert("L").resize((self.size[0] * self.scale, self.size[1] * self.scale), Image.NEAREST), t))
+    def add(self, screen: Screen | None, t: float | None) -> None:
+        self._screens.append((screen, t))
+
+    def _picture(self, screen: Screen | None) -> Image.Image:
+        image = draw_screen(screen, self.size) if screen is not None else Image.new("1", self.size)
+        return image.convert("L").resize((self.size[0] * self.scale, self.size[1] * self.scale), Image.NEAREST)
 
     def close(self) -> None:
-        if not self._frames:
+        if not self._screens:
             return
-        images = [img for img, _ in self._frames]
-        times = [t for _, t in self._frames] + [self._frames[-1][1] + 1.0]
+        known = [t for _, t in self._screens if t is not None]
+        times, last = [], known[0] if known else 0.0
+        for _, t in self._screens:
+            last = last if t is None else t
+            times.append(last)
+        times.append(times[-1] + 1.0)
         durations = [max(20, int(round((b - a) * 1000))) for a, b in zip(times, times[1:])]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        images[0].save(self.path, save_all=True, append_images=images[1:], duration=durations, loop=0)
-        self._frames = []
+        pictures = (self._picture(screen) for screen, _ in self._screens)
+        self._screens = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            next(pictures).save(self.path, save_all=True, append_images=pictures, duration=durations, loop=0)
+        except OSError as exc:
+            raise OutputError(f"cannot write the OLED animation {self.path}: {exc.strerror or exc}") from None

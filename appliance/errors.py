@@ -23,6 +23,26 @@ class StateError(ApplianceError):
     exit_code = 5
 
 
+class OutputError(ApplianceError):
+    """A desktop output (--record, --keypoints) that cannot be written."""
+
+    exit_code = 6
+
+
+def check_writable_dir(directory, what: str) -> None:
+    """Create `directory` if needed and prove a file can be written in it, before any work is
+    done: a clip counted for minutes must not end in a traceback over its output path."""
+    import tempfile
+    from pathlib import Path
+
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} in {directory}: {exc.strerror or first_line(exc)}") from None
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of a library's error message (the exception's name if it has none), so
     that an error naming a file or device stays one line."""

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 from appliance import keypoints as kp
 from appliance.display import sized_font
+from appliance.errors import OutputError, first_line
 from appliance.frames import Frame, to_rgb
 
 # Limbs drawn between keypoints (indices into appliance.keypoints.NAMES).
@@ -60,15 +61,18 @@ class PreviewWriter:
 
         h, w = rgb.shape[:2]
         rgb = rgb[: h - h % 2, : w - w % 2]
-        if self._container is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self.path), "w")
-            self._stream = self._container.add_stream("libx264", rate=int(round(self.fps)))
-            self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
-            self._stream.pix_fmt = "yuv420p"
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            if self._container is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._container = av.open(str(self.path), "w")
+                self._stream = self._container.add_stream("libx264", rate=int(round(self.fps)))
+                self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
+                self._stream.pix_fmt = "yuv420p"
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except (OSError, av.error.FFmpegError) as exc:  # a full disk, a directory gone meanwhile
+            raise OutputError(f"cannot write the preview {self.path}: {first_line(exc)}") from None
 
     def close(self) -> None:
         if self._container is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -33,8 +34,11 @@ class State:
 
 
 class StateStore:
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, log_failures: bool = True):
+        """`log_failures`: the daemon's "counting on in memory" lines; a command-line tool
+        reports the failure itself (store.error) and counts nothing on."""
         self.directory = Path(directory)
+        self._log_failures = log_failures
         self.path = self.directory / STATE_FILE
         self.error: str | None = None  # set while the last write failed
         self.written: tuple[int, int] | None = None  # identity() of the file this store last wrote
@@ -51,8 +55,8 @@ class StateStore:
             if not all(type(raw[k]) is int and raw[k] >= 0 for k in COUNTS):  # type(): true is not 1 rep
                 raise ValueError("negative or non-integer counts")
             updated = raw.get("updated", 0.0)
-            if type(updated) not in (int, float):  # only for people: a bad one costs no count
-                updated = 0.0
+            if type(updated) not in (int, float) or not math.isfinite(updated):  # only for people:
+                updated = 0.0  # a bad one costs no count
             return State(*(raw[k] for k in COUNTS), updated=float(updated))
         except (FileNotFoundError, NotADirectoryError):  # nothing saved yet (or no directory to save in)
             return State()
@@ -127,7 +131,7 @@ class StateStore:
                     pass
             self._dirty = True
             message = f"cannot write state to {self.directory}: {exc.strerror or exc}"
-            if self.error != message or time.monotonic() - self._last_error_log > 60:
+            if self._log_failures and (self.error != message or time.monotonic() - self._last_error_log > 60):
                 log.error("%s; counting on in memory", message)
                 self._last_error_log = time.monotonic()
             self.error = message

@@ -94,3 +94,38 @@ def test_unknown_log_level_is_one_line_listing_the_levels(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'verbose'" in err and "debug, info, warning, error, critical" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["count", "{clip}", "--keypoints", "{blocked}/x.npz"],
+    ["run", "--source", "{clip}", "--display", "none", "--state-dir", "{tmp}/state", "--record", "{blocked}/rec"],
+], ids=["count --keypoints", "run --record"])
+def test_an_output_that_cannot_be_written_is_one_line_before_any_work(tmp_path, argv):
+    """A path through a regular file: exit 6 with one line naming it, at once, not a traceback
+    after the whole clip has been counted."""
+    from tests.conftest import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    code, out, err = run_cli(*[a.format(clip=clip, blocked=blocked, tmp=tmp_path) for a in argv])
+    assert code == 6
+    errors = [line for line in err.splitlines() if line.startswith("pushup-counter: error:")]
+    assert len(errors) == 1 and str(blocked) in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "state" / "state.json").exists() or json.loads((tmp_path / "state" / "state.json").read_text())["reps"] == 0
+
+
+def test_reset_that_cannot_write_says_so_once_without_the_daemons_words(tmp_path, capsys, caplog, monkeypatch):
+    """Not "counting on in memory": a command-line reset counts nothing on."""
+    from appliance import state as state_module
+
+    StateStore(tmp_path).save(State(reps=3, total=3))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(state_module.tempfile, "mkstemp", refuse)
+    assert main(["reset", "--state-dir", str(tmp_path)]) == 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write state" in err
+    assert not [r for r in caplog.records if "in memory" in r.getMessage()]

@@ -131,20 +131,40 @@ def test_same_screen_is_not_resent():
     assert device.writes == 1
 
 
-def test_gif_recorder_writes_each_distinct_screen(tmp_path):
-    now = [0.0]
+def test_gif_recorder_writes_each_distinct_screen_on_the_clips_timeline(tmp_path):
+    """Timed by the frames' times, not the wall clock: a clip processed faster than real time
+    gives an animation as long as the clip. Screens before the first frame take its time."""
     recorder = GifRecorder(tmp_path / "oled.gif", (128, 64))
-    display = Display(lambda: None, clock=lambda: now[0], recorder=recorder)
-    for t, count in enumerate([0, 0, 1, 1, 2]):
-        now[0] = float(t)
-        display.show(Screen(count, "counting"))
-    display.show(Screen(2, "no person"), lit=False)
-    display.show(Screen(2, "no person", fps=30), lit=False)
+    display = Display(lambda: None, clock=lambda: 1000.0, recorder=recorder)
+    display.show(Screen(0, "starting"))
+    for t, count in zip([5.0, 6.0, 7.0, 8.0, 9.0], [0, 0, 1, 1, 2]):
+        display.show(Screen(count, "counting"), t=t)
+    display.show(Screen(2, "no person"), lit=False, t=10.5)
+    display.show(Screen(2, "no person", fps=30), lit=False, t=11.0)
     display.close()
     gif = Image.open(tmp_path / "oled.gif")
-    assert gif.n_frames == 4
-    gif.seek(3)
-    assert not np.asarray(gif.convert("L")).any()  # the dark panel, recorded once
+    assert gif.n_frames == 5
+    durations = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        durations.append(gif.info["duration"])
+    assert durations == [20, 2000, 2000, 1500, 1000]  # "starting" at the first frame's time
+    assert not np.asarray(gif.convert("L")).any()  # the dark panel, recorded once, last
+
+
+def test_gif_recorder_keeps_screens_not_pictures(tmp_path):
+    """An hour of recording whose fps figure wobbles is tens of thousands of screens: each is
+    kept as its few fields and drawn only while the GIF is written."""
+    import tracemalloc
+
+    recorder = GifRecorder(tmp_path / "oled.gif", (128, 64))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(5000):
+        recorder.add(Screen(i // 100, "counting", fps=29 + i % 2), i / 30)
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 2_000_000  # pictures would be 5000 x 34 KB = 170 MB
 
 
 class FakeI2CBus:

@@ -49,8 +49,10 @@ def test_valid_json_that_is_no_saved_count_is_kept_aside_not_read_as_0(tmp_path,
     assert "is damaged" in caplog.text
 
 
-def test_a_bad_timestamp_costs_no_count(tmp_path):
-    (tmp_path / "state.json").write_text(json.dumps({"reps": 4, "total": 9, "resets": 1, "updated": "yesterday"}))
+@pytest.mark.parametrize("updated", ['"yesterday"', "NaN", "Infinity"])
+def test_a_bad_timestamp_costs_no_count(tmp_path, updated):
+    """`status --json` prints it: NaN would not be JSON."""
+    (tmp_path / "state.json").write_text('{"reps": 4, "total": 9, "resets": 1, "updated": %s}' % updated)
     assert StateStore(tmp_path).load() == State(reps=4, total=9, resets=1, updated=0.0)
 
 
