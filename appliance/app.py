@@ -95,6 +95,8 @@ class App:
 
     def __init__(self, config, options: RunOptions, clock=time.monotonic, *, source: FrameSource | None = None,
                  pipeline: Pipeline | None = None, sleep=time.sleep):
+        if options.record_dir:  # before anything is opened: a bad path is one line, and nothing to undo
+            check_writable_dir(options.record_dir, "the recording")
         self.config = config
         self.options = options
         self.clock = clock
@@ -155,8 +157,6 @@ class App:
         self._show()
         failed = False
         try:
-            if self.options.record_dir:
-                check_writable_dir(self.options.record_dir, "the recording")
             try:
                 pipeline = self._pipeline if self._pipeline is not None else load_pipeline(self.config)
             except Exception:

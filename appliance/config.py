@@ -55,7 +55,7 @@ class CameraConfig:
     rotation: int = 0  # 180: the camera is mounted upside down (libcamera flips it in the sensor)
     frame_timeout_s: float = 3.0  # no frame for this long -> reopen the camera
     reopen_backoff_max_s: float = 30.0
-    restart_after_s: float = 90.0  # no frame from a live camera for this long: exit for a fresh daemon (0: never)
+    restart_after_s: float = 90.0  # no frame from a live camera for this long: exit for a fresh daemon (0: never, else >= 60)
 
     def validate(self) -> None:
         for key in ("width", "height", "lores_width", "lores_height"):
@@ -74,7 +74,8 @@ class CameraConfig:
                 raise ConfigError(f"[camera].lores_height must be even unless lores_format is RGB, got {self.lores_height}")
         _at_least("camera", "frame_timeout_s", self.frame_timeout_s, 0.1)
         _at_least("camera", "reopen_backoff_max_s", self.reopen_backoff_max_s, 0.1)
-        _at_least("camera", "restart_after_s", self.restart_after_s, 0.0)
+        if self.restart_after_s != 0:  # shorter, the restarts would run into the unit's start limit
+            _at_least("camera", "restart_after_s", self.restart_after_s, 60.0)
 
 
 @dataclass

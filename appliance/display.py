@@ -264,7 +264,10 @@ class Display:
         `keep_screen` the last picture stays lit (luma's `persist`), so an error such as
         "model error" can still be read after the daemon has exited."""
         if self._recorder is not None:
-            self._recorder.close()
+            try:
+                self._recorder.close()
+            except OutputError as exc:  # the panel is still released below
+                log.warning("%s", exc)
         if self.device is not None:
             try:
                 if keep_screen:

@@ -152,7 +152,8 @@ class ResetButton:
         self._clock = clock
         self._lock = threading.Lock()  # gpiozero calls back from its own thread
         self._button = None
-        self._pressed_at: float | None = None
+        self._pressed_at: float | None = None  # while down
+        self._pressed_since: float | None = None  # the start of the press, bounces included
         self._reset_due: float | None = None  # a short press released: a reset once it stays up
         self._held = False
         self._shut_down = False
@@ -171,12 +172,16 @@ class ResetButton:
 
     def _on_press(self) -> None:
         with self._lock:
-            self._pressed_at = self._clock()
+            if self._reset_due is not None and self._pressed_since is not None:
+                self._pressed_at = self._pressed_since  # down again within debounce_s: a bounce,
+                self._reset_due = None  # the press that started then goes on (and may be long)
+                return
+            self._pressed_at = self._pressed_since = self._clock()
             self._held = False
-            self._reset_due = None  # down again within debounce_s: a bounce, the press goes on
 
     def _on_held(self) -> None:
-        self._held = True
+        self._held = True  # gpiozero's hold timer, which starts again at a bounce: the release
+        # measures the whole press as well
 
     def _on_release(self) -> None:
         with self._lock:

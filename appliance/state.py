@@ -33,6 +33,18 @@ class State:
     updated: float = 0.0  # wall-clock time of the last change, for people only
 
 
+def _timestamp(value) -> float:
+    """The saved `updated` time, or 0.0 for a bad one (text, NaN, a 400-digit number): it is
+    only for people, and must cost no count (nor make `status --json` print NaN)."""
+    if type(value) not in (int, float):
+        return 0.0
+    try:
+        value = float(value)
+    except OverflowError:
+        return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
 class StateStore:
     def __init__(self, directory: str | Path, log_failures: bool = True):
         """`log_failures`: the daemon's "counting on in memory" lines; a command-line tool
@@ -54,10 +66,7 @@ class StateStore:
                 raise ValueError("not a saved count: reps, total and resets are not all there")
             if not all(type(raw[k]) is int and raw[k] >= 0 for k in COUNTS):  # type(): true is not 1 rep
                 raise ValueError("negative or non-integer counts")
-            updated = raw.get("updated", 0.0)
-            if type(updated) not in (int, float) or not math.isfinite(updated):  # only for people:
-                updated = 0.0  # a bad one costs no count
-            return State(*(raw[k] for k in COUNTS), updated=float(updated))
+            return State(*(raw[k] for k in COUNTS), updated=_timestamp(raw.get("updated")))
         except (FileNotFoundError, NotADirectoryError):  # nothing saved yet (or no directory to save in)
             return State()
         except PermissionError as exc:

@@ -232,9 +232,9 @@ def oled(monkeypatch):
     monkeypatch.setattr(app_module, "open_oled", lambda config: device)
     show = Display.show
 
-    def spy(self, screen, lit=True):
+    def spy(self, screen, lit=True, t=None):
         device.screens.append(screen)
-        show(self, screen, lit)
+        show(self, screen, lit, t)
 
     monkeypatch.setattr(Display, "show", spy)
     return device

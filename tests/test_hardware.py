@@ -80,6 +80,19 @@ def test_a_long_press_that_bounces_is_one_shutdown_and_no_reset(mock_pins):
     button.close()
 
 
+def test_a_long_press_whose_contact_opens_for_a_moment_is_still_a_shutdown(mock_pins):
+    """A 4 s hold with a 2 ms opening at 2 s: one press of 4 s, not a 2 s reset and more."""
+    clock = FakeClock()
+    button = ResetButton(ButtonConfig(pin=27, long_press_s=3.0, debounce_s=0.3), clock=clock)
+    pin = mock_pins.pin(27)
+    press(pin, clock, hold_s=2.0)
+    clock.t += 0.002
+    press(pin, clock, hold_s=1.998)
+    clock.t += 0.5
+    assert button.poll() == [SHUTDOWN]
+    button.close()
+
+
 def test_stuck_button_does_nothing(mock_pins):
     clock = FakeClock()
     button = ResetButton(ButtonConfig(pin=27, long_press_s=0.5), clock=clock)

@@ -49,7 +49,7 @@ def test_valid_json_that_is_no_saved_count_is_kept_aside_not_read_as_0(tmp_path,
     assert "is damaged" in caplog.text
 
 
-@pytest.mark.parametrize("updated", ['"yesterday"', "NaN", "Infinity"])
+@pytest.mark.parametrize("updated", ['"yesterday"', "NaN", "Infinity", "1" + "0" * 400])
 def test_a_bad_timestamp_costs_no_count(tmp_path, updated):
     """`status --json` prints it: NaN would not be JSON."""
     (tmp_path / "state.json").write_text('{"reps": 4, "total": 9, "resets": 1, "updated": %s}' % updated)
