@@ -6,6 +6,7 @@ imported only inside PiCameraSource, so everything else runs on any machine.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from pathlib import Path
@@ -64,6 +65,7 @@ class VideoFileSource(FrameSource):
         self._start_wall = None
         self._t0 = None  # the file's first timestamp; _timestamp's offset and last value with it
         self._offset, self._last_t = 0.0, None
+        self._matrix: tuple[int, int, int, int] | None = None  # display_matrix of the open file
         self.fps = 0.0
         self.skipped = 0
 
@@ -83,6 +85,7 @@ class VideoFileSource(FrameSource):
         self._index = 0
         self._start_wall = None
         self._t0 = None
+        self._matrix = None
 
     def _next_decoded(self):
         import av
@@ -137,7 +140,9 @@ class VideoFileSource(FrameSource):
         return t
 
     def _to_array(self, decoded) -> np.ndarray:
-        rgb = upright(decoded.to_ndarray(format="rgb24"), display_matrix(decoded))
+        if self._matrix is None:  # the stream's, read once per file (see close())
+            self._matrix = display_matrix(decoded)
+        rgb = upright(decoded.to_ndarray(format="rgb24"), self._matrix)
         if self.pixel_format == "YUV420":  # the Pi's layout, full range as frames.to_rgb reads it
             h, w = rgb.shape[:2]
             return rgb_to_yuv420(rgb[: h - h % 2, : w - w % 2])
@@ -148,6 +153,13 @@ class VideoFileSource(FrameSource):
             self._container.close()
         self._container = None
         self._frames = None
+        if self._matrix is not None:
+            # PyAV keeps a frame whose side data was read in a reference cycle, and with it the
+            # decoder and its threads, until Python's cycle collector runs, which may be never in
+            # a loop that allocates few objects: a soak replaying a clip gained 2 threads and
+            # 0.5 MB per play (reading side data on every frame: hundreds of threads a minute).
+            self._matrix = None
+            gc.collect()
 
 
 def display_matrix(decoded) -> tuple[int, int, int, int]:

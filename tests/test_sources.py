@@ -1,3 +1,4 @@
+import os
 import sys
 import types
 
@@ -239,3 +240,22 @@ def test_pi_camera_that_cannot_flip_says_so(monkeypatch, caplog):
     source.open()
     assert "cannot turn its picture 180 degrees" in caplog.text
     source.close()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc")
+def test_a_file_played_again_and_again_leaves_no_threads_behind(tmp_path):
+    """tools.soak replays a clip for hours: reading the display matrix must not keep each
+    play's decoder and its threads alive (PyAV ties a frame whose side data was read in a
+    reference cycle), nor may reading it on every frame pile them up."""
+    def threads():
+        return len(os.listdir("/proc/self/task"))
+
+    source = VideoFileSource(make_clip(tmp_path / "a.mp4", frames=30))
+    counts = []
+    for _ in range(6):
+        peak = 0
+        with source:
+            while source.read() is not None:
+                peak = max(peak, threads())
+        counts.append((threads(), peak))
+    assert counts[-1][0] <= counts[0][0] and counts[-1][1] <= counts[0][1] + 2, counts
