@@ -87,8 +87,9 @@ filter and the rep state, so a person walking out mid-rep and someone walking in
 (a rep in progress is lost, never double counted). ``count`` survives gaps; ``reset()`` zeroes
 it and forgets the person; ``new_set()`` (the button) zeroes it and keeps what was learnt of the
 person, and the first rep after it is one whose descent comes after the press: a push already
-under way is not counted, nor whatever rise comes next (getting up). Timestamps may be irregular: the filter is designed from the measured frame interval and
-redesigned if the frame rate drifts by more than 20%.
+under way is not counted, nor whatever rise comes next (getting up). Timestamps may be
+irregular: the filter is designed from the measured frame interval and redesigned if the frame
+rate drifts by more than 20%; a clock that goes back starts everything but the count over.
 
 Baselines
 ---------
@@ -612,16 +613,14 @@ class RepCounter(_CounterBase):
             self.reset()
             self._count = count
             if judged:
-                self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), True)
-                return True
+                return self._counted_on_the_way_out(t, gate_open)
         self._clock.tick(t)
         f = self._features(t, kp.tolist())
         if self._tracking and t - self._last_seen_t > st.max_gap_s:
             gone_mid_push = self.finish(t)    # a counted push still rising when the person went
             self._reset_tracking()            # nobody (usable) for too long: start over
             if gone_mid_push:
-                self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), True)
-                return True
+                return self._counted_on_the_way_out(t, gate_open)
         if f is None:
             if not self._tracking or self._last_feats is None:
                 self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), False)
@@ -731,6 +730,12 @@ class RepCounter(_CounterBase):
         if not self._count_pending:
             return False
         return self._end_push(t, self._prev_x, "")  # judged and counted, not yet announced
+
+    def _counted_on_the_way_out(self, t: float, gate_open: bool) -> bool:
+        """A push judged before the track was dropped (a gap, the clock going back) is counted
+        on this frame, which has no signal of its own."""
+        self.last = CounterDebug(t, math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), True)
+        return True
 
     def _end_push(self, t: float, x: float, why: str) -> bool:
         """Count the push (``why`` empty) or log why not; either way look for the next descent."""

@@ -303,8 +303,7 @@ class GifRecorder:
     def close(self) -> None:
         if not self._screens:
             return
-        known = [t for _, t in self._screens if t is not None]
-        times, last = [], known[0] if known else 0.0
+        times, last = [], next((t for _, t in self._screens if t is not None), 0.0)
         for _, t in self._screens:
             last = last if t is None else t
             times.append(last)

@@ -1,4 +1,6 @@
 """One exception root; each leaf maps to a one-line message and an exit code in the CLI."""
+import tempfile
+from pathlib import Path
 
 
 class ApplianceError(Exception):
@@ -32,9 +34,6 @@ class OutputError(ApplianceError):
 def check_writable_dir(directory, what: str) -> None:
     """Create `directory` if needed and prove a file can be written in it, before any work is
     done: a clip counted for minutes must not end in a traceback over its output path."""
-    import tempfile
-    from pathlib import Path
-
     try:
         Path(directory).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
