@@ -38,6 +38,31 @@ def test_shared_footage_noted_in_manifest_is_grouped():
 
 
 @needs_data
+def test_riyer8_and_footage_it_shares_train_only():
+    """riyer8's people recur across its clip numbers and folders, and it holds a cut of a
+    validation clip's stock video: none of that may be validation footage."""
+    clips = _clips()
+    assert {c.split for c in clips if c.kind == "riyer8"} == {"train"}
+    shared = {c.group for c in clips if c.file in dataset.SAME_FOOTAGE_AS_RIYER8}
+    assert shared and {c.split for c in clips if c.group in shared} == {"train"}
+
+
+def test_footage_twins_tell_the_same_footage_from_a_similar_scene():
+    from PIL import Image
+
+    from tools import footage_twins
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 255, (90, 160, 3), np.uint8)
+    recut = np.clip(scene.astype(int) + rng.integers(-8, 8, scene.shape), 0, 255).astype(np.uint8)  # re-encoded
+    other = rng.integers(0, 255, (90, 160, 3), np.uint8)
+    as_thumbs = lambda *arrays: footage_twins.thumbnails([Image.fromarray(a) for a in arrays])
+    pairs = footage_twins.closest_pairs({"val": as_thumbs(scene)}, {"twin": as_thumbs(other, recut), "other": as_thumbs(other)})
+    assert pairs[0][1:] == ("val", "twin") and pairs[0][0] > 0.95
+    assert footage_twins.similarity(as_thumbs(scene), as_thumbs(other)) < 0.5
+
+
+@needs_data
 def test_both_sides_have_pushups_and_negatives():
     clips = _clips()
     for split in ("train", "val"):

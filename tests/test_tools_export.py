@@ -105,3 +105,22 @@ def test_averaged_recogniser_is_one_int8_model_with_the_mean_logit(tmp_path):
     c = ex.int8_contract(qpath)
     assert c["input_dtype"] == "int8" and c["output_dtype"] == "int8" and c["float_ops"] == []
     assert np.corrcoef(f[:, 0], ex.Int8Runner(qpath)(calib)[:, 0])[0, 1] > 0.98
+
+
+def test_a_card_describes_the_file_beside_it_or_is_not_written(tmp_path):
+    """The card's hash, size and int8 contract come from the .tflite in the models folder; an
+    export report about another file (another run's) is refused instead of mislabelling it."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from tools import cards, export_tflite
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "recognizer.tflite"
+    shutil.copy(shipped, tmp_path / "recognizer.tflite")
+    report = {"sha256": export_tflite.sha256(shipped), "size_bytes": 1, "parameters": 7, "contract": {"float_ops": ["stale"]}}
+    card = json.loads(cards.write_card("recognizer", report, {}, {}, tmp_path / "no_run", tmp_path).read_text())
+    assert card["size_bytes"] == shipped.stat().st_size and card["int8_check"]["float_ops"] == []
+    assert card["input"]["dtype"] == card["output"]["dtype"] == "int8"
+    with pytest.raises(SystemExit, match="not the file its export report describes"):
+        cards.write_card("recognizer", report | {"sha256": "0" * 64}, {}, {}, tmp_path / "no_run", tmp_path)

@@ -14,6 +14,14 @@ SYNTHETIC = [
     "python -m tools.synthetic_cache --clips 48 --out runs/cache/synthetic.npz",
     "python -m tools.synthetic_cache --merge runs/cache/frames.npz runs/cache/synthetic.npz --out runs/cache/merged.npz",
 ]
+EVALUATE = [
+    "# trained on the split of the time; validation is the split of now, which only moved clips to training",
+    "# (tools.dataset: riyer8 and the footage it shares), so the models saw none of it",
+    "python -m tools.dataset --data ../shared/data --out runs/cache/frames_v2.npz",
+    "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_tta",
+    "python -m tools.evaluate_models --data ../shared/data --cache runs/cache/frames_v2.npz --traces runs/traces_tta "
+    "--update-cards",
+]
 COMMANDS = {
     "keypoints": "\n".join([
         "python -m tools.dataset --data ../shared/data --out runs/cache/frames.npz",
@@ -34,8 +42,7 @@ COMMANDS = {
         "ln -sfn kp_e runs/kp",
         "python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt",
         "# the appliance averages each frame's heatmaps with its mirror's ([models] flip_average = true): evaluate that way",
-        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_tta",
-        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_tta --update-cards",
+        *EVALUATE,
     ]),
     "recognizer": "\n".join([
         "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_e",
@@ -46,10 +53,18 @@ COMMANDS = {
         "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt --traces runs/traces_e",
         "# traces_e: collected before flip averaging; a recogniser retrained on flip-averaged traces counted worse "
         "(models/README.md)",
-        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_tta",
-        "python -m tools.evaluate_models --data ../shared/data --traces runs/traces_tta --update-cards",
+        *EVALUATE,
     ]),
 }
+
+
+SPLIT_RULE = ("by source footage (tools.dataset): union-find over source_repo and repositories named in MANIFEST "
+              "notes; whole groups go to train or val (seed 7, ~22% val); riyer8 (no person metadata, its people "
+              "recur across clip numbers and folders) and any group sharing footage with it train only")
+SPLIT_CHANGE = ("the models were trained when riyer8 was split in blocks of 20 clip numbers; 59 riyer8 clips and one "
+                "footage group (APKA-llc + Kazutaka101: its push-up video is also riyer8's correct49) were held out "
+                "then. They were found to share people and footage with training clips and are no longer validation: "
+                "'train' is what the models were trained on, 'val' what they are measured on, which they never saw")
 
 
 def recognizer_training_summary(run_dir: Path) -> dict:
@@ -57,7 +72,7 @@ def recognizer_training_summary(run_dir: Path) -> dict:
         "data": ("keypoint traces of every clip in ../shared/data (pushup/, pushup_riyer8_cs231n-pushfit/, negative/; "
                  "ambiguous negatives left out): the MediaPipe teacher's, and our int8 keypoint model's as the appliance "
                  "sees them (tools.pose_traces collect)"),
-        "split": "tools.dataset's split by source footage (the keypoint model's split)",
+        "split": SPLIT_RULE,
         "targets": ("per frame: 1 = push-up clip with the person down inside the active span (tools.dataset.pushup_labels, "
                     "0.5 s unsure margin at transitions); 0 = negative clips and standing/set-up frames; the window ending "
                     "at a frame carries that frame's label"),
@@ -73,13 +88,18 @@ def recognizer_training_summary(run_dir: Path) -> dict:
     return out
 
 
-def training_summary(task: str, run_dir: Path) -> dict:
+def training_summary(task: str, run_dir: Path, val_cache_json: Path | None = None) -> dict:
+    """``val_cache_json``: the summary of the cache the metrics were measured on, where that is not
+    the training cache (runs/cache/frames.json)."""
     if task != "keypoints":
-        return recognizer_training_summary(run_dir)
+        return recognizer_training_summary(run_dir) | ({"split_change": SPLIT_CHANGE} if val_cache_json else {})
     cache_json = REPO / "runs" / "cache" / "frames.json"
     out = {}
     if cache_json.exists():
         c = json.loads(cache_json.read_text())
+        if val_cache_json is not None:
+            c["val"] = json.loads(val_cache_json.read_text())["val"]
+            out["split_change"] = SPLIT_CHANGE
         for split in ("train", "val"):
             s = c[split]
             out[split] = {
@@ -89,9 +109,7 @@ def training_summary(task: str, run_dir: Path) -> dict:
             }
     out["data"] = ("../shared/data (MANIFEST.tsv): pushup/, pushup_riyer8_cs231n-pushfit/, negative/, images/; "
                    "labels: teacher_labels_mediapipe (MediaPipe Pose full) mapped with appliance.keypoints.from_mediapipe33")
-    out["split"] = ("by source footage: union-find over source_repo and repositories named in MANIFEST notes "
-                    "(shared footage/person); riyer8 clips grouped in blocks of 20 consecutive clip numbers "
-                    "(no person metadata); whole groups go to train or val (seed 7, ~22% val)")
+    out["split"] = SPLIT_RULE
     out["people"] = "about 35 distinct people/scenes in pushup/ plus riyer8 and ~100 negative clips; footage groups counted above"
     out["frame_sampling"] = "every 3rd push-up frame, every 4th (train) / 6th (val) riyer8 frame, every 8th negative frame"
     out["targets"] = "Gaussian heatmaps, sigma 1.5 cells, peak 1 (appliance.geometry.encode_heatmaps); teacher points with visibility < 0.5 unsupervised"
@@ -124,14 +142,23 @@ def training_summary(task: str, run_dir: Path) -> dict:
     return out
 
 
-def write_card(task: str, export_info: dict, metrics: dict, latency: dict, run_dir: Path, models_dir: Path) -> Path:
+def write_card(task: str, export_info: dict, metrics: dict, latency: dict, run_dir: Path, models_dir: Path,
+               val_cache_json: Path | None = None) -> Path:
+    """The card beside ``models_dir/<name>.tflite``, which must be the file ``export_info`` reports on
+    (its parameters, MACs and parity come from there)."""
+    from tools.export_tflite import int8_contract, sha256
+
     name = "keypoints" if task == "keypoints" else "recognizer"
-    c = export_info["contract"]
+    tflite = models_dir / f"{name}.tflite"
+    if sha256(tflite) != export_info["sha256"]:
+        raise SystemExit(f"{tflite} is not the file its export report describes (sha256 {export_info['sha256'][:12]}...): "
+                         f"pass the report of the export that made it")
+    c = int8_contract(tflite)
     card = {
         "name": name,
         "task": "keypoints" if task == "keypoints" else "recognition",
         "file": f"{name}.tflite",
-        "sha256": export_info["sha256"],
+        "sha256": export_info["sha256"],  # checked against the file above
         "input": {
             "shape": c["input_shape"], "layout": "NHWC", "dtype": c["input_dtype"],
             "scale": c["input_scale"], "zero_point": c["input_zero_point"],
@@ -160,8 +187,8 @@ def write_card(task: str, export_info: dict, metrics: dict, latency: dict, run_d
     card.update({
         "parameters": export_info.get("parameters"),
         "macs": export_info.get("macs"),
-        "size_bytes": export_info["size_bytes"],
-        "training": training_summary(task, run_dir),
+        "size_bytes": tflite.stat().st_size,
+        "training": training_summary(task, run_dir, val_cache_json),
         "metrics": metrics,
         "latency_ms": latency,
         "tools": export_info.get("tools", {}),

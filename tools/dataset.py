@@ -8,8 +8,11 @@ order) and recognition labels in one ``.npz`` under ``runs/`` (never in the repo
 
 Train/validation split is by source footage: clips are grouped with a union-find over their
 source repository and every other repository named in their MANIFEST ``notes`` ("same footage
-as ..."), and whole groups go to one side. The riyer8 set carries no person metadata; its clips
-are grouped in blocks of consecutive clip numbers.
+as ..."), and whole groups go to one side. The riyer8 set carries no person metadata, and the
+same people and rooms recur across its clip numbers and its correct/ and wrong/ folders (found by
+comparing frames), so no split of it is by footage: all of it goes to training, and so does any
+group holding a clip whose footage riyer8 also has (``SAME_FOOTAGE_AS_RIYER8``, found with
+``python -m tools.footage_twins``).
 
     python -m tools.dataset --data ../shared/data --out runs/cache/frames.npz
 """
@@ -38,6 +41,9 @@ VIS_THRESHOLD = 0.5
 RIYER8_BLOCK = 20
 VAL_FRACTION = 0.22
 SPLIT_SEED = 7
+# A CrossFit stock video that riyer8 cut into clips too (correct/correct49.mp4): frame thumbnails
+# correlate at r 0.98, the next closest pair of a validation clip and a training clip at 0.85.
+SAME_FOOTAGE_AS_RIYER8 = ("pushup/APKA-llc__exercise-tracking__videos_pushup_good.mp4",)
 
 
 def data_root(arg: str | None = None) -> Path:
@@ -117,7 +123,12 @@ def split_manifest(root: Path) -> list[Clip]:
 
 
 def assign_groups(clips: list[Clip]) -> None:
-    """Union-find over source repository, owners named in notes, riyer8 clip-number blocks."""
+    """Union-find over source repository, owners named in notes, riyer8 clip-number blocks.
+
+    The riyer8 blocks no longer decide anything (assign_split keeps riyer8 out of validation);
+    they stay so that the group list, and with it the seeded order the other clips are drawn
+    in, is the one the shipped models were trained with.
+    """
     parent: dict[str, str] = {}
 
     def find(a):
@@ -170,7 +181,7 @@ def assign_split(clips: list[Clip], val_fraction: float = VAL_FRACTION, seed: in
     for c in clips:
         by_group.setdefault(c.group, []).append(c)
     val: set[str] = set()
-    for kind in ("pushup", "negative", "riyer8", "image"):
+    for kind in ("pushup", "negative", "image"):  # riyer8: training only (module docstring)
         total = sum(1 for c in clips if c.kind == kind)
         target = val_fraction * total
         have = sum(1 for g in val for c in by_group[g] if c.kind == kind)
@@ -188,6 +199,7 @@ def assign_split(clips: list[Clip], val_fraction: float = VAL_FRACTION, seed: in
                 continue
             val.add(g)
             have += n
+    val -= {c.group for c in clips if c.file in SAME_FOOTAGE_AS_RIYER8}
     for c in clips:
         c.split = "val" if c.group in val else "train"
 

@@ -324,7 +324,9 @@ def main(argv=None):
                      "int8_auc_drop": res.get("int8_auc_drop"),
                      "mirror_average": "int8 and float figures average P over the window and its mirror image, "
                                        "as the appliance does (RecognitionModel.predict); int8_one_pass is one pass"}
-            p = write_card(task, exp, m, lat_card, REPO / "runs" / run, models)
+            training_cache = (REPO / "runs" / "cache" / "frames.npz").resolve()
+            val_cache_json = None if Path(a.cache).resolve() == training_cache else Path(a.cache).with_suffix(".json")
+            p = write_card(task, exp, m, lat_card, REPO / "runs" / run, models, val_cache_json)
             print("wrote", p)
 
 
