@@ -8,9 +8,10 @@ For every clip in MANIFEST.tsv that has teacher landmarks, builds the project's 
 and reports, per clip and overall:
 
 * push-up clips (hand-counted, `count_confidence` not low): exact-count rate, within-one rate,
-  MAE (sum |error| / sum true reps), announce latency (median and worst, seconds from the top of
-  a rep to the frame that announced it; tops found offline by zero-phase smoothing of the
-  shoulder-above-hands signal);
+  MAE (the mean over clips of |error| / true reps, as in TransRAC and PoseRAC), announce latency
+  (median and worst, seconds from the top of a rep to the frame that announced it; tops found
+  offline by zero-phase smoothing of the shoulder-above-hands signal, and paired one to one with
+  the announcements, in order);
 * negative clips: false reps (ambiguous ones -- burpees, upward dog flows marked ambiguous --
   reported apart);
 * low-confidence push-up clips apart; riyer8 clips (automatic counts) as a second table;
@@ -62,6 +63,7 @@ SAME_SOURCE = {
     "Kazutaka101": "APKA-llc",
 }
 COUNTER_NAMES = ("ours", "seed", "elbow")
+LATENCY_WINDOW_S = 1.5  # an announcement further than this from every top is not timed (reported apart)
 
 
 @dataclass
@@ -174,17 +176,32 @@ def _true_tops(kp: np.ndarray, fps: float) -> np.ndarray:
     return np.asarray(tops, dtype=int)
 
 
-def latencies(rep_frames: list[int], tops: np.ndarray, fps: float, window_s: float = 1.0) -> list[float]:
-    """Seconds from the nearest true top to each announcement (negative = before the top)."""
-    out = []
-    for f in rep_frames:
-        if len(tops) == 0:
-            continue
-        d = (f - tops) / fps
-        j = int(np.argmin(np.abs(d)))
-        if abs(d[j]) <= window_s:
-            out.append(float(d[j]))
-    return out
+def latencies(rep_frames: list[int], tops: np.ndarray, fps: float, window_s: float = LATENCY_WINDOW_S) -> list[float]:
+    """Seconds from each announcement's own top to it (negative = before the top), in time order.
+
+    Announcements and tops are paired one to one at the least total |time apart| (on a line that
+    pairing keeps their order), each pair at most ``window_s`` apart; an announcement with no top
+    that close (an extra or very late rep) has no latency, and the caller reports it unmatched.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    if not len(rep_frames) or not len(tops):
+        return []
+    d = (np.asarray(rep_frames, float)[:, None] - np.asarray(tops, float)[None, :]) / fps
+    n = len(rep_frames)
+    far = 1e6
+    cost = np.where(np.abs(d) <= window_s, np.abs(d), far)
+    unmatched = np.full((n, n), far)
+    np.fill_diagonal(unmatched, 2 * window_s)  # unpaired only when no pairing of the others makes room
+    rows, cols = linear_sum_assignment(np.hstack([cost, unmatched]))
+    pairs = sorted((r, c) for r, c in zip(rows, cols) if c < d.shape[1] and cost[r, c] < far)
+    return [float(d[r, c]) for r, c in pairs]
+
+
+def mean_relative_error(counted, truth) -> float:
+    """MAE as in TransRAC and PoseRAC: the mean over clips of |counted - true| / true."""
+    counted, truth = np.asarray(counted, float), np.asarray(truth, float)
+    return float(np.mean(np.abs(counted - truth) / np.maximum(truth, 1)))
 
 
 def summarize(clips: list[Clip], name: str) -> dict:
@@ -195,13 +212,13 @@ def summarize(clips: list[Clip], name: str) -> dict:
         err = np.array([c.results[name]["reps"] - c.truth for c in pos])
         truth = np.array([c.truth for c in pos])
         out.update(exact=float(np.mean(err == 0)), within_one=float(np.mean(np.abs(err) <= 1)),
-                   mae=float(np.abs(err).sum() / max(1, truth.sum())),
+                   mae=mean_relative_error(err + truth, truth),
                    n_exact=int(np.sum(err == 0)), n_within_one=int(np.sum(np.abs(err) <= 1)))
         lats = [x for c in pos for x in c.results[name].get("latency", [])]
         out.update(latency_median=float(np.median(lats)) if lats else math.nan,
                    latency_p90_abs=float(np.percentile(np.abs(lats), 90)) if lats else math.nan,
                    latency_worst=float(np.max(lats)) if lats else math.nan,
-                   latency_n=len(lats))
+                   latency_n=len(lats), announced=int(sum(c.results[name]["reps"] for c in pos)))
     if neg:
         fr = [c.results[name]["reps"] for c in neg]
         out.update(false_reps=int(sum(fr)), neg_clips_with_false=int(sum(1 for x in fr if x)))
@@ -230,7 +247,7 @@ def _fmt(x, pct=False, nd=2):
 def overall_table(clips: list[Clip], title: str) -> list[str]:
     lines = [f"### {title}", "",
              "| counter | push-up clips | exact | within one | MAE | false reps (negative clips with any) "
-             "| latency median s | latency p90 abs s | latency worst (latest) s | reps timed |",
+             "| latency median s | latency p90 abs s | latency worst (latest) s | reps timed (of announced) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n in COUNTER_NAMES:
         s = summarize(clips, n)
@@ -241,7 +258,7 @@ def overall_table(clips: list[Clip], title: str) -> list[str]:
             f"{_fmt(s.get('within_one'), True)} ({s.get('n_within_one', 0)}) | {_fmt(s.get('mae'))} | "
             f"{s.get('false_reps', '-')} on {s.get('n_negative', 0)} ({s.get('neg_clips_with_false', '-')}) | "
             f"{_fmt(s.get('latency_median'))} | {_fmt(s.get('latency_p90_abs'))} | {_fmt(s.get('latency_worst'))} | "
-            f"{s.get('latency_n', 0)} |")
+            f"{s.get('latency_n', 0)} ({s.get('announced', 0)}) |")
     return lines + [""]
 
 
@@ -257,7 +274,7 @@ def riyer8_table(clips: list[Clip]) -> list[str]:
             tr = np.array([c.truth for c in cs])
             zero = sum(1 for c in cs if c.results[n]["reps"] == 0)
             lines.append(f"| {n} | {sub} | {len(cs)} | {_fmt(np.mean(err == 0), True)} | "
-                         f"{_fmt(np.mean(np.abs(err) <= 1), True)} | {_fmt(np.abs(err).sum() / max(1, tr.sum()))} | {zero} |")
+                         f"{_fmt(np.mean(np.abs(err) <= 1), True)} | {_fmt(mean_relative_error(err + tr, tr))} | {zero} |")
     return lines + [""]
 
 
@@ -357,7 +374,7 @@ def check_cli_equivalence(clips: list[Clip], n: int = 3) -> list[str]:
     return lines
 
 
-def run_pipeline(clips: list[Clip], config: pathlib.Path | None = None, timeout_s: float = 600) -> list[str]:
+def run_pipeline(clips: list[Clip], data: pathlib.Path, config: pathlib.Path | None = None, timeout_s: float = 600) -> list[str]:
     cli = _cli()
     if cli is None:
         return ["Pipeline: `pushup-counter` not installed; skipped."]
@@ -378,8 +395,17 @@ def run_pipeline(clips: list[Clip], config: pathlib.Path | None = None, timeout_
             lines.append(f"| {c.name[:60]} | {c.kind} | {c.truth} | {got['reps']} | {c.results.get('ours', {}).get('reps', '-')} |")
         except Exception as e:
             lines.append(f"| {c.name[:60]} | {c.kind} | {c.truth} | error: {type(e).__name__} | - |")
-    for split, title in (("all", "Pipeline"), ("dev", "Pipeline, dev split"), ("holdout", "Pipeline, holdout split")):
-        s = summarize([c for c in clips if split == "all" or c.split == split], "pipeline")
+    from tools.dataset import split_manifest
+
+    # the models' own split (tools.dataset), unlike dev / holdout, which is the counter's
+    model_split = {c.file: c.split for c in split_manifest(data)}
+    groups = (("Pipeline", clips), ("Pipeline, dev split", [c for c in clips if c.split == "dev"]),
+              ("Pipeline, holdout split", [c for c in clips if c.split == "holdout"]),
+              ("Pipeline, footage the models were validated on (never trained on)",
+               [c for c in clips if model_split.get(c.file) == "val"]),
+              ("Pipeline, footage on the models' training side", [c for c in clips if model_split.get(c.file) == "train"]))
+    for title, some in groups:
+        s = summarize(some, "pipeline")
         if s.get("n_pushup"):
             lines += ["", f"{title}: exact {_fmt(s['exact'], True)} ({s['n_exact']}/{s['n_pushup']}), within one "
                       f"{_fmt(s['within_one'], True)}, MAE {_fmt(s['mae'])}, false reps {s.get('false_reps', '-')} on "
@@ -429,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                          ("negative", "negative_ambiguous"), "Negative clips with any count (bold = false reps)")
     md += check_cli_equivalence(clips) + [""]
     if args.pipeline:
-        md += run_pipeline(clips, args.config)
+        md += run_pipeline(clips, args.data, args.config)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text("\n".join(md) + "\n")
