@@ -577,8 +577,9 @@ class RepCounter(_CounterBase):
     def _slew_limit(self, t: float, s: float, scale: float) -> float:
         """Limit how fast the raw signal may move (``max_speed``): a shoulder or wrist found on the
         background for a frame would otherwise pass the low-pass as a push-sized bump, while no
-        real push moves the shoulders faster."""
-        if np.isfinite(self._raw_s) and t > self._raw_t:
+        real push moves the shoulders faster. A frame with the same timestamp as the one before
+        may not move it at all (a repeated timestamp must not lift the cap)."""
+        if np.isfinite(self._raw_s) and t >= self._raw_t:
             step = self.settings.max_speed * scale * (t - self._raw_t)
             s = min(max(s, self._raw_s - step), self._raw_s + step)
         self._raw_s, self._raw_t = s, t
