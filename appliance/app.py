@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.counter import RepCounter
-from appliance.config import Config
+from appliance.config import MIN_FPS, Config
 from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled, render
 from appliance.errors import ApplianceError, SourceError, StateError, check_writable_dir, first_line
 from appliance.frames import FrameError, brightness
@@ -37,6 +37,7 @@ LIGHT_AGAIN = 24.0  # ... and over which it is light enough again (no flicker ar
 BRIGHTNESS_TIME_S = 1.0  # brightness is averaged over about this long, so one dark frame is not "too dark"
 IDLE_STATUSES = ("no person", "too dark")  # a change to these is not something happening (OLED sleep)
 PRESENCE_S = 1.0  # someone in view this long, after nobody, keeps the OLED lit (not a flicker)
+SLOW_FPS_WARN_S = 10.0  # frames slower than MIN_FPS for this long: warn (once; not the slow first frames)
 SHUTDOWN_TIMEOUT_S = 5.0  # the power-off command's answer; well inside the unit's WatchdogSec=10s
 
 
@@ -118,6 +119,8 @@ class App:
         self._in_blocking_read = False
         self._fps = None
         self._last_frame_t = None
+        self._slow_since: float | None = None  # frame time since which the frame rate is under MIN_FPS
+        self._slow_warned = False
         self._brightness: float | None = None  # averaged over BRIGHTNESS_TIME_S since _brightness_since
         self._brightness_since = 0.0
         self._too_dark = False
@@ -354,6 +357,15 @@ class App:
             rate = 1.0 / (t - self._last_frame_t)
             self._fps = rate if self._fps is None else 0.9 * self._fps + 0.1 * rate
         self._last_frame_t = t
+        if self._fps is None or self._fps >= MIN_FPS:
+            self._slow_since = None
+        elif self._slow_since is None or t < self._slow_since:
+            self._slow_since = t
+        elif t - self._slow_since >= SLOW_FPS_WARN_S and not self._slow_warned:
+            self._slow_warned = True  # once: the journal needs the fact, not a line per frame
+            log.warning("only %.1f frames a second for %.0f s: the counter needs at least %.0f (frames further "
+                        "apart are gaps), so reps will be missed; [models] flip_average = false halves the keypoint time",
+                        self._fps, SLOW_FPS_WARN_S, MIN_FPS)
 
     def _update_brightness(self, frame, previous_t: float | None) -> None:
         """Too dark: the average under TOO_DARK once it has BRIGHTNESS_TIME_S of frames (a camera

@@ -18,6 +18,11 @@ from appliance.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/pushup-counter/config.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/pushup-counter")
+# The counter takes frames more than [counter] max_gap_s (0.6 s) apart for a gap and starts over,
+# so under 1.7 fps it never counts; at 2 fps steady synthetic reps of 2 s or slower all count
+# (real clips count less well under about 7 fps: docs/reliability.md). The daemon warns once
+# when the frame rate it gets stays under this.
+MIN_FPS = 2.0
 
 
 def default_models_dir() -> str:
@@ -60,7 +65,7 @@ class CameraConfig:
     def validate(self) -> None:
         for key in ("width", "height", "lores_width", "lores_height"):
             _at_least("camera", key, getattr(self, key), 16)
-        _at_least("camera", "fps", self.fps, 1)
+        _at_least("camera", "fps", self.fps, MIN_FPS)
         _one_of("camera", "lores_format", self.lores_format, ("auto", "YUV420", "RGB"))
         _one_of("camera", "rotation", self.rotation, (0, 180))
         # The Pi's ISP pads each YUV420 row to 64 bytes; PiCameraSource crops the array to

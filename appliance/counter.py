@@ -330,8 +330,9 @@ class _LiveFilter:
 class _FrameClock:
     """Tracks the frame interval from the timestamps (for filter design)."""
 
-    def __init__(self, nominal_fps: float):
+    def __init__(self, nominal_fps: float, max_gap_s: float):
         self.nominal_fps = nominal_fps
+        self.max_gap_s = max_gap_s
         self.last_t: float | None = None
         self.dts: deque[float] = deque(maxlen=15)
 
@@ -343,7 +344,9 @@ class _FrameClock:
         """Returns the time since the previous frame (0 for the first)."""
         dt = 0.0 if self.last_t is None else t - self.last_t
         self.last_t = t
-        if dt > 0 and dt < 0.5:
+        # every interval the counter bridges is a frame interval (a longer one is a gap, where the
+        # counter starts over): a stream at 1.7 to 2 fps must not be filtered as if it were 30 fps
+        if 0 < dt <= self.max_gap_s:
             self.dts.append(dt)
         return dt
 
@@ -399,7 +402,7 @@ class RepCounter(_CounterBase):
 
     def __init__(self, settings: CounterSettings | None = None):
         super().__init__(settings)
-        self._clock = _FrameClock(self.settings.nominal_fps)
+        self._clock = _FrameClock(self.settings.nominal_fps, self.settings.max_gap_s)
         self._ba: tuple[np.ndarray, np.ndarray] | None = None
         self._ba_fps = 0.0
         self._fs: _LiveFilter | None = None     # filter state of the signal
@@ -577,8 +580,9 @@ class RepCounter(_CounterBase):
     def _slew_limit(self, t: float, s: float, scale: float) -> float:
         """Limit how fast the raw signal may move (``max_speed``): a shoulder or wrist found on the
         background for a frame would otherwise pass the low-pass as a push-sized bump, while no
-        real push moves the shoulders faster."""
-        if np.isfinite(self._raw_s) and t > self._raw_t:
+        real push moves the shoulders faster. A frame with the same timestamp as the one before
+        may not move it at all (a repeated timestamp must not lift the cap)."""
+        if np.isfinite(self._raw_s) and t >= self._raw_t:
             step = self.settings.max_speed * scale * (t - self._raw_t)
             s = min(max(s, self._raw_s - step), self._raw_s + step)
         self._raw_s, self._raw_t = s, t
@@ -773,7 +777,7 @@ class SeedCounter(_CounterBase):
 
     def __init__(self, settings: CounterSettings | None = None):
         super().__init__(settings)
-        self._clock = _FrameClock(self.settings.nominal_fps)
+        self._clock = _FrameClock(self.settings.nominal_fps, self.settings.max_gap_s)
         self._filter: _LiveFilter | None = None
         self._window: deque[float] = deque(maxlen=max(2, int(self.settings.seed_lag)))
         self._label = 0

@@ -220,11 +220,12 @@ class RecognitionModel(_TFLiteModel):
         self.count = count
         self.history = recognition.PoseHistory(steps, step_s)
 
-    def observe(self, t: float, keypoints: np.ndarray) -> None:
-        """Remember one frame's keypoints (every frame, whether or not the model runs)."""
+    def observe(self, t: float, keypoints: np.ndarray) -> bool:
+        """Remember one frame's keypoints (every frame, whether or not the model runs); True if
+        the history started over with it (PoseHistory.add)."""
         if keypoints.shape[0] < self.count:
             raise ModelError(f"model {self.path} needs {self.count} keypoints, the keypoint model gives {keypoints.shape[0]}")
-        self.history.add(t, keypoints[: self.count])
+        return self.history.add(t, keypoints[: self.count])
 
     def predict(self, aspect: float) -> float:
         """P(push-ups) for the newest observed frame; ``aspect`` is the frame's width / height.

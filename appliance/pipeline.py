@@ -61,7 +61,10 @@ class Pipeline:
             model = self.keypoint_model
             self._region = person_crop(keypoints, width, height, model.input_w, model.input_h)
         t2 = time.perf_counter()
-        self.recognition_model.observe(frame.t, keypoints)
+        if self.recognition_model.observe(frame.t, keypoints):
+            # a new history after a stall: its first outputs come from an almost empty window,
+            # which must not open the gate by itself (Gate), so the gate starts over as well
+            self.gate.reset()
         probability = None
         if self._frames_seen % self.recognition_every == 0:
             probability = self.recognition_model.predict(width / height)

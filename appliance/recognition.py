@@ -95,13 +95,16 @@ class PoseHistory:
     def reset(self) -> None:
         self._frames.clear()
 
-    def add(self, t: float, points: np.ndarray) -> None:
-        if self._frames and not 0.0 <= t - self._frames[-1][0] <= MAX_GAP_S:
+    def add(self, t: float, points: np.ndarray) -> bool:
+        """Remember a frame; True if the history started over with it (a stall or a new source)."""
+        restarted = bool(self._frames) and not 0.0 <= t - self._frames[-1][0] <= MAX_GAP_S
+        if restarted:
             self.reset()  # the clock went backwards (a new source) or the camera stalled
         self._frames.append((float(t), np.asarray(points, np.float32)))
         horizon = t - self.steps * self.step_s - 1.0
         while len(self._frames) > 1 and self._frames[1][0] <= horizon:
             self._frames.popleft()
+        return restarted
 
     def window(self, aspect: float) -> np.ndarray:
         if not self._frames:

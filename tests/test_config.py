@@ -60,6 +60,7 @@ def test_flip_average_reaches_the_keypoint_model(tmp_path):
         ("[camera]\nlores_width = 300\n", "[camera].lores_width"),
         ("[camera]\nlores_width = 320\nlores_format = 'YUV420'\nlores_height = 241\n", "[camera].lores_height"),
         ("[camera]\nfps = nan\n", "[camera].fps"),
+        ("[camera]\nfps = 1.5\n", "[camera].fps"),  # frames 0.67 s apart: the counter never counts
         ("[camera]\nrotation = 90\n", "[camera].rotation"),
         ("[display]\nsleep_after_s = -1\n", "[display].sleep_after_s"),
         ("[buzzer]\ntone_hz = 20000\n", "[buzzer].tone_hz"),

@@ -219,6 +219,36 @@ def test_a_shoulder_thrown_across_the_frame_for_one_frame_is_not_a_rep():
     assert count(kp).reps == 3
 
 
+def test_a_thrown_shoulder_on_a_repeated_timestamp_is_still_capped():
+    """A source may stamp two frames alike (a duplicated PTS); the outlier frame of the test above
+    arriving with its predecessor's timestamp must not slip past ``max_speed``."""
+    def ease(a, b, s):
+        return a + (b - a) * 0.5 * (1 - np.cos(np.linspace(0, np.pi, int(s * FPS), endpoint=False)))
+
+    low = 0.12
+    rep = np.concatenate([ease(TOP_H, low, 1.0), np.full(45, low), ease(low, TOP_H, 1.0), np.full(15, TOP_H)])
+    kp = trace_from(np.concatenate([np.full(30, TOP_H), rep, rep, rep, np.full(30, TOP_H)]))
+    kp[:, [LEFT_HIP, RIGHT_HIP], 2] = 0.0
+    spike = 30 + 30 + 20
+    kp[spike, LEFT_SHOULDER, 1] -= 0.6
+    times = np.arange(len(kp)) / FPS
+    times[spike] = times[spike - 1]                # the outlier shares the previous frame's time
+    c = RepCounter()
+    reps = sum(c.update(float(t), f) for t, f in zip(times, kp)) + c.finish(float(times[-1]))
+    assert reps == 3
+
+
+def test_frames_just_over_the_config_minimum_rate_still_count():
+    """At 1.8 fps (frames 0.56 s apart, inside max_gap_s) every frame is bridged, so the filter
+    must be designed for 1.8 fps: it was designed for 30 fps (intervals over 0.5 s were not
+    taken for frame intervals) and smoothed slow reps away (1 of 10 counted at 1.7 fps)."""
+    fps = 1.8
+    t = np.arange(0.0, 2.0 + 10 * 3.0 + 3.0, 1 / fps)
+    phase = (np.clip(t - 2.0, 0, None) % 3.0) / 3.0
+    h = np.where((t < 2.0) | (t >= 32.0), TOP_H, TOP_H + (BOTTOM_H - TOP_H) * 0.5 * (1 - np.cos(2 * np.pi * phase)))
+    assert count_trace(trace_from(h), fps).reps == 10
+
+
 def _head_on_pose(h: float, hip_rise: float) -> np.ndarray:
     """A push-up filmed head-on from a little above: shoulders ``h`` above the hands, hips straight
     behind them, looking ``hip_rise`` above the shoulders (perspective, not posture)."""

@@ -1204,3 +1204,21 @@ def test_slow_consumer_never_builds_up_lag(tmp_path, mock_pins):
     assert max(lags) <= 0.25 + 0.1 + 1e-6
     assert 15 <= len(lags) <= 30 and source.skipped >= 30
     assert clock() - start[0] < 6.0 + 0.5  # the 6 s clip took about 6 s, not 60 x 0.25 = 15 s
+
+
+def test_a_frame_rate_the_counter_cannot_use_is_logged_once(tmp_path, mock_pins, caplog):
+    """Frames 1 s apart are gaps to the counter (max_gap_s): nothing counts, and the journal
+    must say why, once, not per frame. Slow first frames (a camera still starting) say nothing."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    app = make_app(tmp_path, ScriptedSource(["frame"] * 40, live=False, clock=clock, sleep=clock.sleep, frame_dt=1.0),
+                   clock=clock)
+    assert app.run() == 0
+    assert len(log_lines(caplog, "frames a second for")) == 1
+    caplog.clear()
+    clock = FakeClock()
+    slow_start = [lambda: clock.sleep(1.0), "frame"] * 6  # 6 s at 1 fps, then 30 fps
+    app = make_app(tmp_path, ScriptedSource(slow_start + ["frame"] * 400, live=False, clock=clock, sleep=clock.sleep),
+                   clock=clock)
+    assert app.run() == 0
+    assert not log_lines(caplog, "frames a second for")

@@ -86,9 +86,8 @@ def test_nobody_in_view_is_an_all_zero_window():
 def test_a_new_source_or_a_stall_starts_a_new_history(next_t):
     history = PoseHistory()
     t, pts = pushup_trace(30.0, seconds=2.0)
-    for i in range(len(t)):
-        history.add(t[i], pts[i])
-    history.add(next_t, pts[0])
+    assert not any(history.add(t[i], pts[i]) for i in range(len(t)))
+    assert history.add(next_t, pts[0])  # says so: the gate starts over with it (Pipeline)
     w = history.window(16 / 9)
     assert (w[:-1] == 0).all() and (w[-1, :, 2] == 1).all()
 
