@@ -206,7 +206,8 @@ def load_config(path: str | Path | None = None) -> Config:
             return Config()
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows Notepad may save the boot partition's copy with a byte-order mark
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:

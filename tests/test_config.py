@@ -22,6 +22,13 @@ def test_values_are_read(tmp_path):
     assert config.gate.open_threshold == 1.0 and isinstance(config.gate.open_threshold, float)
 
 
+def test_a_byte_order_mark_is_read_past(tmp_path):
+    """Windows Notepad's "UTF-8 with BOM", on the FAT boot partition's copy of the file."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbf[display]\r\nkind = 'none'\r\n")
+    assert load_config(path).display.kind == "none"
+
+
 def test_flip_average_reaches_the_keypoint_model(tmp_path):
     from appliance.app import load_pipeline
 
