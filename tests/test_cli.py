@@ -77,6 +77,29 @@ def test_count_trace_of_a_bare_npy_array_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "x.npy" in err and "not an .npz archive" in err
 
 
+@pytest.mark.parametrize("damage", ["empty", "truncated", "short"])
+def test_count_trace_of_an_empty_or_damaged_archive_is_one_line(tmp_path, capsys, damage):
+    """np.load raised EOFError or zipfile.BadZipFile, neither a ValueError: tracebacks."""
+    good = tmp_path / "good.npz"
+    np.savez(good, keypoints=np.zeros((30, 9, 3), np.float32), fps=np.float32(30))
+    data = {"empty": b"", "truncated": good.read_bytes()[: good.stat().st_size // 2], "short": b"PK\x03\x04" + bytes(10)}[damage]
+    trace = tmp_path / "trace.npz"
+    trace.write_bytes(data)
+    assert main(["count-trace", str(trace)]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trace.npz is not a keypoint trace" in err
+
+
+@pytest.mark.parametrize("fps", [float("inf"), 1e300, 1001.0, 0.0, float("nan")])
+def test_count_trace_refuses_an_fps_no_camera_has(tmp_path, capsys, fps):
+    """inf or 1e300 counted 0 reps without a word."""
+    trace = tmp_path / "trace.npz"
+    np.savez(trace, keypoints=np.zeros((30, 9, 3), np.float32), fps=np.float64(fps))
+    assert main(["count-trace", str(trace)]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trace.npz" in err and "fps above 0 and at most 1000" in err
+
+
 def test_log_level_in_any_case(monkeypatch):
     import logging
 
