@@ -45,6 +45,8 @@ def cmd_count(args) -> int:
 
     config = _config(args)
     if args.keypoints:
+        if Path(args.keypoints).is_dir():
+            raise OutputError(f"cannot write the keypoints to {args.keypoints}: it is a directory")
         check_writable_dir(Path(args.keypoints).parent, "the keypoints")
     pipeline = load_pipeline(config)
     source = VideoFileSource(args.video)
@@ -70,9 +72,10 @@ def cmd_count(args) -> int:
     if args.keypoints:
         count = pipeline.keypoint_model.count
         keypoints = np.stack(rows).astype(np.float32) if rows else np.zeros((0, count, 3), np.float32)
-        try:
-            np.savez_compressed(args.keypoints, keypoints=keypoints, pushup_prob=np.asarray(probs, np.float32),
-                                fps=np.float32(source.fps))
+        try:  # into an open file: given a name, numpy would append ".npz" to one without it
+            with open(args.keypoints, "wb") as out:
+                np.savez_compressed(out, keypoints=keypoints, pushup_prob=np.asarray(probs, np.float32),
+                                    fps=np.float32(source.fps))
         except OSError as exc:
             raise OutputError(f"cannot write the keypoints to {args.keypoints}: {exc.strerror or first_line(exc)}") from None
     report = {
