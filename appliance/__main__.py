@@ -4,9 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,8 @@ def cmd_count(args) -> int:
 
     config = _config(args)
     if args.keypoints:
+        if Path(args.keypoints).is_dir():
+            raise OutputError(f"cannot write the keypoints to {args.keypoints}: it is a directory")
         check_writable_dir(Path(args.keypoints).parent, "the keypoints")
     pipeline = load_pipeline(config)
     source = VideoFileSource(args.video)
@@ -67,9 +72,10 @@ def cmd_count(args) -> int:
     if args.keypoints:
         count = pipeline.keypoint_model.count
         keypoints = np.stack(rows).astype(np.float32) if rows else np.zeros((0, count, 3), np.float32)
-        try:
-            np.savez_compressed(args.keypoints, keypoints=keypoints, pushup_prob=np.asarray(probs, np.float32),
-                                fps=np.float32(source.fps))
+        try:  # into an open file: given a name, numpy would append ".npz" to one without it
+            with open(args.keypoints, "wb") as out:
+                np.savez_compressed(out, keypoints=keypoints, pushup_prob=np.asarray(probs, np.float32),
+                                    fps=np.float32(source.fps))
         except OSError as exc:
             raise OutputError(f"cannot write the keypoints to {args.keypoints}: {exc.strerror or first_line(exc)}") from None
     report = {
@@ -97,10 +103,13 @@ def cmd_count_trace(args) -> int:
             fps = float(data["fps"])
     except FileNotFoundError:
         raise SourceError(f"trace file not found: {args.trace}") from None
-    except (KeyError, ValueError, TypeError, OSError) as exc:
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # EOFError: an empty file; BadZipFile, zlib.error: a truncated or damaged archive
         raise SourceError(f"trace file {args.trace} is not a keypoint trace (needs keypoints [T,K,3] and fps): {first_line(exc)}") from None
-    if keypoints.ndim != 3 or keypoints.shape[1] not in (7, 9) or keypoints.shape[2] != 3 or not fps > 0:
-        raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps > 0, got {keypoints.shape}, fps {fps}")
+    # No camera gives more than 1000 fps; inf or 1e300 put every frame at 0 s and counted 0 reps without a word.
+    if keypoints.ndim != 3 or keypoints.shape[1] not in (7, 9) or keypoints.shape[2] != 3 or not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps above 0 and at most 1000, "
+                          f"got {keypoints.shape}, fps {fps}")
     result = count_trace(keypoints, fps, config.counter if config else None)
     report = {"trace": str(args.trace), "reps": int(result.reps), "rep_times_s": [round(float(t), 3) for t in result.rep_times_s], "frames": int(len(keypoints))}
     return _print_report(report, args.json, f"{report['reps']} reps in {args.trace}")

@@ -23,6 +23,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/pushup-counter")
 # (real clips count less well under about 7 fps: docs/reliability.md). The daemon warns once
 # when the frame rate it gets stays under this.
 MIN_FPS = 2.0
+MAX_BCM_PIN = 27  # GPIO0 to GPIO27 on the 40-pin header
 
 
 def default_models_dir() -> str:
@@ -39,13 +40,14 @@ class ModelsConfig:
     keypoints: str = "keypoints.tflite"
     recognizer: str = "recognizer.tflite"
     num_threads: int = 2
-    recognition_every: int = 3  # run the recognizer on every Nth frame
+    recognition_every: int = 3  # run the recognizer on every Nth frame (1 to 30: at least once a second)
     flip_average: bool = True  # keypoints: also run the mirrored frame and average (2x the time)
     track_person: bool = False  # keypoints: look around where the last frame found the person (models/README.md)
 
     def validate(self) -> None:
         _between("models", "num_threads", self.num_threads, 1, 64)
-        _at_least("models", "recognition_every", self.recognition_every, 1)
+        # Much rarer and the gate, smoothed over 0.3 s, is fed too seldom to stay open: no rep counts.
+        _between("models", "recognition_every", self.recognition_every, 1, 30)
 
 
 @dataclass
@@ -56,7 +58,7 @@ class CameraConfig:
     lores_height: int = 240
     fps: float = 30.0
     lores_format: str = "auto"  # auto (YUV420 on Pi 4 and older, RGB on Pi 5), YUV420, RGB
-    index: int = 0  # camera number (Pi) or /dev/videoN (webcam)
+    index: int = 0  # camera number (Pi) or /dev/videoN (webcam), 0 or more
     rotation: int = 0  # 180: the camera is mounted upside down (libcamera flips it in the sensor)
     frame_timeout_s: float = 3.0  # no frame for this long -> reopen the camera
     reopen_backoff_max_s: float = 30.0
@@ -68,6 +70,7 @@ class CameraConfig:
         _at_least("camera", "fps", self.fps, MIN_FPS)
         _one_of("camera", "lores_format", self.lores_format, ("auto", "YUV420", "RGB"))
         _one_of("camera", "rotation", self.rotation, (0, 180))
+        _at_least("camera", "index", self.index, 0)
         # The Pi's ISP pads each YUV420 row to 64 bytes; PiCameraSource crops the array to
         # lores_width, which gives the right U and V planes only when there is no padding.
         # "auto" is YUV420 on a Pi 4 and older. RGB rows may be padded: cropping them is exact.
@@ -88,13 +91,15 @@ class GateConfig:
     # Low on purpose: the recogniser already reads 3 s of movement, and on real footage our
     # keypoints make it under-confident on real push-ups, while non-push-ups stay near 0; the
     # gate is a veto, the counter's own posture and motion checks do the rest (docs/counting).
-    open_threshold: float = 0.35  # smoothed P(push-up) above this opens the gate
+    open_threshold: float = 0.35  # smoothed P(push-up) above this opens the gate; less than 1
     close_threshold: float = 0.1  # ... and below this closes it
     time_constant_s: float = 0.3  # exponential smoothing of the probability
 
     def validate(self) -> None:
-        if not 0.0 <= self.close_threshold <= self.open_threshold <= 1.0:
-            raise ConfigError("[gate] need 0 <= close_threshold <= open_threshold <= 1")
+        if not self.open_threshold < 1.0:  # the gate opens only above it: at 1 it never would
+            raise ConfigError(f"[gate].open_threshold must be less than 1, got {self.open_threshold!r}")
+        if not 0.0 <= self.close_threshold <= self.open_threshold:
+            raise ConfigError("[gate] need 0 <= close_threshold <= open_threshold < 1")
         _at_least("gate", "time_constant_s", self.time_constant_s, 0.0)
 
 
@@ -104,10 +109,10 @@ class DisplayConfig:
     driver: str = "ssd1306"  # any luma.oled device class: ssd1306, sh1106, ssd1309, ...
     width: int = 128
     height: int = 64
-    i2c_port: int = 1
-    i2c_address: int = 0x3C
+    i2c_port: int = 1  # /dev/i2c-N, 0 or more
+    i2c_address: int = 0x3C  # 0x03 to 0x77, the 7-bit addresses a device may have
     rotate: int = 0  # 0..3, quarter turns
-    retry_s: float = 30.0  # how often a missing display is looked for again
+    retry_s: float = 30.0  # how often a missing display is looked for again; at least 1
     sleep_after_s: float = 600.0  # panel off after this long with nothing happening; 0: never
 
     def validate(self) -> None:
@@ -116,18 +121,26 @@ class DisplayConfig:
         _one_of("display", "rotate", self.rotate, (0, 1, 2, 3))
         _at_least("display", "width", self.width, 32)
         _at_least("display", "height", self.height, 16)
+        _at_least("display", "i2c_port", self.i2c_port, 0)
+        if not 0x03 <= self.i2c_address <= 0x77:
+            raise ConfigError(f"[display].i2c_address must be between 0x03 and 0x77, got {self.i2c_address:#x}")
+        # Less and a missing OLED is looked for again on every frame.
+        _at_least("display", "retry_s", self.retry_s, 1.0)
 
 
 @dataclass
 class BuzzerConfig:
     enabled: bool = True
-    pin: int = 17
+    pin: int = 17  # BCM numbering, 0 to 27
     active_high: bool = True
-    beep_s: float = 0.08
+    beep_s: float = 0.08  # 0.01 to 2
     tone_hz: float = 0.0  # 0: an active buzzer; a passive one needs a tone, e.g. 2700 (its resonance)
 
     def validate(self) -> None:
-        _at_least("buzzer", "beep_s", self.beep_s, 0.01)
+        _between("buzzer", "pin", self.pin, 0, MAX_BCM_PIN)
+        # close() lets a sounding beep finish: longer would hold up the daemon's stop (the unit's
+        # TimeoutStopSec is 15 s), and 1e308 overflows gpiozero.
+        _between("buzzer", "beep_s", self.beep_s, 0.01, 2.0)
         _at_least("buzzer", "tone_hz", self.tone_hz, 0.0)
         if self.tone_hz and not 50 <= self.tone_hz <= 10000:
             raise ConfigError(f"[buzzer].tone_hz must be 0 (an active buzzer) or 50 to 10000, got {self.tone_hz!r}")
@@ -136,12 +149,13 @@ class BuzzerConfig:
 @dataclass
 class ButtonConfig:
     enabled: bool = True
-    pin: int = 27
+    pin: int = 27  # BCM numbering, 0 to 27; not the buzzer's
     long_press_s: float = 3.0  # hold this long for a safe shutdown
     debounce_s: float = 0.3  # a short press resets once the button has stayed up this long (contact bounce)
     shutdown_command: list[str] = field(default_factory=lambda: ["systemctl", "poweroff"])
 
     def validate(self) -> None:
+        _between("button", "pin", self.pin, 0, MAX_BCM_PIN)
         _at_least("button", "long_press_s", self.long_press_s, 0.5)
         _at_least("button", "debounce_s", self.debounce_s, 0.0)
         if not self.shutdown_command or not self.shutdown_command[0]:
@@ -211,7 +225,8 @@ def load_config(path: str | Path | None = None) -> Config:
             return Config()
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows Notepad may save the boot partition's copy with a byte-order mark
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -246,6 +261,10 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
             raise ConfigError(f"{source}: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"{source}: [{f.name}] {exc}") from None
+    # gpiozero refuses a second device on a pin: the button would be logged away and not exist.
+    if config.buzzer.enabled and config.button.enabled and config.buzzer.pin == config.button.pin:
+        raise ConfigError(f"{source}: [buzzer].pin and [button].pin are both GPIO{config.button.pin}; "
+                          f"they need a pin each")
     return config
 
 

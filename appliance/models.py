@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,11 @@ def _load_card(model_path: Path) -> dict:
     if not isinstance(card, dict) or not isinstance(card.get("input"), dict) or not isinstance(card.get("output"), dict):
         raise ModelError(f"model card {card_path} lacks its input/output sections")
     return card
+
+
+def _card_error(model_path: Path, field: str, want: str, value) -> ModelError:
+    """A card field of the wrong type or range, named with its card (the value cut short)."""
+    return ModelError(f"model card {model_path.with_suffix('.json')}: {field} must be {want}, got {value!r:.60}")
 
 
 def _check_tensor(model_path: Path, which: str, declared: dict, detail: dict) -> TensorContract:
@@ -83,14 +90,16 @@ class _TFLiteModel:
         self.card = _load_card(self.path)
         if self.card.get("task") != self.task:
             raise ModelError(f"model card for {self.path} is for task {self.card.get('task')!r}, expected {self.task!r}")
+        # Required: without it a model with damaged weights would load and count wrong in silence.
         expected_sha = self.card.get("sha256")
-        if expected_sha:
-            try:
-                actual = hashlib.sha256(self.path.read_bytes()).hexdigest()
-            except OSError:
-                actual = None  # load_interpreter names the missing or unreadable file
-            if actual is not None and actual != expected_sha:
-                raise ModelError(f"model {self.path} does not match its card: sha256 differs (corrupt or replaced file)")
+        if not isinstance(expected_sha, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", expected_sha):
+            raise _card_error(self.path, "sha256", "the .tflite's sha256, 64 hex digits", expected_sha)
+        try:
+            actual = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            actual = None  # load_interpreter names the missing or unreadable file
+        if actual is not None and actual != expected_sha.lower():
+            raise ModelError(f"model {self.path} does not match its card: sha256 differs (corrupt or replaced file)")
         self.interpreter = load_interpreter(self.path, num_threads)
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
@@ -132,7 +141,10 @@ class KeypointModel(_TFLiteModel):
         self.flip_average = flip_average
         if self.card["input"].get("color", "RGB") != "RGB" or self.card["input"].get("resize", "letterbox") != "letterbox":
             raise ModelError(f"model {self.path}: only RGB letterboxed input is supported")
-        names = tuple(self.card.get("keypoints", ()))
+        names = self.card.get("keypoints")
+        if not isinstance(names, list):
+            raise _card_error(self.path, "keypoints", "a list of keypoint names", names)
+        names = tuple(names)
         count = len(names)
         if count not in (kp.SEED_COUNT, kp.FULL_COUNT) or names != kp.NAMES[:count]:
             raise ModelError(f"model {self.path}: card keypoint order {list(names)} is not the project's {list(kp.NAMES[:count])}")
@@ -140,10 +152,16 @@ class KeypointModel(_TFLiteModel):
             raise ModelError(f"model {self.path}: output must be heatmaps [1, h, w, {count}]")
         self.count = count
         self.input_h, self.input_w = self.input.shape[1:3]
-        self.pad_value = int(self.card["input"].get("pad_value", 0))
-        low, high = self.card["input"].get("value_range", [0.0, 1.0])
+        self.pad_value = self.card["input"].get("pad_value", 0)
+        if type(self.pad_value) is not int or not 0 <= self.pad_value <= 255:  # it fills uint8 pixels
+            raise _card_error(self.path, "input.pad_value", "an integer from 0 to 255", self.pad_value)
+        value_range = self.card["input"].get("value_range", [0.0, 1.0])
+        if not (isinstance(value_range, list) and len(value_range) == 2 and all(map(_is_number, value_range))
+                and value_range[0] < value_range[1]):
+            raise _card_error(self.path, "input.value_range", "[low, high], two numbers with low < high", value_range)
+        low, high = map(float, value_range)
         # uint8 pixel -> input tensor value, as a 256-entry lookup (one gather per frame)
-        self._lut = self._quantise(float(low) + (float(high) - float(low)) * np.arange(256) / 255.0)
+        self._lut = self._quantise(low + (high - low) * np.arange(256) / 255.0)
 
     def letterbox(self, frame: Frame) -> tuple[np.ndarray, Letterbox]:
         """The frame scaled into the model input with its aspect kept, padded, as uint8 RGB."""
@@ -207,16 +225,18 @@ class RecognitionModel(_TFLiteModel):
         if self.card["input"].get("kind") != "keypoint_window" or not isinstance(window, dict):
             raise ModelError(f"model {self.path}: input must be a keypoint window (card input.kind, input.window)")
         _, steps, count, _ = self.input.shape
-        names = tuple(window.get("keypoints", ()))
+        names = window.get("keypoints")
+        if not isinstance(names, list):
+            raise _card_error(self.path, "input.window.keypoints", "a list of keypoint names", names)
+        names = tuple(names)
         if names != kp.NAMES[:count]:
             raise ModelError(f"model {self.path}: card keypoint order {list(names)} is not the project's {list(kp.NAMES[:count])}")
         if window.get("normalisation") != recognition.NORMALISATION:
             raise ModelError(f"model {self.path}: window normalisation {window.get('normalisation')!r} is not "
                              f"this appliance's {recognition.NORMALISATION!r}")
-        try:
-            step_s = float(window["step_s"])
-        except (KeyError, TypeError, ValueError):
-            raise ModelError(f"model {self.path}: card input.window.step_s missing") from None
+        step_s = window.get("step_s")
+        if not _is_number(step_s) or not step_s > 0:  # 0, less or NaN: the history would never drop a frame
+            raise _card_error(self.path, "input.window.step_s", "a number of seconds above 0", step_s)
         self.count = count
         self.history = recognition.PoseHistory(steps, step_s)
 
@@ -240,3 +260,11 @@ class RecognitionModel(_TFLiteModel):
         if self.decoding == "logit":
             return float(1.0 / (1.0 + np.exp(-value)))
         return float(np.clip(value, 0.0, 1.0))
+
+
+def _is_number(value) -> bool:
+    """A finite JSON number (true and false are not numbers here, nor a 400-digit one)."""
+    try:
+        return type(value) in (int, float) and math.isfinite(value)
+    except OverflowError:
+        return False

@@ -74,11 +74,15 @@ class VideoFileSource(FrameSource):
 
         try:
             self._container = av.open(str(self.path))
-            stream = self._container.streams.video[0]
         except FileNotFoundError:
             raise SourceError(f"video file not found: {self.path}") from None
-        except (av.error.FFmpegError, IndexError, OSError) as exc:
+        except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"video file {self.path} cannot be opened: {first_line(exc)}") from None
+        if not self._container.streams.video:  # an audio-only file (a voice memo, music)
+            self._container.close()
+            self._container = None
+            raise SourceError(f"video file {self.path} has no video stream")
+        stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         self.fps = float(stream.average_rate or stream.guessed_rate or 30)
         self._frames = self._container.decode(stream)

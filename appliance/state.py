@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from appliance.errors import StateError
+from appliance.errors import StateError, first_line
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
@@ -71,13 +71,15 @@ class StateStore:
             return State()
         except PermissionError as exc:
             raise StateError(f"state file {self.path} is not readable: {exc.strerror}") from None
-        except (ValueError, TypeError, OSError) as exc:
+        except (ValueError, TypeError, OSError, RecursionError, MemoryError) as exc:
+            # RecursionError: json.loads on deeply nested brackets; MemoryError: a huge file
             aside = self.path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
             try:
                 os.replace(self.path, aside)
             except OSError:
                 aside = self.path
-            log.error("state file %s is damaged (%s); kept as %s, starting from 0", self.path, exc, aside)
+            log.error("state file %s is damaged (%s); kept as %s, starting from 0", self.path,
+                      first_line(exc), aside)
             return State()
 
     def _remove_stale_temp_files(self) -> None:

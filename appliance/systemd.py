@@ -56,15 +56,17 @@ class Notifier:
 
     @staticmethod
     def _watchdog_interval() -> float | None:
-        """Ping three times per WatchdogSec (systemd asks for at least twice)."""
+        """Ping three times per WatchdogSec (systemd asks for at least twice). A value of 0 or
+        less is systemd's "no watchdog": None, rather than a ping on every frame."""
         usec = os.environ.get("WATCHDOG_USEC")
         pid = os.environ.get("WATCHDOG_PID")
         if not usec or (pid and pid != str(os.getpid())):
             return None
         try:
-            return int(usec) / 1e6 / 3.0
+            usec = int(usec)
         except ValueError:
             return None
+        return usec / 1e6 / 3.0 if usec > 0 else None
 
     def _send(self, message: str) -> None:
         if not self.enabled:

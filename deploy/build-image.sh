@@ -317,7 +317,8 @@ CONFIG
             > "$ROOT/boot/firmware/cmdline.txt"
     fi
     install -m 0644 "$HERE/image/pushup-counter.txt" "$ROOT/boot/firmware/pushup-counter.txt"
-    # Every appliance setting with its default, to copy into pushup-counter.toml (see the .txt).
+    # Every appliance setting with its default (the counter's tuning only named), to copy into
+    # pushup-counter.toml (see the .txt).
     install -m 0644 "$HERE/config.toml" "$ROOT/boot/firmware/pushup-counter.toml.example"
     rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/tmp/* "$ROOT"/var/log/*.log
 }

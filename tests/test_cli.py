@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from appliance.__main__ import main
+from tests.conftest import needs_models
 from appliance.state import State, StateStore
 
 
@@ -77,6 +78,29 @@ def test_count_trace_of_a_bare_npy_array_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "x.npy" in err and "not an .npz archive" in err
 
 
+@pytest.mark.parametrize("damage", ["empty", "truncated", "short"])
+def test_count_trace_of_an_empty_or_damaged_archive_is_one_line(tmp_path, capsys, damage):
+    """np.load raised EOFError or zipfile.BadZipFile, neither a ValueError: tracebacks."""
+    good = tmp_path / "good.npz"
+    np.savez(good, keypoints=np.zeros((30, 9, 3), np.float32), fps=np.float32(30))
+    data = {"empty": b"", "truncated": good.read_bytes()[: good.stat().st_size // 2], "short": b"PK\x03\x04" + bytes(10)}[damage]
+    trace = tmp_path / "trace.npz"
+    trace.write_bytes(data)
+    assert main(["count-trace", str(trace)]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trace.npz is not a keypoint trace" in err
+
+
+@pytest.mark.parametrize("fps", [float("inf"), 1e300, 1001.0, 0.0, float("nan")])
+def test_count_trace_refuses_an_fps_no_camera_has(tmp_path, capsys, fps):
+    """inf or 1e300 counted 0 reps without a word."""
+    trace = tmp_path / "trace.npz"
+    np.savez(trace, keypoints=np.zeros((30, 9, 3), np.float32), fps=np.float64(fps))
+    assert main(["count-trace", str(trace)]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trace.npz" in err and "fps above 0 and at most 1000" in err
+
+
 def test_log_level_in_any_case(monkeypatch):
     import logging
 
@@ -113,6 +137,27 @@ def test_an_output_that_cannot_be_written_is_one_line_before_any_work(tmp_path, 
     errors = [line for line in err.splitlines() if line.startswith("pushup-counter: error:")]
     assert len(errors) == 1 and str(blocked) in errors[0] and "Traceback" not in err
     assert not (tmp_path / "state" / "state.json").exists() or json.loads((tmp_path / "state" / "state.json").read_text())["reps"] == 0
+
+
+def test_count_keypoints_to_a_directory_is_one_line_before_any_work(tmp_path, capsys):
+    """numpy would have written kpdir.npz beside it without a word."""
+    (tmp_path / "kpdir").mkdir()
+    assert main(["count", str(tmp_path / "absent.mp4"), "--keypoints", str(tmp_path / "kpdir")]) == 6
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "kpdir: it is a directory" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kpdir"]
+
+
+@needs_models
+def test_count_keypoints_are_written_to_the_exact_path_given(tmp_path, capsys):
+    """Not to noext.npz, the name numpy makes of a path without the suffix."""
+    from tests.conftest import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=5)
+    assert main(["count", str(clip), "--keypoints", str(tmp_path / "noext")]) == 0
+    assert not (tmp_path / "noext.npz").exists()
+    with np.load(tmp_path / "noext") as saved:
+        assert saved["keypoints"].shape[0] == 5 and saved["keypoints"].shape[2] == 3
 
 
 def test_reset_that_cannot_write_says_so_once_without_the_daemons_words(tmp_path, capsys, caplog, monkeypatch):

@@ -17,9 +17,16 @@ def test_empty_file_gives_defaults(tmp_path):
 
 
 def test_values_are_read(tmp_path):
-    config = load_config(write(tmp_path, "[display]\nkind = 'none'\nwidth = 128\nheight = 32\n[gate]\nopen_threshold = 1\n"))
+    config = load_config(write(tmp_path, "[display]\nkind = 'none'\nwidth = 128\nheight = 32\n[gate]\ntime_constant_s = 1\n"))
     assert config.display.kind == "none" and config.display.height == 32
-    assert config.gate.open_threshold == 1.0 and isinstance(config.gate.open_threshold, float)
+    assert config.gate.time_constant_s == 1.0 and isinstance(config.gate.time_constant_s, float)
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path):
+    """Windows Notepad's "UTF-8 with BOM", on the FAT boot partition's copy of the file."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbf[display]\r\nkind = 'none'\r\n")
+    assert load_config(path).display.kind == "none"
 
 
 def test_flip_average_reaches_the_keypoint_model(tmp_path):
@@ -65,6 +72,23 @@ def test_flip_average_reaches_the_keypoint_model(tmp_path):
         ("[display]\nsleep_after_s = -1\n", "[display].sleep_after_s"),
         ("[buzzer]\ntone_hz = 20000\n", "[buzzer].tone_hz"),
         ("[buzzer]\ntone_hz = 10\n", "[buzzer].tone_hz"),
+        ("[gate]\nopen_threshold = 1.0\n", "[gate].open_threshold"),  # the gate opens only above it
+        ("[models]\nrecognition_every = 100000\n", "[models].recognition_every"),
+        ("[models]\nrecognition_every = 31\n", "[models].recognition_every"),
+        ("[display]\nretry_s = -5\n", "[display].retry_s"),
+        ("[display]\nretry_s = 0.5\n", "[display].retry_s"),
+        ("[display]\ni2c_address = 99999\n", "[display].i2c_address"),
+        ("[display]\ni2c_address = 0x78\n", "[display].i2c_address"),
+        ("[display]\ni2c_address = 0x02\n", "[display].i2c_address"),
+        ("[display]\ni2c_port = -1\n", "[display].i2c_port"),
+        ("[camera]\nindex = -2\n", "[camera].index"),
+        ("[buzzer]\npin = -3\n", "[buzzer].pin"),
+        ("[buzzer]\npin = 28\n", "[buzzer].pin"),
+        ("[button]\npin = 999\n", "[button].pin"),
+        ("[buzzer]\npin = 17\n[button]\npin = 17\n", "[buzzer].pin and [button].pin"),
+        ("[buzzer]\nbeep_s = 1e308\n", "[buzzer].beep_s"),
+        ("[buzzer]\nbeep_s = 3600\n", "[buzzer].beep_s"),
+        ("[buzzer]\nbeep_s = 2.5\n", "[buzzer].beep_s"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, text, named):
@@ -74,6 +98,16 @@ def test_bad_config_names_the_key(tmp_path, text, named):
     message = str(info.value)
     assert named in message and str(path) in message
     assert "\n" not in message
+
+
+def test_range_edges_are_accepted(tmp_path):
+    """The last good values of the ranges above, and one pin for a buzzer and a disabled button."""
+    config = load_config(write(tmp_path, "[gate]\nopen_threshold = 0.99\n[models]\nrecognition_every = 30\n"
+                                         "[display]\nretry_s = 1\ni2c_address = 0x77\ni2c_port = 0\n"
+                                         "[buzzer]\npin = 27\nbeep_s = 2\n[button]\npin = 27\nenabled = false\n"))
+    assert config.gate.open_threshold == 0.99 and config.display.i2c_address == 0x77
+    assert config.buzzer.pin == config.button.pin == 27
+    assert load_config(write(tmp_path, "[buzzer]\npin = 0\n[button]\npin = 26\n[display]\ni2c_address = 0x03\n"))
 
 
 def test_counter_section_maps_onto_counter_settings():

@@ -6,6 +6,7 @@ the card-mismatch and pixel cases copy the real models into tmp_path and break t
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -123,10 +124,13 @@ def test_unreadable_state_file_exits_5_and_is_left_alone(daemon, tmp_path, capsy
 
 
 def fake_models(tmp_path, tflite: bytes | None, card: dict | str | None = CARD):
+    """A card (given the file's sha256, so the loader's own checks are reached) and a file."""
     models = tmp_path / "models"
     models.mkdir(exist_ok=True)
     if tflite is not None:
         (models / "keypoints.tflite").write_bytes(tflite)
+    if isinstance(card, dict):
+        card = {"sha256": hashlib.sha256(tflite or b"").hexdigest(), **card}
     if card is not None:
         (models / "keypoints.json").write_text(card if isinstance(card, str) else json.dumps(card))
     return f"[models]\ndir = '{models}'\n"
@@ -211,10 +215,46 @@ def test_truncated_real_model(daemon, tmp_path, capsys):
     path = tmp_path / "models" / "keypoints.tflite"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     assert run(config) == 3
-    one_error_line(capsys, str(path))  # the card's sha256 catches it; without one, the loader does
-    edit_card(tmp_path, "keypoints", lambda c: c.pop("sha256", None))
+    one_error_line(capsys, str(path), "sha256 differs")  # the card's sha256 catches it
+    assert unchanged()
+
+
+@needs_models
+@pytest.mark.parametrize("name, field, value", [
+    ("keypoints", "sha256", None),  # no sha256: damaged weights would load and count wrong
+    ("keypoints", "sha256", "abc123"),
+    ("recognizer", "sha256", 12345),
+    ("keypoints", "keypoints", 5),
+    ("keypoints", "keypoints", None),
+    ("keypoints", "input.value_range", ["a", "b"]),
+    ("keypoints", "input.value_range", [0.0]),
+    ("keypoints", "input.value_range", None),
+    ("keypoints", "input.value_range", [1.0, 0.0]),
+    ("keypoints", "input.pad_value", "zero"),
+    ("keypoints", "input.pad_value", 300),  # loaded, then OverflowError at the first frame
+    ("keypoints", "input.pad_value", -1),
+    ("keypoints", "input.pad_value", None),
+    ("recognizer", "input.window.keypoints", 5),
+    ("recognizer", "input.window.step_s", 0),
+    ("recognizer", "input.window.step_s", "nan"),
+])
+def test_card_field_of_the_wrong_type_or_range(daemon, tmp_path, capsys, name, field, value):
+    """One line naming the card and the field (these were TypeError or ValueError tracebacks)."""
+    run, unchanged = daemon
+    config = real_models(tmp_path)
+
+    def change(card):
+        *parents, key = field.split(".")
+        for parent in parents:
+            card = card[parent]
+        if value is None and key == "sha256":
+            card.pop(key)
+        else:
+            card[key] = value
+
+    edit_card(tmp_path, name, change)
     assert run(config) == 3
-    one_error_line(capsys, str(path))
+    one_error_line(capsys, f"model card {tmp_path}/models/{name}.json: {field} must be")
     assert unchanged()
 
 

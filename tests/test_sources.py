@@ -118,6 +118,21 @@ def test_missing_and_foreign_files_name_the_file(tmp_path):
         VideoFileSource(junk).open()
 
 
+def test_an_audio_only_file_says_it_has_no_video(tmp_path):
+    """It said "cannot be opened: tuple index out of range"."""
+    import av
+
+    path = tmp_path / "memo.m4a"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    with pytest.raises(SourceError, match=r"video file .*memo.m4a has no video stream$"):
+        VideoFileSource(path).open()
+
+
 def test_pi_camera_without_picamera2_is_a_clear_error():
     try:
         import picamera2  # noqa: F401

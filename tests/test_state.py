@@ -33,6 +33,16 @@ def test_damaged_file_is_kept_aside(tmp_path):
     assert len(kept) == 1 and kept[0].read_text() == '{"reps": 3, "tot'
 
 
+def test_deeply_nested_brackets_are_kept_aside_not_a_traceback(tmp_path, caplog):
+    """json.loads raises RecursionError on them, which is no ValueError."""
+    text = "[" * 100000
+    (tmp_path / "state.json").write_text(text)
+    assert StateStore(tmp_path).load() == State()
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("state.json.corrupt")]
+    assert len(kept) == 1 and kept[0].read_text() == text
+    assert "is damaged" in caplog.text
+
+
 def test_negative_counts_are_refused(tmp_path):
     (tmp_path / "state.json").write_text(json.dumps({"reps": -1, "total": 5, "resets": 0}))
     assert StateStore(tmp_path).load() == State()

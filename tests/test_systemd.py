@@ -45,6 +45,18 @@ def test_watchdog_for_another_pid_is_ignored(notify_socket, monkeypatch):
     assert Notifier().watchdog_interval_s is None
 
 
+@pytest.mark.parametrize("usec", ["0", "-5000000"])
+def test_watchdog_usec_of_zero_or_less_is_no_watchdog(notify_socket, monkeypatch, usec):
+    """Not an interval <= 0, which would ping on every frame."""
+    monkeypatch.setenv("WATCHDOG_USEC", usec)
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    notifier = Notifier()
+    assert notifier.watchdog_interval_s is None
+    notifier.progress()
+    notifier.progress()
+    assert notify_socket() == []
+
+
 def test_silent_without_notify_socket(monkeypatch):
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     notifier = Notifier()
