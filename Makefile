@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 TOOLS_VENV := .venv-tools
 RUN_DIR := run
 
-.PHONY: run test sample deploy-test models clean
+.PHONY: run test sample deploy-test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml tools/bootstrap.sh
 	bash tools/bootstrap.sh

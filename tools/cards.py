@@ -41,18 +41,21 @@ COMMANDS = {
         "--threads 1 --eval-every 250 --val-frames 400",
         "ln -sfn kp_e runs/kp",
         "python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt",
+        "# evaluate_models --update-cards writes both cards: it needs the recognizer card's chain up to its export too",
         "# the appliance averages each frame's heatmaps with its mirror's ([models] flip_average = true): evaluate that way",
         *EVALUATE,
     ]),
     "recognizer": "\n".join([
-        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_e",
-        "python -m tools.pose_traces collect-rendered --clips 60 --out runs/traces_rendered_e",
+        "# the recogniser trains on one-pass keypoints of the shipped keypoint model (traces_e, collected before flip "
+        "averaging was the default; one retrained on flip-averaged traces counted worse: models/README.md)",
+        "printf '[models]\\nflip_average = false\\n' > runs/onepass.toml",
+        "python -m tools.pose_traces collect --data ../shared/data --out runs/traces_e --config runs/onepass.toml",
+        "python -m tools.pose_traces collect-rendered --clips 60 --out runs/traces_rendered_e --config runs/onepass.toml",
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_recognizer --data ../shared/data --traces runs/traces_e "
         "--rendered runs/traces_rendered_e --out runs/rec_e --steps 1200 --rendered-weight 0.4 --threads 2",
         "ln -sfn rec_e runs/rec",
         "python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt --traces runs/traces_e",
-        "# traces_e: collected before flip averaging; a recogniser retrained on flip-averaged traces counted worse "
-        "(models/README.md)",
+        "# evaluate_models --update-cards writes both cards: it needs the keypoint card's chain up to its export too",
         *EVALUATE,
     ]),
 }

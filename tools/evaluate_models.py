@@ -10,7 +10,7 @@ models and BlazePose lite (pose_landmark_lite.tflite from npm @mediapipe/pose@0.
 fetched with ``npm pack`` into a temp dir, never committed) in the same run.
 Contact sheet PNG of int8 predictions vs teacher.
 
-    python -m tools.evaluate_models --data ../shared/data --update-cards
+    python -m tools.evaluate_models --data ../shared/data --cache runs/cache/frames_v2.npz --traces runs/traces_tta --update-cards
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ for the recogniser) -> checks: int8 input and output, no float tensor anywhere
 in the graph, parity against the float PyTorch model.
 
     python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt
-    python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt
+    python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt --traces runs/traces_e
 """
 from __future__ import annotations
 

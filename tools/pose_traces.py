@@ -146,7 +146,8 @@ def collect(root: Path, out: Path, workers: int = 2, config: str | None = None,
     _run_cli([(root / c.file, out / f"{trace_name(c.file)}.npz") for c in clips], workers, config)
 
 
-def collect_rendered(out: Path, count: int, seed: int, workers: int = 2, floor: bool = False) -> None:
+def collect_rendered(out: Path, count: int, seed: int, workers: int = 2, floor: bool = False,
+                     config: str | None = None) -> None:
     from tools.render import render_clip
     from tools.synthetic_cache import clip_specs, floor_specs
 
@@ -158,7 +159,7 @@ def collect_rendered(out: Path, count: int, seed: int, workers: int = 2, floor: 
         if not video.exists():
             render_clip(video, **spec)  # writes video and its labels (.npz, with width and height)
         jobs.append((video, out / f"render_{i:03d}.npz"))
-    _run_cli(jobs, workers)
+    _run_cli(jobs, workers, config)
 
 
 def main(argv=None):
@@ -171,7 +172,8 @@ def main(argv=None):
     ap.add_argument("--floor", action="store_true",
                     help="collect-rendered: only hard negatives on the mat (yoga flows, lying, sitting)")
     ap.add_argument("--config", default=None,
-                    help="collect: appliance config for the CLI, e.g. [models] dir = a candidate model folder")
+                    help="appliance config for the CLI, e.g. [models] dir = a candidate model folder, or "
+                         "[models] flip_average = false for one-pass keypoints")
     ap.add_argument("--kinds", default="pushup,riyer8,negative",
                     help="collect: which MANIFEST kinds (pushup,negative is enough for tools.eval_traces)")
     ap.add_argument("--workers", type=int, default=2)
@@ -179,7 +181,7 @@ def main(argv=None):
     if a.command == "collect":
         collect(data_root(a.data), Path(a.out or REPO / "runs" / "traces"), a.workers, a.config, tuple(a.kinds.split(",")))
     else:
-        collect_rendered(Path(a.out or REPO / "runs" / "traces_rendered"), a.clips, a.seed, a.workers, a.floor)
+        collect_rendered(Path(a.out or REPO / "runs" / "traces_rendered"), a.clips, a.seed, a.workers, a.floor, a.config)
 
 
 if __name__ == "__main__":
