@@ -410,8 +410,8 @@ def run_pipeline(clips: list[Clip], data: pathlib.Path, config: pathlib.Path | N
             lines += ["", f"{title}: exact {_fmt(s['exact'], True)} ({s['n_exact']}/{s['n_pushup']}), within one "
                       f"{_fmt(s['within_one'], True)}, MAE {_fmt(s['mae'])}, false reps {s.get('false_reps', '-')} on "
                       f"{s['n_negative']} negatives; announce latency median {_fmt(s['latency_median'])} s, p90 abs "
-                      f"{_fmt(s['latency_p90_abs'])} s, latest {_fmt(s['latency_worst'])} s ({s['latency_n']} reps timed "
-                      "against the teacher's offline tops)."]
+                      f"{_fmt(s['latency_p90_abs'])} s, latest {_fmt(s['latency_worst'])} s ({s['latency_n']} of "
+                      f"{s['announced']} reps timed against the teacher's offline tops)."]
     return lines + [""]
 
 
