@@ -24,6 +24,8 @@ EVALUATE = [
 ]
 COMMANDS = {
     "keypoints": "\n".join([
+        "# the shipped model trained on the split before session 11 (tools/dataset.py at commit 2e2b828): to rebuild",
+        "# it exactly, build this cache with that commit's tools.dataset; today's trains on more (riyer8 and the APKA group)",
         "python -m tools.dataset --data ../shared/data --out runs/cache/frames.npz",
         "OMP_WAIT_POLICY=PASSIVE python -m tools.train_keypoints --out runs/kp_a --minutes 40 --width 0.75 --batch 16 "
         "--lr 2e-3 --threads 1 --eval-every 200 --val-frames 400",

@@ -324,8 +324,10 @@ def main(argv=None):
                      "int8_auc_drop": res.get("int8_auc_drop"),
                      "mirror_average": "int8 and float figures average P over the window and its mirror image, "
                                        "as the appliance does (RecognitionModel.predict); int8_one_pass is one pass"}
-            training_cache = (REPO / "runs" / "cache" / "frames.npz").resolve()
-            val_cache_json = None if Path(a.cache).resolve() == training_cache else Path(a.cache).with_suffix(".json")
+            # the card's "val" is the measured cache's where its split differs from the training cache's
+            trained_on = json.loads((REPO / "runs" / "cache" / "frames.json").read_text())["val"]["val_clips"]
+            measured = Path(a.cache).with_suffix(".json")
+            val_cache_json = measured if json.loads(measured.read_text())["val"]["val_clips"] != trained_on else None
             p = write_card(task, exp, m, lat_card, REPO / "runs" / run, models, val_cache_json)
             print("wrote", p)
 
