@@ -92,6 +92,17 @@ def test_side_view_near_side_visible(side_clip):
     assert vis[:, 7].mean() > vis[:, 8].mean()
 
 
+def test_the_head_label_is_the_nose_like_the_teachers():
+    """Rendered frames train beside real ones: their head must be the point the teacher calls head
+    (MediaPipe's nose), not the centre of the skull, a third of a body scale away."""
+    from appliance import keypoints as kp
+
+    lm33 = np.full((1, 33, 4), np.nan, np.float32)
+    lm33[0, 0] = (0.4, 0.3, 0.0, 0.9)  # the nose, alone
+    assert tuple(kp.from_mediapipe33(lm33)[0, kp.HEAD]) == pytest.approx((0.4, 0.3, 0.9))
+    assert B.KEYPOINT_JOINTS[kp.HEAD] == B.J["nose"]
+
+
 def test_front_view_left_is_image_right():
     labels, _, _ = _clip(view="front", reps=1)
     kp = labels["keypoints"]

@@ -20,8 +20,10 @@ JOINTS = (
 J = {name: i for i, name in enumerate(JOINTS)}
 
 # appliance.keypoints order: L wrist, L elbow, L shoulder, head, R shoulder, R elbow, R wrist, L hip, R hip.
+# The "head" keypoint is the nose, as the teacher's is (appliance.keypoints.from_mediapipe33 takes
+# MediaPipe's landmark 0); the centre of the skull sits a third of a body scale away from it.
 KEYPOINT_JOINTS = (
-    J["wrist_l"], J["elbow_l"], J["shoulder_l"], J["head"], J["shoulder_r"], J["elbow_r"],
+    J["wrist_l"], J["elbow_l"], J["shoulder_l"], J["nose"], J["shoulder_r"], J["elbow_r"],
     J["wrist_r"], J["hip_l"], J["hip_r"],
 )
 

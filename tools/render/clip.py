@@ -17,7 +17,7 @@ VIEWS = {"front": (0.0,), "oblique": (45.0, -45.0), "side": (90.0, -90.0), "side
 
 # Per-keypoint depth tolerance (m, for a 1.75 m person): a keypoint is visible when the
 # nearest surface at its pixel is no more than this in front of the joint centre.
-_VIS_TOL = np.array([0.05, 0.06, 0.09, 0.16, 0.09, 0.06, 0.05, 0.12, 0.12])
+_VIS_TOL = np.array([0.05, 0.06, 0.09, 0.06, 0.09, 0.06, 0.05, 0.12, 0.12])  # head: the nose, on the face
 
 _LUT_SIZE = 4096
 _SRGB_LUT = (np.linspace(0, 1, _LUT_SIZE) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8)
