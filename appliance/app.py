@@ -118,6 +118,7 @@ class App:
         self._keep_screen = False  # leave the last screen lit after the exit ("shutdown failed")
         self._in_blocking_read = False
         self._fps = None
+        self._frame_dt: float | None = None  # the mean time between frames; _fps is its inverse
         self._last_frame_t = None
         self._slow_since: float | None = None  # frame time since which the frame rate is under MIN_FPS
         self._slow_warned = False
@@ -354,8 +355,10 @@ class App:
 
     def _update_fps(self, t: float) -> None:
         if self._last_frame_t is not None and t > self._last_frame_t:
-            rate = 1.0 / (t - self._last_frame_t)
-            self._fps = rate if self._fps is None else 0.9 * self._fps + 0.1 * rate
+            # average the interval, not its inverse: a mean of 1/dt overstates the rate of uneven frames
+            dt = t - self._last_frame_t
+            self._frame_dt = dt if self._frame_dt is None else 0.9 * self._frame_dt + 0.1 * dt
+            self._fps = 1.0 / self._frame_dt
         self._last_frame_t = t
         if self._fps is None or self._fps >= MIN_FPS:
             self._slow_since = None

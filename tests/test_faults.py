@@ -1222,3 +1222,16 @@ def test_a_frame_rate_the_counter_cannot_use_is_logged_once(tmp_path, mock_pins,
                    clock=clock)
     assert app.run() == 0
     assert not log_lines(caplog, "frames a second for")
+
+
+def test_uneven_frame_gaps_do_not_overstate_the_frame_rate(tmp_path, mock_pins, caplog):
+    """Frames 0.3, 0.3, 1.2 s apart come at 1.67 a second: the mean interval says so, while a
+    mean of 1/dt said 2.4 and the slow-rate warning never came."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    script = [step for dt in [0.3, 0.3, 1.2] * 20 for step in (lambda dt=dt: clock.sleep(dt), "frame")]
+    app = make_app(tmp_path, ScriptedSource(script, live=False, clock=clock, sleep=clock.sleep, frame_dt=0.0),
+                   clock=clock)
+    assert app.run() == 0
+    assert 1.4 < app._fps < 2.0
+    assert len(log_lines(caplog, "frames a second for")) == 1
