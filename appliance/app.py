@@ -298,6 +298,9 @@ class App:
         the counter too, so a rep half done before the camera went away is not counted after.
         """
         log.error("%s; retrying in %.1f s", message, wait_s)
+        # no frames, no rate: the one from before the error would stay on the OLED and in STATUS=,
+        # and the gap across the outage is not a frame interval
+        self._fps = self._frame_dt = self._last_frame_t = self._slow_since = None
         self._set_status("camera error")
         self._show()
         self._announce()

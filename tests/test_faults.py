@@ -1235,3 +1235,16 @@ def test_uneven_frame_gaps_do_not_overstate_the_frame_rate(tmp_path, mock_pins, 
     assert app.run() == 0
     assert 1.4 < app._fps < 2.0
     assert len(log_lines(caplog, "frames a second for")) == 1
+
+
+def test_a_camera_error_shows_no_frame_rate(tmp_path, oled, mock_pins, systemd):
+    """The rate from before the camera went away is not shown for the whole outage."""
+    clock = FakeClock()
+    source = ScriptedSource(["frame"] * 60 + ["error"] * 3 + ["frame"] * 3, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled")
+    assert app.run() == 0
+    during = [s for s in oled.screens if s.status == "camera error"]
+    assert during and all(s.fps is None for s in during)
+    errors = [m for m in systemd.texts() if "camera error" in m]
+    assert errors and not any("fps=" in m for m in errors)
+    assert oled.screens[-1].fps is not None  # frames again: a rate again
