@@ -308,6 +308,9 @@ class App:
         while not self._stop and self.clock() < deadline:
             self.notifier.progress()  # the loop is alive and retrying: no restart needed
             self._handle_button(pipeline)
+            if not self._stop and self._pick_up_external_reset(pipeline):
+                self._show()  # no frame redraws the screen while the camera is out
+                self._announce()
             self._sleep(min(0.1, max(0.0, deadline - self.clock())))
 
     def _record_rep(self, pipeline: Pipeline) -> None:
@@ -441,16 +444,18 @@ class App:
         self.notifier.status(self._status_line())
         self._keep_screen = True
 
-    def _pick_up_external_reset(self, pipeline: Pipeline) -> None:
-        """`pushup-counter reset` while the daemon runs: look at the file once a second."""
+    def _pick_up_external_reset(self, pipeline: Pipeline) -> bool:
+        """`pushup-counter reset` while the daemon runs: look at the file once a second.
+        True when a reset was taken."""
         now = self.clock()
         if now - self._last_stat < 1.0:
-            return
+            return False
         self._last_stat = now
-        self._take_external_reset(pipeline)
+        return self._take_external_reset(pipeline)
 
-    def _take_external_reset(self, pipeline: Pipeline | None) -> None:
-        """Apply a reset that another writer saved since this daemon last read or wrote the file.
+    def _take_external_reset(self, pipeline: Pipeline | None) -> bool:
+        """Apply a reset that another writer saved since this daemon last read or wrote the file;
+        True when one was taken.
 
         Reps counted since the daemon's last write came after it, so they stay on top of the
         reset count. A file it cannot read (another writer's owner or mode) is logged once and
@@ -458,13 +463,13 @@ class App:
         """
         identity = self.store.identity()
         if identity is None or identity == self._seen:
-            return
+            return False
         self._seen = identity
         try:
             saved = self.store.load()
         except StateError as exc:
             log.error("%s; counting on from %d in memory", exc, self.state.reps)
-            return
+            return False
         if saved.resets > self.state.resets:
             log.info("count reset from the command line")
             self._last_activity = self.clock()
@@ -475,6 +480,8 @@ class App:
             if pipeline is not None:
                 pipeline.reset_count()
             self.beeper.reset()
+            return True
+        return False
 
     def _save(self, pipeline: Pipeline | None = None) -> None:
         """Write the count, after taking any reset saved since the daemon's last look: writing

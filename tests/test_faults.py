@@ -1248,3 +1248,24 @@ def test_a_camera_error_shows_no_frame_rate(tmp_path, oled, mock_pins, systemd):
     errors = [m for m in systemd.texts() if "camera error" in m]
     assert errors and not any("fps=" in m for m in errors)
     assert oled.screens[-1].fps is not None  # frames again: a rate again
+
+
+def test_external_reset_during_a_camera_error_shows_at_once(tmp_path, oled, mock_pins, caplog):
+    """`pushup-counter reset` while the camera is being retried: no frame comes to pick it up,
+    so the retry wait does, and the OLED shows the new count before the camera is back."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+
+    def cli_reset():
+        from appliance.__main__ import main
+
+        assert main(["reset", "--state-dir", str(tmp_path / "state")]) == 0
+
+    pipeline = StubPipeline()
+    source = ScriptedSource(["rep", "rep", "rep", "error", cli_reset, "error", "error"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline, clock=clock, display="oled", camera={"restart_after_s": 0.0})
+    assert app.run() == 0
+    during = [s for s in oled.screens if s.status == "camera error"]
+    assert [s.count for s in during][0] == 3 and during[-1].count == 0 and shows(oled, during[-1])
+    assert pipeline.count == 0  # a rep half done before the outage is not counted after
+    assert len(log_lines(caplog, "count reset from the command line")) == 1
