@@ -35,7 +35,7 @@ TOO_DARK = 20.0  # mean pixel (0-255) under which the picture is too dark to cou
 # sample and a real clip, darkened (tools.dark_check), counted 9-10 of 10 at a mean of 29, 3-9 at 14
 LIGHT_AGAIN = 24.0  # ... and over which it is light enough again (no flicker around one threshold)
 BRIGHTNESS_TIME_S = 1.0  # brightness is averaged over about this long, so one dark frame is not "too dark"
-IDLE_STATUSES = ("no person", "too dark")  # a change to these is not something happening (OLED sleep)
+SCENES = ("counting", "ready", "no person", "too dark")  # what the camera sees; the activity rules are _note_scene's
 PRESENCE_S = 1.0  # someone in view this long, after nobody, keeps the OLED lit (not a flicker)
 SLOW_FPS_WARN_S = 10.0  # frames slower than MIN_FPS for this long: warn (once; not the slow first frames)
 SHUTDOWN_TIMEOUT_S = 5.0  # the power-off command's answer; well inside the unit's WatchdogSec=10s
@@ -127,6 +127,8 @@ class App:
         self._too_dark = False
         self._status = "starting"
         self._status_since = clock()
+        self._scene: str | None = None  # what the camera sees (SCENES), whatever the status line says
+        self._scene_since = clock()
         self._presence_noted = False
         self._last_activity = clock()  # a rep, a press, someone coming into view: keeps the OLED lit
         self._press_started_dark: bool | None = None  # the OLED at the start of the press in progress
@@ -298,6 +300,7 @@ class App:
         the counter too, so a rep half done before the camera went away is not counted after.
         """
         log.error("%s; retrying in %.1f s", message, wait_s)
+        self._scene = None  # the camera sees nothing now: someone there when it is back is new
         # no frames, no rate: the one from before the error would stay on the OLED and in STATUS=,
         # and the gap across the outage is not a frame interval
         self._fps = self._frame_dt = self._last_frame_t = self._slow_since = None
@@ -334,14 +337,14 @@ class App:
         self._update_fps(frame.t)
         self._update_brightness(frame, previous_t)
         scores = result.keypoints[:, 2]
-        if self.store.error:
-            self._set_status("storage error")
-        elif result.gate_open:
-            self._set_status("counting")
+        if result.gate_open:
+            scene = "counting"
         elif not np.isfinite(scores).any() or float(np.nanmean(scores)) < NO_PERSON_SCORE:
-            self._set_status("too dark" if self._too_dark else "no person")
+            scene = "too dark" if self._too_dark else "no person"
         else:
-            self._set_status("ready")  # someone is seen, dark or not
+            scene = "ready"  # someone is seen, dark or not
+        self._note_scene(scene)  # first: someone in view wakes the OLED also under a storage error
+        self._set_status("storage error" if self.store.error else scene)
         self._show()
         if self.preview is not None:
             from appliance.preview import annotate
@@ -497,21 +500,27 @@ class App:
 
     def _set_status(self, status: str) -> None:
         if status != self._status:
-            self._status, self._status_since, self._presence_noted = status, self.clock(), False
+            self._status, self._status_since = status, self.clock()
+
+    def _note_scene(self, scene: str) -> None:
+        """Something happening in view keeps the OLED lit: every counting frame, and someone
+        seen ("ready") for PRESENCE_S (someone came into view, not a score flickering over the
+        threshold). Nobody there, or too dark, is not something happening."""
+        now = self.clock()
+        if scene != self._scene:
+            self._scene, self._scene_since, self._presence_noted = scene, now, False
+        if scene == "counting":
+            self._last_activity = now
+        elif scene == "ready" and not self._presence_noted and now - self._scene_since >= PRESENCE_S:
+            self._presence_noted, self._last_activity = True, now
 
     def _show(self) -> None:
         """Draw the screen, or leave the OLED off once nothing has happened for
         [display].sleep_after_s. Something happening: a new status (an error, a stop) other
-        than IDLE_STATUSES and "ready"; "ready" held PRESENCE_S (someone came into view, not a
-        score flickering over the threshold); every counting frame; a rep, a press (above).
-        The desktop emulator never sleeps: its window is only serviced while it is drawn."""
+        than what the camera sees (SCENES: their rules are _note_scene's); a rep, a press
+        (above). The desktop emulator never sleeps: its window is only serviced while it is drawn."""
         now = self.clock()
-        if self._status == "counting":
-            self._last_activity = now
-        elif self._status == "ready":
-            if not self._presence_noted and now - self._status_since >= PRESENCE_S:
-                self._presence_noted, self._last_activity = True, now
-        elif self._status not in IDLE_STATUSES and self._status_since > self._last_activity:
+        if self._status not in SCENES and self._status_since > self._last_activity:
             self._last_activity = self._status_since
         sleep_after = self.config.display.sleep_after_s
         oled = (self.options.display or self.config.display.kind) == "oled"

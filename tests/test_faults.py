@@ -1269,3 +1269,17 @@ def test_external_reset_during_a_camera_error_shows_at_once(tmp_path, oled, mock
     assert [s.count for s in during][0] == 3 and during[-1].count == 0 and shows(oled, during[-1])
     assert pipeline.count == 0  # a rep half done before the outage is not counted after
     assert len(log_lines(caplog, "count reset from the command line")) == 1
+
+
+def test_someone_in_view_wakes_the_oled_during_a_storage_error(room, monkeypatch):
+    """A full disk puts "storage error" on the status line, but the wake rules go by what the
+    camera sees: someone stepping into view for over a second still lights a sleeping OLED."""
+    def no_space(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(state_module.os, "replace", no_space)
+    statuses = []
+    room.run(["rep", "frame", room.idle, "frame", "frame", room.look("asleep"), room.person(True), *["frame"] * 40,
+              room.look("someone came"), lambda: statuses.append(room.app._status)])
+    assert room.seen == {"asleep": (False, 0), "someone came": (True, 0)}
+    assert statuses == ["storage error"]
