@@ -143,7 +143,10 @@ class App:
         kind = self.options.display or self.config.display.kind
         recorder = None
         if self.options.record_dir:
-            recorder = GifRecorder(Path(self.options.record_dir) / "oled.gif", (self.config.display.width, self.config.display.height))
+            size = (self.config.display.width, self.config.display.height)
+            if self.config.display.rotate % 2:  # a panel on its side is drawn portrait (luma's size): record that
+                size = size[::-1]
+            recorder = GifRecorder(Path(self.options.record_dir) / "oled.gif", size)
         if kind == "oled":
             opener = lambda: open_oled(self.config.display)  # noqa: E731
         elif kind == "emulator":

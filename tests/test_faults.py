@@ -540,6 +540,27 @@ def test_recorded_preview_has_the_video_files_frame_rate(tmp_path, mock_pins):
         assert stream.average_rate == 10 and stream.frames == 12
 
 
+@pytest.mark.parametrize("rotate", [0, 1])
+def test_recorded_oled_has_the_panels_layout(tmp_path, oled, mock_pins, rotate):
+    """--record with [display] rotate 1 (a panel on its side): oled.gif shows the portrait
+    picture drawn for the panel, not a landscape one."""
+    from PIL import Image
+
+    clock = FakeClock()
+    options = RunOptions(display="none", state_dir=str(tmp_path / "state"), record_dir=str(tmp_path / "rec"))
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    config.display.rotate = rotate
+    source = ScriptedSource(["rep", "rep", "frame"], live=False, clock=clock, sleep=clock.sleep)
+    app = App(config, options, clock=clock, sleep=clock.sleep, source=source, pipeline=StubPipeline())
+    assert app.run() == 0
+    size = (64, 128) if rotate else (128, 64)
+    want = draw_screen(oled.screens[-1], size).convert("L").resize((size[0] * 2, size[1] * 2), Image.NEAREST)
+    gif = Image.open(tmp_path / "rec" / "oled.gif")
+    gif.seek(gif.n_frames - 1)
+    assert np.array_equal(np.asarray(gif.convert("L")), np.asarray(want))
+
+
 def test_unreadable_video_file_is_one_error_and_the_state_is_unchanged(tmp_path, mock_pins):
     StateStore(tmp_path / "state").save(State(reps=3, total=30))
     before = os.stat(tmp_path / "state" / "state.json")
