@@ -261,8 +261,8 @@ class App:
             backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
 
     def _open_preview(self, source: FrameSource) -> None:
-        """Desktop --record: the annotated preview at the source's frame rate, which a video
-        file knows only once it is open."""
+        """Desktop --record: the annotated preview, each frame at its own time; the source's
+        frame rate (which a video file knows only once it is open) is the stream's nominal one."""
         from appliance.preview import PreviewWriter
 
         self.preview = PreviewWriter(Path(self.options.record_dir) / "preview.mp4", getattr(source, "fps", 0.0) or 25.0)
@@ -352,7 +352,7 @@ class App:
         if self.preview is not None:
             from appliance.preview import annotate
 
-            self.preview.add(annotate(frame, result.keypoints, self.state.reps, result.gate_open))
+            self.preview.add(annotate(frame, result.keypoints, self.state.reps, result.gate_open), frame.t)
         self._announce()
         self.notifier.progress()
 

@@ -540,6 +540,55 @@ def test_recorded_preview_has_the_video_files_frame_rate(tmp_path, mock_pins):
         assert stream.average_rate == 10 and stream.frames == 12
 
 
+def test_recording_of_a_slow_run_lasts_as_long_as_the_clip(tmp_path, mock_pins):
+    """--realtime --record with models slower than the clip (0.25 s a frame at 10 fps): fewer
+    frames reach preview.mp4, each at its own time, so it plays as long as the clip, not fast;
+    and oled.gif's last screen lasts until the last frame, not a second."""
+    import av
+    from PIL import Image
+
+    from conftest import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=40, fps=10)  # 4 s
+    clock = FakeClock()
+    source = VideoFileSource(clip, realtime=True, clock=clock, sleep=clock.sleep)
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    options = RunOptions(display="none", state_dir=str(tmp_path / "state"), record_dir=str(tmp_path / "rec"),
+                         realtime=True)
+    pipeline = StubPipeline(on_process=lambda frame: clock.sleep(0.25))
+    app = App(config, options, clock=clock, sleep=clock.sleep, source=source, pipeline=pipeline)
+    assert app.run() == 0
+    assert pipeline.frames < 25  # frames were dropped
+    with av.open(str(tmp_path / "rec" / "preview.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.frames == pipeline.frames
+        assert 3.6 <= float(stream.duration * stream.time_base) <= 4.1
+    gif = Image.open(tmp_path / "rec" / "oled.gif")
+    durations = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        durations.append(gif.info["duration"])
+    assert 3.6 <= sum(durations) / 1000 <= 4.1
+
+
+def test_preview_frames_faster_than_the_nominal_rate_or_at_a_repeated_time(tmp_path):
+    """Frame times, not the nominal rate, space the preview: frames 33 ms apart in a 10 fps
+    stream, and one at a repeated time, are all kept, in order."""
+    import av
+
+    from appliance.preview import PreviewWriter
+
+    writer = PreviewWriter(tmp_path / "preview.mp4", fps=10)
+    for t in [5.0, 5.033, 5.066, 5.066, 5.1]:
+        writer.add(np.zeros((48, 64, 3), np.uint8), t)
+    writer.close()
+    with av.open(str(tmp_path / "preview.mp4")) as container:
+        stream = container.streams.video[0]
+        times = sorted(float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None)
+    assert len(times) == 5 and times[-1] == pytest.approx(0.1, abs=0.002)
+
+
 @pytest.mark.parametrize("rotate", [0, 1])
 def test_recorded_oled_has_the_panels_layout(tmp_path, oled, mock_pins, rotate):
     """--record with [display] rotate 1 (a panel on its side): oled.gif shows the portrait
