@@ -35,7 +35,7 @@ TOO_DARK = 20.0  # mean pixel (0-255) under which the picture is too dark to cou
 # sample and a real clip, darkened (tools.dark_check), counted 9-10 of 10 at a mean of 29, 3-9 at 14
 LIGHT_AGAIN = 24.0  # ... and over which it is light enough again (no flicker around one threshold)
 BRIGHTNESS_TIME_S = 1.0  # brightness is averaged over about this long, so one dark frame is not "too dark"
-IDLE_STATUSES = ("no person", "too dark")  # a change to these is not something happening (OLED sleep)
+SCENES = ("counting", "ready", "no person", "too dark")  # what the camera sees; the activity rules are _note_scene's
 PRESENCE_S = 1.0  # someone in view this long, after nobody, keeps the OLED lit (not a flicker)
 SLOW_FPS_WARN_S = 10.0  # frames slower than MIN_FPS for this long: warn (once; not the slow first frames)
 SHUTDOWN_TIMEOUT_S = 5.0  # the power-off command's answer; well inside the unit's WatchdogSec=10s
@@ -118,6 +118,7 @@ class App:
         self._keep_screen = False  # leave the last screen lit after the exit ("shutdown failed")
         self._in_blocking_read = False
         self._fps = None
+        self._frame_dt: float | None = None  # the mean time between frames; _fps is its inverse
         self._last_frame_t = None
         self._slow_since: float | None = None  # frame time since which the frame rate is under MIN_FPS
         self._slow_warned = False
@@ -126,6 +127,8 @@ class App:
         self._too_dark = False
         self._status = "starting"
         self._status_since = clock()
+        self._scene: str | None = None  # what the camera sees (SCENES), whatever the status line says
+        self._scene_since = clock()
         self._presence_noted = False
         self._last_activity = clock()  # a rep, a press, someone coming into view: keeps the OLED lit
         self._press_started_dark: bool | None = None  # the OLED at the start of the press in progress
@@ -140,7 +143,10 @@ class App:
         kind = self.options.display or self.config.display.kind
         recorder = None
         if self.options.record_dir:
-            recorder = GifRecorder(Path(self.options.record_dir) / "oled.gif", (self.config.display.width, self.config.display.height))
+            size = (self.config.display.width, self.config.display.height)
+            if self.config.display.rotate % 2:  # a panel on its side is drawn portrait (luma's size): record that
+                size = size[::-1]
+            recorder = GifRecorder(Path(self.options.record_dir) / "oled.gif", size)
         if kind == "oled":
             opener = lambda: open_oled(self.config.display)  # noqa: E731
         elif kind == "emulator":
@@ -255,8 +261,8 @@ class App:
             backoff = min(backoff * 2, self.config.camera.reopen_backoff_max_s)
 
     def _open_preview(self, source: FrameSource) -> None:
-        """Desktop --record: the annotated preview at the source's frame rate, which a video
-        file knows only once it is open."""
+        """Desktop --record: the annotated preview, each frame at its own time; the source's
+        frame rate (which a video file knows only once it is open) is the stream's nominal one."""
         from appliance.preview import PreviewWriter
 
         self.preview = PreviewWriter(Path(self.options.record_dir) / "preview.mp4", getattr(source, "fps", 0.0) or 25.0)
@@ -297,6 +303,10 @@ class App:
         the counter too, so a rep half done before the camera went away is not counted after.
         """
         log.error("%s; retrying in %.1f s", message, wait_s)
+        self._scene = None  # the camera sees nothing now: someone there when it is back is new
+        # no frames, no rate: the one from before the error would stay on the OLED and in STATUS=,
+        # and the gap across the outage is not a frame interval
+        self._fps = self._frame_dt = self._last_frame_t = self._slow_since = None
         self._set_status("camera error")
         self._show()
         self._announce()
@@ -304,6 +314,9 @@ class App:
         while not self._stop and self.clock() < deadline:
             self.notifier.progress()  # the loop is alive and retrying: no restart needed
             self._handle_button(pipeline)
+            if not self._stop and self._pick_up_external_reset(pipeline):
+                self._show()  # no frame redraws the screen while the camera is out
+                self._announce()
             self._sleep(min(0.1, max(0.0, deadline - self.clock())))
 
     def _record_rep(self, pipeline: Pipeline) -> None:
@@ -327,19 +340,19 @@ class App:
         self._update_fps(frame.t)
         self._update_brightness(frame, previous_t)
         scores = result.keypoints[:, 2]
-        if self.store.error:
-            self._set_status("storage error")
-        elif result.gate_open:
-            self._set_status("counting")
+        if result.gate_open:
+            scene = "counting"
         elif not np.isfinite(scores).any() or float(np.nanmean(scores)) < NO_PERSON_SCORE:
-            self._set_status("too dark" if self._too_dark else "no person")
+            scene = "too dark" if self._too_dark else "no person"
         else:
-            self._set_status("ready")  # someone is seen, dark or not
+            scene = "ready"  # someone is seen, dark or not
+        self._note_scene(scene)  # first: someone in view wakes the OLED also under a storage error
+        self._set_status("storage error" if self.store.error else scene)
         self._show()
         if self.preview is not None:
             from appliance.preview import annotate
 
-            self.preview.add(annotate(frame, result.keypoints, self.state.reps, result.gate_open))
+            self.preview.add(annotate(frame, result.keypoints, self.state.reps, result.gate_open), frame.t)
         self._announce()
         self.notifier.progress()
 
@@ -354,8 +367,10 @@ class App:
 
     def _update_fps(self, t: float) -> None:
         if self._last_frame_t is not None and t > self._last_frame_t:
-            rate = 1.0 / (t - self._last_frame_t)
-            self._fps = rate if self._fps is None else 0.9 * self._fps + 0.1 * rate
+            # average the interval, not its inverse: a mean of 1/dt overstates the rate of uneven frames
+            dt = t - self._last_frame_t
+            self._frame_dt = dt if self._frame_dt is None else 0.9 * self._frame_dt + 0.1 * dt
+            self._fps = 1.0 / self._frame_dt
         self._last_frame_t = t
         if self._fps is None or self._fps >= MIN_FPS:
             self._slow_since = None
@@ -435,16 +450,18 @@ class App:
         self.notifier.status(self._status_line())
         self._keep_screen = True
 
-    def _pick_up_external_reset(self, pipeline: Pipeline) -> None:
-        """`pushup-counter reset` while the daemon runs: look at the file once a second."""
+    def _pick_up_external_reset(self, pipeline: Pipeline) -> bool:
+        """`pushup-counter reset` while the daemon runs: look at the file once a second.
+        True when a reset was taken."""
         now = self.clock()
         if now - self._last_stat < 1.0:
-            return
+            return False
         self._last_stat = now
-        self._take_external_reset(pipeline)
+        return self._take_external_reset(pipeline)
 
-    def _take_external_reset(self, pipeline: Pipeline | None) -> None:
-        """Apply a reset that another writer saved since this daemon last read or wrote the file.
+    def _take_external_reset(self, pipeline: Pipeline | None) -> bool:
+        """Apply a reset that another writer saved since this daemon last read or wrote the file;
+        True when one was taken.
 
         Reps counted since the daemon's last write came after it, so they stay on top of the
         reset count. A file it cannot read (another writer's owner or mode) is logged once and
@@ -452,13 +469,13 @@ class App:
         """
         identity = self.store.identity()
         if identity is None or identity == self._seen:
-            return
+            return False
         self._seen = identity
         try:
             saved = self.store.load()
         except StateError as exc:
             log.error("%s; counting on from %d in memory", exc, self.state.reps)
-            return
+            return False
         if saved.resets > self.state.resets:
             log.info("count reset from the command line")
             self._last_activity = self.clock()
@@ -469,6 +486,8 @@ class App:
             if pipeline is not None:
                 pipeline.reset_count()
             self.beeper.reset()
+            return True
+        return False
 
     def _save(self, pipeline: Pipeline | None = None) -> None:
         """Write the count, after taking any reset saved since the daemon's last look: writing
@@ -484,21 +503,27 @@ class App:
 
     def _set_status(self, status: str) -> None:
         if status != self._status:
-            self._status, self._status_since, self._presence_noted = status, self.clock(), False
+            self._status, self._status_since = status, self.clock()
+
+    def _note_scene(self, scene: str) -> None:
+        """Something happening in view keeps the OLED lit: every counting frame, and someone
+        seen ("ready") for PRESENCE_S (someone came into view, not a score flickering over the
+        threshold). Nobody there, or too dark, is not something happening."""
+        now = self.clock()
+        if scene != self._scene:
+            self._scene, self._scene_since, self._presence_noted = scene, now, False
+        if scene == "counting":
+            self._last_activity = now
+        elif scene == "ready" and not self._presence_noted and now - self._scene_since >= PRESENCE_S:
+            self._presence_noted, self._last_activity = True, now
 
     def _show(self) -> None:
         """Draw the screen, or leave the OLED off once nothing has happened for
         [display].sleep_after_s. Something happening: a new status (an error, a stop) other
-        than IDLE_STATUSES and "ready"; "ready" held PRESENCE_S (someone came into view, not a
-        score flickering over the threshold); every counting frame; a rep, a press (above).
-        The desktop emulator never sleeps: its window is only serviced while it is drawn."""
+        than what the camera sees (SCENES: their rules are _note_scene's); a rep, a press
+        (above). The desktop emulator never sleeps: its window is only serviced while it is drawn."""
         now = self.clock()
-        if self._status == "counting":
-            self._last_activity = now
-        elif self._status == "ready":
-            if not self._presence_noted and now - self._status_since >= PRESENCE_S:
-                self._presence_noted, self._last_activity = True, now
-        elif self._status not in IDLE_STATUSES and self._status_since > self._last_activity:
+        if self._status not in SCENES and self._status_since > self._last_activity:
             self._last_activity = self._status_since
         sleep_after = self.config.display.sleep_after_s
         oled = (self.options.display or self.config.display.kind) == "oled"

@@ -190,9 +190,11 @@ class Display:
         pixels wear with hours lit, and an unattended box would burn its count in). `t`: the
         newest frame's time, for the recording (None: no frame yet, or none since)."""
         wanted = screen if lit else _DARK
-        if self._recorder is not None and wanted != self._recorded:
-            self._recorder.add(screen if lit else None, t)
-            self._recorded = wanted
+        if self._recorder is not None:
+            self._recorder.reached(t)
+            if wanted != self._recorded:
+                self._recorder.add(screen if lit else None, t)
+                self._recorded = wanted
         if self.device is None and self._clock() >= self._next_try:
             self._open()
         if self.device is None or wanted == self._shown:
@@ -284,7 +286,8 @@ class GifRecorder:
     It keeps the screens, not pictures (a few bytes each: an hour of a wobbling fps figure
     is thousands of them), and draws them one by one as the GIF is written. A screen shown
     before the first frame, or between frames, takes the time of the frame before it (the
-    first frame's for the very first ones), so the animation runs in step with the clip.
+    first frame's for the very first ones), so the animation runs in step with the clip. The
+    last screen lasts until the last frame's time (at least a second, to be read before the loop).
     """
 
     def __init__(self, path: str | Path, size: tuple[int, int], scale: int = 2):
@@ -292,9 +295,15 @@ class GifRecorder:
         self.size = size
         self.scale = scale
         self._screens: list[tuple[Screen | None, float | None]] = []  # None: the panel dark
+        self._last_t: float | None = None  # the newest frame's time: where the animation ends
 
     def add(self, screen: Screen | None, t: float | None) -> None:
         self._screens.append((screen, t))
+
+    def reached(self, t: float | None) -> None:
+        """A frame at `t` was shown, whether or not the screen changed."""
+        if t is not None:
+            self._last_t = t
 
     def _picture(self, screen: Screen | None) -> Image.Image:
         image = draw_screen(screen, self.size) if screen is not None else Image.new("1", self.size)
@@ -307,7 +316,8 @@ class GifRecorder:
         for _, t in self._screens:
             last = last if t is None else t
             times.append(last)
-        times.append(times[-1] + 1.0)
+        end = times[-1] + 1.0  # a screen that changed at the last frame is still held a second
+        times.append(end if self._last_t is None else max(end, self._last_t))
         durations = [max(20, int(round((b - a) * 1000))) for a, b in zip(times, times[1:])]
         pictures = (self._picture(screen) for screen, _ in self._screens)
         self._screens = []

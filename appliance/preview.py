@@ -4,6 +4,7 @@ What a person watching `make run` sees of the box's eye; never used on the Pi.
 """
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -50,15 +51,29 @@ def annotate(frame: Frame, keypoints: np.ndarray, count: int, gate_open: bool, m
 
 
 class PreviewWriter:
+    """Each frame is shown at its own time (Frame.t, in milliseconds from the first): with
+    --realtime or a slow camera fewer frames come than `fps`, and the video must not play fast.
+    `fps` is only the stream's nominal rate, and the frames' spacing when no time is given."""
+
     def __init__(self, path: str | Path, fps: float = 25.0):
         self.path = Path(path)
         self.fps = fps
         self._container = None
         self._stream = None
+        self._t0: float | None = None
+        self._last_pts = -1
+        self._frames = 0
 
-    def add(self, rgb: np.ndarray) -> None:
+    def add(self, rgb: np.ndarray, t: float | None = None) -> None:
         import av
 
+        if t is None:
+            t = self._frames / self.fps
+        if self._t0 is None:
+            self._t0 = t
+        pts = int(round((t - self._t0) * 1000))
+        if pts <= self._last_pts:  # a repeated or earlier time: one millisecond on, pts must increase
+            pts = self._last_pts + 1
         h, w = rgb.shape[:2]
         rgb = rgb[: h - h % 2, : w - w % 2]
         try:
@@ -68,9 +83,13 @@ class PreviewWriter:
                 self._stream = self._container.add_stream("libx264", rate=int(round(self.fps)))
                 self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
                 self._stream.pix_fmt = "yuv420p"
+                self._stream.time_base = self._stream.codec_context.time_base = Fraction(1, 1000)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
+            self._last_pts = pts
+            self._frames += 1
         except (OSError, av.error.FFmpegError) as exc:  # a full disk, a directory gone meanwhile
             raise OutputError(f"cannot write the preview {self.path}: {first_line(exc)}") from None
 

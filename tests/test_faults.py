@@ -540,6 +540,76 @@ def test_recorded_preview_has_the_video_files_frame_rate(tmp_path, mock_pins):
         assert stream.average_rate == 10 and stream.frames == 12
 
 
+def test_recording_of_a_slow_run_lasts_as_long_as_the_clip(tmp_path, mock_pins):
+    """--realtime --record with models slower than the clip (0.25 s a frame at 10 fps): fewer
+    frames reach preview.mp4, each at its own time, so it plays as long as the clip, not fast;
+    and oled.gif's last screen lasts until the last frame, not a second."""
+    import av
+    from PIL import Image
+
+    from conftest import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=40, fps=10)  # 4 s
+    clock = FakeClock()
+    source = VideoFileSource(clip, realtime=True, clock=clock, sleep=clock.sleep)
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    options = RunOptions(display="none", state_dir=str(tmp_path / "state"), record_dir=str(tmp_path / "rec"),
+                         realtime=True)
+    pipeline = StubPipeline(on_process=lambda frame: clock.sleep(0.25))
+    app = App(config, options, clock=clock, sleep=clock.sleep, source=source, pipeline=pipeline)
+    assert app.run() == 0
+    assert pipeline.frames < 25  # frames were dropped
+    with av.open(str(tmp_path / "rec" / "preview.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.frames == pipeline.frames
+        assert 3.6 <= float(stream.duration * stream.time_base) <= 4.1
+    gif = Image.open(tmp_path / "rec" / "oled.gif")
+    durations = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        durations.append(gif.info["duration"])
+    assert 3.6 <= sum(durations) / 1000 <= 4.1
+
+
+def test_preview_frames_faster_than_the_nominal_rate_or_at_a_repeated_time(tmp_path):
+    """Frame times, not the nominal rate, space the preview: frames 33 ms apart in a 10 fps
+    stream, and one at a repeated time, are all kept, in order."""
+    import av
+
+    from appliance.preview import PreviewWriter
+
+    writer = PreviewWriter(tmp_path / "preview.mp4", fps=10)
+    for t in [5.0, 5.033, 5.066, 5.066, 5.1]:
+        writer.add(np.zeros((48, 64, 3), np.uint8), t)
+    writer.close()
+    with av.open(str(tmp_path / "preview.mp4")) as container:
+        stream = container.streams.video[0]
+        times = sorted(float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None)
+    assert len(times) == 5 and times[-1] == pytest.approx(0.1, abs=0.002)
+
+
+@pytest.mark.parametrize("rotate", [0, 1])
+def test_recorded_oled_has_the_panels_layout(tmp_path, oled, mock_pins, rotate):
+    """--record with [display] rotate 1 (a panel on its side): oled.gif shows the portrait
+    picture drawn for the panel, not a landscape one."""
+    from PIL import Image
+
+    clock = FakeClock()
+    options = RunOptions(display="none", state_dir=str(tmp_path / "state"), record_dir=str(tmp_path / "rec"))
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    config.display.rotate = rotate
+    source = ScriptedSource(["rep", "rep", "frame"], live=False, clock=clock, sleep=clock.sleep)
+    app = App(config, options, clock=clock, sleep=clock.sleep, source=source, pipeline=StubPipeline())
+    assert app.run() == 0
+    size = (64, 128) if rotate else (128, 64)
+    want = draw_screen(oled.screens[-1], size).convert("L").resize((size[0] * 2, size[1] * 2), Image.NEAREST)
+    gif = Image.open(tmp_path / "rec" / "oled.gif")
+    gif.seek(gif.n_frames - 1)
+    assert np.array_equal(np.asarray(gif.convert("L")), np.asarray(want))
+
+
 def test_unreadable_video_file_is_one_error_and_the_state_is_unchanged(tmp_path, mock_pins):
     StateStore(tmp_path / "state").save(State(reps=3, total=30))
     before = os.stat(tmp_path / "state" / "state.json")
@@ -1222,3 +1292,64 @@ def test_a_frame_rate_the_counter_cannot_use_is_logged_once(tmp_path, mock_pins,
                    clock=clock)
     assert app.run() == 0
     assert not log_lines(caplog, "frames a second for")
+
+
+def test_uneven_frame_gaps_do_not_overstate_the_frame_rate(tmp_path, mock_pins, caplog):
+    """Frames 0.3, 0.3, 1.2 s apart come at 1.67 a second: the mean interval says so, while a
+    mean of 1/dt said 2.4 and the slow-rate warning never came."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    script = [step for dt in [0.3, 0.3, 1.2] * 20 for step in (lambda dt=dt: clock.sleep(dt), "frame")]
+    app = make_app(tmp_path, ScriptedSource(script, live=False, clock=clock, sleep=clock.sleep, frame_dt=0.0),
+                   clock=clock)
+    assert app.run() == 0
+    assert 1.4 < app._fps < 2.0
+    assert len(log_lines(caplog, "frames a second for")) == 1
+
+
+def test_a_camera_error_shows_no_frame_rate(tmp_path, oled, mock_pins, systemd):
+    """The rate from before the camera went away is not shown for the whole outage."""
+    clock = FakeClock()
+    source = ScriptedSource(["frame"] * 60 + ["error"] * 3 + ["frame"] * 3, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled")
+    assert app.run() == 0
+    during = [s for s in oled.screens if s.status == "camera error"]
+    assert during and all(s.fps is None for s in during)
+    errors = [m for m in systemd.texts() if "camera error" in m]
+    assert errors and not any("fps=" in m for m in errors)
+    assert oled.screens[-1].fps is not None  # frames again: a rate again
+
+
+def test_external_reset_during_a_camera_error_shows_at_once(tmp_path, oled, mock_pins, caplog):
+    """`pushup-counter reset` while the camera is being retried: no frame comes to pick it up,
+    so the retry wait does, and the OLED shows the new count before the camera is back."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+
+    def cli_reset():
+        from appliance.__main__ import main
+
+        assert main(["reset", "--state-dir", str(tmp_path / "state")]) == 0
+
+    pipeline = StubPipeline()
+    source = ScriptedSource(["rep", "rep", "rep", "error", cli_reset, "error", "error"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline, clock=clock, display="oled", camera={"restart_after_s": 0.0})
+    assert app.run() == 0
+    during = [s for s in oled.screens if s.status == "camera error"]
+    assert [s.count for s in during][0] == 3 and during[-1].count == 0 and shows(oled, during[-1])
+    assert pipeline.count == 0  # a rep half done before the outage is not counted after
+    assert len(log_lines(caplog, "count reset from the command line")) == 1
+
+
+def test_someone_in_view_wakes_the_oled_during_a_storage_error(room, monkeypatch):
+    """A full disk puts "storage error" on the status line, but the wake rules go by what the
+    camera sees: someone stepping into view for over a second still lights a sleeping OLED."""
+    def no_space(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(state_module.os, "replace", no_space)
+    statuses = []
+    room.run(["rep", "frame", room.idle, "frame", "frame", room.look("asleep"), room.person(True), *["frame"] * 40,
+              room.look("someone came"), lambda: statuses.append(room.app._status)])
+    assert room.seen == {"asleep": (False, 0), "someone came": (True, 0)}
+    assert statuses == ["storage error"]
