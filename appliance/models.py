@@ -112,6 +112,16 @@ class _TFLiteModel:
         if len(self.input.shape) != 4 or self.input.shape[0] != 1 or self.input.shape[3] != 3:
             raise ModelError(f"model {self.path}: input must be [1, H, W, 3], card says {list(self.input.shape)}")
 
+    def _keypoint_order(self, field: str, names, counts: tuple[int, ...]) -> tuple[str, ...]:
+        """A card's keypoint list: a list of one of ``counts`` names in the project's order."""
+        if not isinstance(names, list):
+            raise _card_error(self.path, field, "a list of keypoint names", names)
+        names = tuple(names)
+        if len(names) not in counts or names != kp.NAMES[:len(names)]:
+            expected = list(kp.NAMES[:counts[-1]])
+            raise ModelError(f"model {self.path}: card keypoint order {list(names)} is not the project's {expected}")
+        return names
+
     def _quantise(self, real: np.ndarray) -> np.ndarray:
         if self.input.dtype == "float32":
             return np.asarray(real, np.float32)
@@ -141,13 +151,7 @@ class KeypointModel(_TFLiteModel):
         self.flip_average = flip_average
         if self.card["input"].get("color", "RGB") != "RGB" or self.card["input"].get("resize", "letterbox") != "letterbox":
             raise ModelError(f"model {self.path}: only RGB letterboxed input is supported")
-        names = self.card.get("keypoints")
-        if not isinstance(names, list):
-            raise _card_error(self.path, "keypoints", "a list of keypoint names", names)
-        names = tuple(names)
-        count = len(names)
-        if count not in (kp.SEED_COUNT, kp.FULL_COUNT) or names != kp.NAMES[:count]:
-            raise ModelError(f"model {self.path}: card keypoint order {list(names)} is not the project's {list(kp.NAMES[:count])}")
+        count = len(self._keypoint_order("keypoints", self.card.get("keypoints"), (kp.SEED_COUNT, kp.FULL_COUNT)))
         if self.card["output"].get("decoding") != "heatmap" or len(self.output.shape) != 4 or self.output.shape[3] != count:
             raise ModelError(f"model {self.path}: output must be heatmaps [1, h, w, {count}]")
         self.count = count
@@ -225,12 +229,7 @@ class RecognitionModel(_TFLiteModel):
         if self.card["input"].get("kind") != "keypoint_window" or not isinstance(window, dict):
             raise ModelError(f"model {self.path}: input must be a keypoint window (card input.kind, input.window)")
         _, steps, count, _ = self.input.shape
-        names = window.get("keypoints")
-        if not isinstance(names, list):
-            raise _card_error(self.path, "input.window.keypoints", "a list of keypoint names", names)
-        names = tuple(names)
-        if names != kp.NAMES[:count]:
-            raise ModelError(f"model {self.path}: card keypoint order {list(names)} is not the project's {list(kp.NAMES[:count])}")
+        self._keypoint_order("input.window.keypoints", window.get("keypoints"), (count,))
         if window.get("normalisation") != recognition.NORMALISATION:
             raise ModelError(f"model {self.path}: window normalisation {window.get('normalisation')!r} is not "
                              f"this appliance's {recognition.NORMALISATION!r}")
