@@ -20,7 +20,8 @@ and reports, per clip and overall:
 
 `--plots` writes per-clip PNGs (signal, thresholds, posture, counted reps, true tops) into
 --out/plots; `--pipeline` also runs the real `pushup-counter count VIDEO --json` over the
-push-up and negative videos; when the `pushup-counter` CLI exists, a few traces are also run
+push-up and negative videos and reports it as a fourth row, "pipeline", in the same tables (and
+apart on the models' own train / validation split); when the `pushup-counter` CLI exists, a few traces are also run
 through `pushup-counter count-trace TRACE --json` to check it agrees with the in-process count.
 Writes --out/results.md, --out/per_clip.tsv and --out/summary.json.
 """
@@ -63,6 +64,7 @@ SAME_SOURCE = {
     "Kazutaka101": "APKA-llc",
 }
 COUNTER_NAMES = ("ours", "seed", "elbow")
+PIPELINE = "pipeline"  # `pushup-counter count VIDEO --json`: the shipped int8 models, the gate and our counter
 LATENCY_WINDOW_S = 1.5  # an announcement further than this from every top is not timed (reported apart)
 
 
@@ -244,12 +246,17 @@ def _fmt(x, pct=False, nd=2):
     return f"{100 * x:.0f}%" if pct else f"{x:.{nd}f}"
 
 
-def overall_table(clips: list[Clip], title: str) -> list[str]:
+def result_names(clips: list[Clip]) -> tuple[str, ...]:
+    """The three counters on teacher traces, and the real pipeline beside them when it was run."""
+    return COUNTER_NAMES + ((PIPELINE,) if any(PIPELINE in c.results for c in clips) else ())
+
+
+def overall_table(clips: list[Clip], title: str, names: tuple[str, ...] | None = None) -> list[str]:
     lines = [f"### {title}", "",
              "| counter | push-up clips | exact | within one | MAE | false reps (negative clips with any) "
              "| latency median s | latency p90 abs s | latency worst (latest) s | reps timed (of announced) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for n in COUNTER_NAMES:
+    for n in names or result_names(clips):
         s = summarize(clips, n)
         if not s.get("n_pushup") and not s.get("n_negative"):
             continue
@@ -279,8 +286,9 @@ def riyer8_table(clips: list[Clip]) -> list[str]:
 
 
 def per_clip_table(clips: list[Clip], kinds: tuple[str, ...], title: str) -> list[str]:
-    lines = [f"### {title}", "", "| clip | split | view | true | ours | seed | elbow | ours latency median s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    names = result_names(clips)
+    lines = [f"### {title}", "", "| clip | split | view | true | " + " | ".join(names) + " | ours latency median s |",
+             "| --- " * (len(names) + 5) + "|"]
     for c in clips:
         if c.kind not in kinds or not c.results:
             continue
@@ -288,7 +296,7 @@ def per_clip_table(clips: list[Clip], kinds: tuple[str, ...], title: str) -> lis
         lat = o.get("latency") or []
         mark = lambda n: (f"**{c.results[n]['reps']}**" if c.results[n]["reps"] != c.truth else str(c.results[n]["reps"])) if n in c.results else "-"
         name = c.name[:60] + (" (ambiguous)" if c.kind == "negative_ambiguous" else "")
-        lines.append(f"| {name} | {c.split} | {c.view} | {c.truth} | {mark('ours')} | {mark('seed')} | {mark('elbow')} | "
+        lines.append(f"| {name} | {c.split} | {c.view} | {c.truth} | " + " | ".join(mark(n) for n in names) + " | "
                      f"{_fmt(float(np.median(lat)) if lat else math.nan)} |")
     return lines + [""]
 
@@ -374,13 +382,14 @@ def check_cli_equivalence(clips: list[Clip], n: int = 3) -> list[str]:
     return lines
 
 
-def run_pipeline(clips: list[Clip], data: pathlib.Path, config: pathlib.Path | None = None, timeout_s: float = 600) -> list[str]:
+def run_pipeline(clips: list[Clip], config: pathlib.Path | None = None, timeout_s: float = 600) -> list[str]:
+    """Counts each push-up and negative video with the real CLI; the results go beside the counters'
+    as PIPELINE. Returns a line for each video it could not count (empty when all went through)."""
     cli = _cli()
     if cli is None:
         return ["Pipeline: `pushup-counter` not installed; skipped."]
-    lines = ["### Real pipeline (`pushup-counter count VIDEO --json`)", "",
-             "| clip | kind | true | pipeline | teacher-trace ours |", "| --- | --- | --- | --- | --- |"]
     extra = ["--config", str(config)] if config else []
+    failed = []
     for c in clips:
         if c.kind not in ("pushup", "negative") or c.video is None or not c.video.exists():
             continue
@@ -390,29 +399,23 @@ def run_pipeline(clips: list[Clip], data: pathlib.Path, config: pathlib.Path | N
             times = got.get("rep_times_s", [])
             fps = float(got.get("fps") or 30.0)
             tops = np.round(np.asarray(c.tops or [], float) * fps)
-            c.results["pipeline"] = {"reps": int(got["reps"]), "rep_times_s": times,
-                                     "latency": latencies([round(t * fps) for t in times], tops, fps)}
-            lines.append(f"| {c.name[:60]} | {c.kind} | {c.truth} | {got['reps']} | {c.results.get('ours', {}).get('reps', '-')} |")
-        except Exception as e:
-            lines.append(f"| {c.name[:60]} | {c.kind} | {c.truth} | error: {type(e).__name__} | - |")
+            c.results[PIPELINE] = {"reps": int(got["reps"]), "rep_times_s": times,
+                                   "latency": latencies([round(t * fps) for t in times], tops, fps)}
+        except Exception as e:  # report, do not fail the whole evaluation
+            failed.append(f"Pipeline failed on {c.name}: {type(e).__name__}: {str(e)[:200]}")
+    return failed
+
+
+def model_split_tables(clips: list[Clip], data: pathlib.Path) -> list[str]:
+    """The pipeline on the keypoint and recognition models' own split (tools.dataset), which is not
+    the counter's dev / holdout split: footage the models trained on flatters them."""
     from tools.dataset import split_manifest
 
-    # the models' own split (tools.dataset), unlike dev / holdout, which is the counter's
     model_split = {c.file: c.split for c in split_manifest(data)}
-    groups = (("Pipeline", clips), ("Pipeline, dev split", [c for c in clips if c.split == "dev"]),
-              ("Pipeline, holdout split", [c for c in clips if c.split == "holdout"]),
-              ("Pipeline, footage the models were validated on (never trained on)",
-               [c for c in clips if model_split.get(c.file) == "val"]),
-              ("Pipeline, footage on the models' training side", [c for c in clips if model_split.get(c.file) == "train"]))
-    for title, some in groups:
-        s = summarize(some, "pipeline")
-        if s.get("n_pushup"):
-            lines += ["", f"{title}: exact {_fmt(s['exact'], True)} ({s['n_exact']}/{s['n_pushup']}), within one "
-                      f"{_fmt(s['within_one'], True)}, MAE {_fmt(s['mae'])}, false reps {s.get('false_reps', '-')} on "
-                      f"{s['n_negative']} negatives; announce latency median {_fmt(s['latency_median'])} s, p90 abs "
-                      f"{_fmt(s['latency_p90_abs'])} s, latest {_fmt(s['latency_worst'])} s ({s['latency_n']} of "
-                      f"{s['announced']} reps timed against the teacher's offline tops)."]
-    return lines + [""]
+    return (overall_table([c for c in clips if model_split.get(c.file) == "val"],
+                          "Pipeline on footage the models were validated on (never trained on)", (PIPELINE,))
+            + overall_table([c for c in clips if model_split.get(c.file) == "train"],
+                            "Pipeline on footage on the models' training side", (PIPELINE,)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -438,13 +441,19 @@ def main(argv: list[str] | None = None) -> int:
         clips = [c for c in clips if c.kind != "riyer8"]
     t0 = time.monotonic()
     run_counters(clips, settings)
+    failed = run_pipeline(clips, args.config) if args.pipeline else []
     elapsed = time.monotonic() - t0
 
-    md = ["# Counting results (teacher traces)", "",
-          f"`python -m tools.eval_counting --data {args.data} --out {args.out}` -- "
-          f"{sum(1 for c in clips if c.results)} clips in {elapsed:.0f} s. Gate open (no recognition model): "
-          "each counter's own logic must reject non-push-ups. Latency: seconds from the offline top of a rep "
-          "to the announcing frame (negative = announced just before the top).", ""]
+    command = " ".join(["python -m tools.eval_counting", *(argv if argv is not None else sys.argv[1:])])
+    md = ["# Counting results", "",
+          f"`{command}` -- {sum(1 for c in clips if c.results)} clips in {elapsed:.0f} s.",
+          "",
+          "- ours, seed, elbow: the three counters on the MediaPipe teacher's keypoints (`pushup-counter "
+          "count-trace`), gate open (no recognition model): each counter's own logic must reject non-push-ups.",
+          *(["- pipeline: `pushup-counter count VIDEO --json` on the video itself, with the shipped int8 keypoint "
+             "and recognition models, the gate and our counter: what the appliance does."] if args.pipeline else []),
+          "- Latency: seconds from the offline top of a rep to the announcing frame (negative = announced just "
+          "before the top).", "", *failed, *([""] if failed else [])]
     md += overall_table(clips, "All hand-counted push-up clips (confidence not low) and all non-ambiguous negatives")
     for sp in ("dev", "holdout"):
         md += overall_table([c for c in clips if c.split == sp], f"{sp} split (by source group)")
@@ -453,21 +462,22 @@ def main(argv: list[str] | None = None) -> int:
     md += per_clip_table(clips, ("pushup_low",), "Low-confidence push-up clips (reported apart)")
     md += per_clip_table([c for c in clips if any(r["reps"] for r in c.results.values())],
                          ("negative", "negative_ambiguous"), "Negative clips with any count (bold = false reps)")
-    md += check_cli_equivalence(clips) + [""]
     if args.pipeline:
-        md += run_pipeline(clips, args.data, args.config)
+        md += model_split_tables(clips, args.data)
+    md += check_cli_equivalence(clips) + [""]
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text("\n".join(md) + "\n")
     with open(args.out / "per_clip.tsv", "w") as f:
-        f.write("clip\tkind\tsplit\tview\ttruth\t" + "\t".join(COUNTER_NAMES) + "\tours_rep_times_s\n")
+        names = result_names(clips)
+        f.write("clip\tkind\tsplit\tview\ttruth\t" + "\t".join(names) + "\tours_rep_times_s\n")
         for c in clips:
             if c.results:
                 f.write(f"{c.name}\t{c.kind}\t{c.split}\t{c.view}\t{c.truth}\t"
-                        + "\t".join(str(c.results[n]["reps"]) for n in COUNTER_NAMES)
+                        + "\t".join(str(c.results[n]["reps"]) if n in c.results else "-" for n in names)
                         + "\t" + ",".join(f"{x:.2f}" for x in c.results["ours"]["rep_times_s"]) + "\n")
     summary = {n: {sp: summarize([c for c in clips if sp == "all" or c.split == sp], n) for sp in ("all", "dev", "holdout")}
-               for n in COUNTER_NAMES}
+               for n in result_names(clips)}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     if args.plots:
         for c in clips:
