@@ -144,6 +144,9 @@ class ResetButton:
     Contacts bounce: a press is a reset only once the button has stayed up for debounce_s
     after it (a bounce that comes down again is the same press going on, so a long press that
     bounced at its start is still one shutdown), and after a shutdown nothing more counts.
+    The reset is queued at the next poll() or at the next press, whichever comes first: the
+    loop does not poll while the models load or a camera read hangs, and a second tap then is
+    a second press, not the first one going on.
     """
 
     def __init__(self, config, clock=time.monotonic):
@@ -172,11 +175,17 @@ class ResetButton:
 
     def _on_press(self) -> None:
         with self._lock:
+            now = self._clock()
             if self._reset_due is not None and self._pressed_since is not None:
-                self._pressed_at = self._pressed_since  # down again within debounce_s: a bounce,
-                self._reset_due = None  # the press that started then goes on (and may be long)
-                return
-            self._pressed_at = self._pressed_since = self._clock()
+                if now < self._reset_due:
+                    self._pressed_at = self._pressed_since  # down again within debounce_s: a bounce,
+                    self._reset_due = None  # the press that started then goes on (and may be long)
+                    return
+                # up for debounce_s already, but the loop has not polled since (models loading, a
+                # slow camera read): that press was a reset, and this one is a new press
+                self._reset_due = None
+                self.events.put(RESET)
+            self._pressed_at = self._pressed_since = now
             self._held = False
 
     def _on_held(self) -> None:

@@ -51,6 +51,21 @@ def test_bouncing_contact_resets_only_once(mock_pins):
     button.close()
 
 
+def test_two_taps_the_loop_did_not_poll_between_are_two_resets(mock_pins):
+    """The loop does not poll while the models load or a camera read hangs: a second tap after
+    debounce_s is a new press, not a bounce of the first (the two spread over long_press_s
+    were taken for one long press, and the box powered off)."""
+    clock = FakeClock()
+    button = ResetButton(ButtonConfig(pin=27, long_press_s=3.0, debounce_s=0.3), clock=clock)
+    pin = mock_pins.pin(27)
+    press(pin, clock, hold_s=0.1)
+    clock.t += 0.5  # up past debounce_s, no poll
+    press(pin, clock, hold_s=2.5)  # together with the first: 3.1 s from the first press
+    clock.t += 0.5
+    assert button.poll() == [RESET, RESET]
+    button.close()
+
+
 def test_long_press_then_release_shuts_down(mock_pins):
     clock = FakeClock()
     button = ResetButton(ButtonConfig(pin=27, long_press_s=3.0), clock=clock)
