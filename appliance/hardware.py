@@ -134,7 +134,10 @@ class Beeper:
         self._stop_tones()
         buzzer, self._buzzer = self._buzzer, None  # the tone thread may have dropped a failed one
         if buzzer is not None:
-            buzzer.close()
+            try:
+                buzzer.off()  # gpiozero's close() stops a beep without writing the pin low
+            finally:
+                buzzer.close()  # the pin is given back even if that write fails
 
 
 class ResetButton:

@@ -171,6 +171,18 @@ def test_close_lets_the_shutdown_beep_finish(mock_pins):
     assert waits == [pytest.approx(0.4)]
 
 
+def test_active_buzzer_closed_in_the_middle_of_a_beep_is_silenced(mock_pins):
+    """gpiozero's close() stops the blink thread without writing the pin low: a close that
+    lands inside a beep (the wait for it ends a hair early) must still leave the buzzer off."""
+    clock = FakeClock()
+    beeper = Beeper(BuzzerConfig(pin=17), clock=clock, sleep=lambda s: None)
+    pin = mock_pins.pin(17)
+    beeper.shutdown()
+    wait_for_states(pin, 2)
+    beeper.close()
+    assert pin.states[-1].state is False
+
+
 def test_close_after_the_beep_does_not_wait(mock_pins):
     clock = FakeClock()
     waits = []
