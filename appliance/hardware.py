@@ -22,9 +22,11 @@ class Beeper:
 
     An active buzzer (`tone_hz` 0) sounds by itself while its pin is on: gpiozero's Buzzer.
     A passive one only clicks on a plain level change and needs a square wave: PWM at
-    `tone_hz`, half duty, switched by a small thread (gpiozero's own blink() drives PWM
-    devices to full duty, which is silence for a passive buzzer). PWM runs only while a tone
-    sounds: lgpio's software PWM wakes every period, even at 0 duty, beside the models.
+    `tone_hz`, half duty. PWM runs only while a tone sounds: lgpio's software PWM wakes every
+    period, even at 0 duty, beside the models. Either is switched on and off by a small
+    thread of ours, not gpiozero's beep(): its blink() drives PWM devices to full duty (silence
+    for a passive buzzer), and a pin that fails in its thread is a traceback per rep that
+    nobody catches; ours drops a failing buzzer.
 
     close() first lets a beep that still sounds finish (it waits at most that beep's length):
     closing the pin cuts it, and the long shutdown beep is the owner's sign the press worked.
@@ -54,13 +56,11 @@ class Beeper:
             log.warning("no buzzer on GPIO%d (%s); counting on silently", config.pin, exc)
 
     def _beep(self, on: float, off: float, n: int) -> None:
-        if self._buzzer is None:
+        self._stop_tones()  # a new pattern replaces one still sounding, as gpiozero's beep() does
+        if self._buzzer is None:  # none, or the tone thread dropped a failing one
             return
         try:
-            if self.config.tone_hz > 0:
-                self._start_tones(on, off, n)
-            else:
-                self._buzzer.beep(on_time=on, off_time=off, n=n, background=True)
+            self._start_tones(on, off, n)
             self._sounding_until = self._clock() + n * on + (n - 1) * off
         except Exception as exc:
             self._disable(exc)
@@ -71,17 +71,19 @@ class Beeper:
         buzzer, self._buzzer = self._buzzer, None
         if buzzer is None:
             return
-        try:
-            buzzer.off()
-            buzzer.close()
-        except Exception as close_exc:
-            log.debug("closing the failed buzzer: %s", close_exc)
+        for step in (buzzer.off, buzzer.close):  # closed even when the pin cannot be written
+            try:
+                step()
+            except Exception as close_exc:
+                log.debug("closing the failed buzzer: %s", close_exc)
 
     def _tone(self, on: bool) -> None:
-        """Passive buzzer: PWM at tone_hz, half duty; off: level 0 and no PWM at all (the
-        frequency goes before the level on the way in, after it on the way out, so the pin
-        never sees a steady 0.5 written as a plain level)."""
-        if on:
+        """Active buzzer: the pin on or off. Passive buzzer: PWM at tone_hz, half duty; off:
+        level 0 and no PWM at all (the frequency goes before the level on the way in, after it
+        on the way out, so the pin never sees a steady 0.5 written as a plain level)."""
+        if self.config.tone_hz <= 0:
+            self._buzzer.value = on
+        elif on:
             self._buzzer.frequency = self.config.tone_hz
             self._buzzer.value = 0.5
         else:
@@ -90,10 +92,8 @@ class Beeper:
             self._buzzer.value = 0
 
     def _start_tones(self, on: float, off: float, n: int) -> None:
-        """A new pattern replaces one still sounding, as gpiozero's beep() does."""
-        self._stop_tones()
         stop = self._tone_stop
-        self._tone(True)  # here, not in the thread: a failing pin is reported as beep() failing is
+        self._tone(True)  # here, not in the thread: a pin that fails at once is _beep's to catch
 
         def play() -> None:
             try:

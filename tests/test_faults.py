@@ -866,21 +866,29 @@ def test_missing_oled_counts_headless_and_logs_once(tmp_path, mock_pins, monkeyp
 
 
 def test_failing_buzzer_is_dropped_and_counting_goes_on(tmp_path, mock_pins, monkeypatch, caplog):
-    import gpiozero
-
+    """The buzzer's GPIO write fails after start-up (the pin itself, as a real failure comes):
+    one log line, the buzzer dropped, no traceback from a thread at every rep."""
     caplog.set_level(logging.INFO)
-    calls = []
+    pin = mock_pins.pin(17)
+    writes, tracebacks = [], []
+    monkeypatch.setattr(threading, "excepthook", tracebacks.append)
 
-    def broken_beep(self, *args, **kwargs):
-        calls.append(1)
+    def broken(self, value):
+        writes.append(value)
         raise OSError(errno.EIO, "GPIO write failed")
 
-    monkeypatch.setattr(gpiozero.Buzzer, "beep", broken_beep)
-    source = ScriptedSource(["rep"] * 4)
+    def break_the_pin():
+        pin._set_state = types.MethodType(broken, pin)
+
+    written = []
+    source = ScriptedSource(["frame", break_the_pin, "rep", lambda: written.append(len(writes)), "rep", "rep", "rep",
+                             ("hang", 0.1)])
     app = make_app(tmp_path, source)
     assert app.run() == 0
     assert saved(tmp_path).reps == 4
-    assert len(calls) == 1 and len(log_lines(caplog, "buzzer failed")) == 1
+    assert len(log_lines(caplog, "buzzer failed")) == 1 and app.beeper._buzzer is None
+    assert written[0] > 0 and len(writes) == written[0]  # nothing tried after the first rep
+    assert tracebacks == []
 
 
 class RoomPipeline(StubPipeline):

@@ -151,6 +151,30 @@ def test_reset_is_three_beeps(mock_pins):
     beeper.close()
 
 
+def test_active_buzzer_pin_failing_mid_pattern_is_silenced_and_dropped(mock_pins, caplog):
+    """A pin that fails after start-up fails while a beep sounds, in the thread that switches
+    it: the buzzer is dropped with one log line, not a thread traceback at every rep."""
+    pin = mock_pins.pin(17)
+    beeper = Beeper(BuzzerConfig(pin=17, beep_s=0.02))
+    real = type(pin)._set_state
+    writes = []
+
+    def failing_second_beep(self, value):
+        writes.append(value)
+        if value and writes.count(True) == 2:
+            raise OSError(5, "GPIO write failed")
+        real(self, value)
+
+    pin._set_state = types.MethodType(failing_second_beep, pin)
+    beeper.reset()
+    time.sleep(0.5)
+    assert "buzzer failed" in caplog.text and beeper._buzzer is None
+    assert pin.state == 0
+    beeper.rep()  # dropped: nothing more is written
+    assert writes.count(True) == 2
+    beeper.close()
+
+
 def test_beep_does_not_block(mock_pins):
     beeper = Beeper(BuzzerConfig(pin=17), sleep=lambda s: None)
     start = time.monotonic()
