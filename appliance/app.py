@@ -357,11 +357,12 @@ class App:
         self.notifier.progress()
 
     def _announce(self) -> None:
-        """STATUS= to systemd; the first one carries READY=1."""
+        """STATUS= to systemd; every one carries READY=1 until one of those got through (a
+        single lost READY=1 would have systemd kill the start at TimeoutStartSec)."""
         if not self._ready_sent:
-            self.notifier.ready(self._status_line())
-            self._ready_sent = True
-            log.info("ready (%s), count %d", self._status, self.state.reps)
+            self._ready_sent = self.notifier.ready(self._status_line())
+            if self._ready_sent:
+                log.info("ready (%s), count %d", self._status, self.state.reps)
         else:
             self.notifier.status(self._status_line())
 

@@ -68,27 +68,40 @@ class Notifier:
             return None
         return usec / 1e6 / 3.0 if usec > 0 else None
 
-    def _send(self, message: str) -> None:
+    def _send(self, message: str) -> bool:
+        """False when systemd did not get the message (worth sending again); True when it did,
+        or when there is no systemd to tell."""
         if not self.enabled:
-            return
+            return True
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
                 sock.settimeout(SEND_TIMEOUT_S)
                 sock.sendto(message.encode(), self._address)
+            return True
         except OSError as exc:  # socket.timeout included
             now = time.monotonic()
             if now - self._last_error_log >= 60.0:
                 self._last_error_log = now
                 log.warning("cannot notify systemd (%s): %s", message.split("\n")[0], exc or type(exc).__name__)
+            return False
 
-    def ready(self, status: str) -> None:
+    def ready(self, status: str) -> bool:
+        """READY=1 with a first STATUS=; False when it did not get through, and the caller must
+        send it again: without it systemd kills the start at TimeoutStartSec."""
+        if not self._send(f"READY=1\nSTATUS={status}"):
+            return False
         self._last_status = status
-        self._send(f"READY=1\nSTATUS={status}")
+        return True
 
-    def status(self, status: str) -> None:
-        if status != self._last_status:
-            self._last_status = status
-            self._send(f"STATUS={status}")
+    def status(self, status: str) -> bool:
+        """STATUS=, unless systemd already has this one; one that did not get through is sent
+        again at the next call. False when it did not get through."""
+        if status == self._last_status:
+            return True
+        if not self._send(f"STATUS={status}"):
+            return False
+        self._last_status = status
+        return True
 
     def progress(self) -> None:
         """The main loop processed a frame: ping the watchdog if it is due."""

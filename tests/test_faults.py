@@ -357,6 +357,29 @@ def test_camera_that_never_appears_is_retried_without_a_crash_loop(tmp_path, ole
     assert len(log_lines(caplog, "no camera found")) == len(source.opens) - 1  # one line per retry, at most 2 a minute
 
 
+def test_ready_goes_out_again_until_systemd_gets_it(tmp_path, mock_pins, monkeypatch):
+    """PID 1 not taking messages for a moment at boot: a lost READY=1 is sent again with the
+    next STATUS=, or systemd would kill the start at TimeoutStartSec."""
+    path = tmp_path / "notify.sock"
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    harness = []
+
+    def systemd_listens():
+        harness.append(SystemdHarness(path))
+
+    clock = FakeClock()
+    source = ScriptedSource(["frame", "frame", systemd_listens, "rep", "frame"], live=False, clock=clock,
+                            sleep=clock.sleep, frame_dt=0.1)
+    app = make_app(tmp_path, source, clock=clock)
+    try:
+        assert app.run() == 0
+        messages = harness[0].texts()
+    finally:
+        harness[0].close()
+    assert messages[0] == "READY=1\nSTATUS=counting reps=1 total=1 fps=10.0"
+    assert messages[-1] == "STOPPING=1"
+
+
 @pytest.mark.parametrize("appears", ["never", "then lost"])
 def test_a_camera_gone_for_restart_after_s_exits_for_a_fresh_daemon(tmp_path, oled, mock_pins, caplog, appears):
     """libcamera lists the cameras once per process: after [camera].restart_after_s without a

@@ -62,3 +62,24 @@ def test_silent_without_notify_socket(monkeypatch):
     notifier = Notifier()
     assert not notifier.enabled
     notifier.ready("ready")  # nothing to send to, nothing raised
+
+
+def test_a_message_that_did_not_get_through_is_sent_again(tmp_path, monkeypatch):
+    """systemd not listening (or its queue full) for a moment: ready() and status() say so, and
+    the same status is not skipped as already sent the next time."""
+    import socket
+
+    path = tmp_path / "notify.sock"
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    notifier = Notifier()
+    sent = [notifier.ready("ready reps=0"), notifier.status("ready reps=0")]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(0.5)
+        sent.append(notifier.status("ready reps=0"))
+        assert sock.recv(4096).decode() == "STATUS=ready reps=0"
+        sent.append(notifier.status("ready reps=0"))  # got through: not resent
+        sock.settimeout(0.05)
+        with pytest.raises(socket.timeout):
+            sock.recv(4096)
+    assert sent == [False, False, True, True]
