@@ -39,6 +39,7 @@ SCENES = ("counting", "ready", "no person", "too dark")  # what the camera sees;
 PRESENCE_S = 1.0  # someone in view this long, after nobody, keeps the OLED lit (not a flicker)
 SLOW_FPS_WARN_S = 10.0  # frames slower than MIN_FPS for this long: warn (once; not the slow first frames)
 SHUTDOWN_TIMEOUT_S = 5.0  # the power-off command's answer; well inside the unit's WatchdogSec=10s
+STATUS_EVERY_S = 5.0  # STATUS= for a new frame rate alone at most this often: a new state or count goes at once
 
 
 class Terminate(BaseException):
@@ -133,6 +134,8 @@ class App:
         self._last_activity = clock()  # a rep, a press, someone coming into view: keeps the OLED lit
         self._press_started_dark: bool | None = None  # the OLED at the start of the press in progress
         self._ready_sent = False
+        self._announced: tuple | None = None  # (status, reps, total) systemd last got, and when
+        self._announced_at = float("-inf")
         self._last_retry = float("-inf")
         self._last_stat = float("-inf")
         self._bad_frames = 0  # skipped since the last log line about them
@@ -357,14 +360,22 @@ class App:
         self.notifier.progress()
 
     def _announce(self) -> None:
-        """STATUS= to systemd; every one carries READY=1 until one of those got through (a
-        single lost READY=1 would have systemd kill the start at TimeoutStartSec)."""
+        """STATUS= to systemd when the state or the count changed, and for the frame rate alone
+        at most every STATUS_EVERY_S (it changes at almost every frame: a datagram to PID 1 per
+        frame). Each carries READY=1 until one of those got through (a single lost READY=1
+        would have systemd kill the start at TimeoutStartSec)."""
+        now = self.clock()
+        announced = (self._status, self.state.reps, self.state.total)
         if not self._ready_sent:
-            self._ready_sent = self.notifier.ready(self._status_line())
-            if self._ready_sent:
+            self._ready_sent = sent = self.notifier.ready(self._status_line())
+            if sent:
                 log.info("ready (%s), count %d", self._status, self.state.reps)
+        elif announced != self._announced or now - self._announced_at >= STATUS_EVERY_S:
+            sent = self.notifier.status(self._status_line())
         else:
-            self.notifier.status(self._status_line())
+            return
+        if sent:
+            self._announced, self._announced_at = announced, now
 
     def _update_fps(self, t: float) -> None:
         if self._last_frame_t is not None and t > self._last_frame_t:

@@ -380,6 +380,27 @@ def test_ready_goes_out_again_until_systemd_gets_it(tmp_path, mock_pins, monkeyp
     assert messages[-1] == "STOPPING=1"
 
 
+def test_status_goes_to_systemd_for_a_new_state_or_count_and_the_frame_rate_only_now_and_then(tmp_path, mock_pins,
+                                                                                              systemd):
+    """The frame rate in STATUS= changes at almost every frame (intervals jitter): sent alone it
+    is one datagram to PID 1 every few seconds, not one a frame; a rep still goes at once."""
+    clock = FakeClock()
+    source = ScriptedSource([], live=False, clock=clock, sleep=clock.sleep)
+    rep_seen = []
+
+    def jitter(i):
+        return lambda: setattr(source, "frame_dt", (0.062, 0.066, 0.070)[i % 3])
+
+    script = [step for i in range(300) for step in (jitter(i), "frame")]  # about 20 s at 15 fps
+    script[200:200] = ["rep", lambda: rep_seen.append([m for m in systemd.texts(0.05) if "reps=1 " in m])]
+    source.script = script
+    app = make_app(tmp_path, source, clock=clock)
+    assert app.run() == 0
+    statuses = [m for m in systemd.texts() if m.startswith(("STATUS=", "READY=1"))]
+    assert 4 <= len(statuses) <= 8  # READY=1, the rep, a frame rate every 5 s
+    assert rep_seen[0]  # sent on the rep's own frame
+
+
 @pytest.mark.parametrize("appears", ["never", "then lost"])
 def test_a_camera_gone_for_restart_after_s_exits_for_a_fresh_daemon(tmp_path, oled, mock_pins, caplog, appears):
     """libcamera lists the cameras once per process: after [camera].restart_after_s without a
