@@ -39,6 +39,7 @@ SCENES = ("counting", "ready", "no person", "too dark")  # what the camera sees;
 PRESENCE_S = 1.0  # someone in view this long, after nobody, keeps the OLED lit (not a flicker)
 SLOW_FPS_WARN_S = 10.0  # frames slower than MIN_FPS for this long: warn (once; not the slow first frames)
 SHUTDOWN_TIMEOUT_S = 5.0  # the power-off command's answer; well inside the unit's WatchdogSec=10s
+PRESS_LIT_S = 2.0  # a press held past long_press_s keeps the OLED lit this much longer, a stuck button not for ever
 STATUS_EVERY_S = 5.0  # STATUS= for a new frame rate alone at most this often: a new state or count goes at once
 
 
@@ -133,6 +134,7 @@ class App:
         self._presence_noted = False
         self._last_activity = clock()  # a rep, a press, someone coming into view: keeps the OLED lit
         self._press_started_dark: bool | None = None  # the OLED at the start of the press in progress
+        self._down_since: float | None = None  # since when the loop has seen the button down
         self._ready_sent = False
         self._announced: tuple | None = None  # (status, reps, total) systemd last got, and when
         self._announced_at = float("-inf")
@@ -410,11 +412,18 @@ class App:
 
     def _handle_button(self, pipeline: Pipeline) -> None:
         if self.button.is_down:
+            now = self.clock()
             if self._press_started_dark is None:
                 self._press_started_dark = self.display.dark
-            self._last_activity = self.clock()  # lights the panel while the button is held
+            if self._down_since is None:
+                self._down_since = now
+            if now - self._down_since < self.config.button.long_press_s + PRESS_LIT_S:
+                self._last_activity = now  # lights the panel while the button is held; a stuck
+                # button is activity only at first, or its digits would burn in
             if self.display.dark:
                 self._show()  # now, also while a camera error holds the loop between retries
+        else:
+            self._down_since = None
         for event in self.button.poll():
             was_dark = self.display.dark if self._press_started_dark is None else self._press_started_dark
             self._press_started_dark = None

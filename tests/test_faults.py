@@ -1020,6 +1020,14 @@ def test_a_press_resets_when_there_is_no_screen_to_wake(room, monkeypatch):
     assert room.seen["pressed"][1] == 0
 
 
+def test_a_stuck_button_does_not_keep_the_oled_lit(room):
+    """Held down for ever (a jammed key, a shorted contact): lit while it could still be a long
+    press, then dark after sleep_after_s like any idle panel."""
+    room.run(["rep", room.pin.drive_low, "frame", room.look("held"), room.idle, "frame", "frame", room.look("stuck"),
+              room.idle, "frame", "frame", room.look("still stuck")])
+    assert room.seen == {"held": (True, 1), "stuck": (False, 1), "still stuck": (False, 1)}
+
+
 def test_an_oled_that_fails_while_dark_comes_back_dark(room):
     def unplug():
         room.oled.fail = OSError(121, "Remote I/O error")
