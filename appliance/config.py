@@ -119,8 +119,13 @@ class DisplayConfig:
         _one_of("display", "kind", self.kind, ("oled", "emulator", "none"))
         _at_least("display", "sleep_after_s", self.sleep_after_s, 0)
         _one_of("display", "rotate", self.rotate, (0, 1, 2, 3))
-        _at_least("display", "width", self.width, 32)
-        _at_least("display", "height", self.height, 16)
+        # The picture (portrait on a panel on its side) needs 64x32 for a count that can be read
+        # over a status line: on 96x16 the count was a dot. Each key is named as the config has it.
+        across, down = ("width", "height") if self.rotate % 2 == 0 else ("height", "width")
+        turned = "" if self.rotate % 2 == 0 else " with rotate 1 or 3 (the panel on its side)"
+        for key, low in ((across, 64), (down, 32)):
+            if getattr(self, key) < low:
+                raise ConfigError(f"[display].{key} must be at least {low}{turned}, got {getattr(self, key)!r}")
         _at_least("display", "i2c_port", self.i2c_port, 0)
         if not 0x03 <= self.i2c_address <= 0x77:
             raise ConfigError(f"[display].i2c_address must be between 0x03 and 0x77, got {self.i2c_address:#x}")

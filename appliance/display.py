@@ -46,30 +46,56 @@ def sized_font(size: int):
     return _FONTS[size]
 
 
+FPS_GAP = 4  # px between the status and the fps figure; with less room the figure is left out
+
+
+def _lines(draw, text: str, font, width: int) -> list[str]:
+    """`text` broken at spaces into lines that fit `width` (one line on a landscape panel; on
+    one on its side, 64 px wide, "shutdown failed" is two). Measured as drawn: a mode "1"
+    picture's hinted glyphs are wider than font.getlength says."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
 def draw_screen(screen: Screen, size: tuple[int, int], mode: str = "1") -> Image.Image:
-    """The picture for one screen state; pure, so golden images pin it down."""
+    """The picture for one screen state; pure, so golden images pin it down.
+
+    The status font is sized from the shorter side, so a panel on its side (drawn 64x128) gets
+    the same one as upright; a status too wide for the line goes on two, and the fps figure is
+    left out where it would run into the status. [display] refuses pictures under 64x32, which
+    leave no room for a count that can be read."""
     from PIL import ImageDraw
 
     width, height = size
     image = Image.new(mode, size)
     draw = ImageDraw.Draw(image)
-    status_h = max(10, height // 5)
+    status_h = max(10, min(width, height) // 5)
+    small = sized_font(status_h - 1)
+    lines = _lines(draw, screen.status, small, width - 2)
+    top = height - status_h * len(lines)  # where the status lines start
     count_text = str(screen.count)
-    count_size = height - status_h - 4
+    count_size = top - 4
     font = sized_font(count_size)
     while font.getlength(count_text) > width - 4 and count_size > 10:
         count_size -= 4
         font = sized_font(count_size)
     box = draw.textbbox((0, 0), count_text, font=font)
     x = (width - (box[2] - box[0])) // 2 - box[0]
-    y = (height - status_h - (box[3] - box[1])) // 2 - box[1]
+    y = (top - (box[3] - box[1])) // 2 - box[1]
     draw.text((x, y), count_text, font=font, fill="white")
-    small = sized_font(status_h - 1)
-    draw.line((0, height - status_h - 1, width, height - status_h - 1), fill="white")
-    draw.text((1, height - status_h), screen.status, font=small, fill="white")
+    draw.line((0, top - 1, width, top - 1), fill="white")
+    for i, line in enumerate(lines):
+        draw.text((1, top + i * status_h), line, font=small, fill="white")
     if screen.fps is not None:
         fps_text = f"{screen.fps:.0f}fps"
-        draw.text((width - 1 - small.getlength(fps_text), height - status_h), fps_text, font=small, fill="white")
+        fps_x = width - 1 - small.getlength(fps_text)
+        if 1 + draw.textlength(lines[-1], font=small) + FPS_GAP <= fps_x:
+            draw.text((fps_x, height - status_h), fps_text, font=small, fill="white")
     return image
 
 

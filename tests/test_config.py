@@ -81,6 +81,8 @@ def test_flip_average_reaches_the_keypoint_model(tmp_path):
         ("[display]\ni2c_address = 0x78\n", "[display].i2c_address"),
         ("[display]\ni2c_address = 0x02\n", "[display].i2c_address"),
         ("[display]\ni2c_port = -1\n", "[display].i2c_port"),
+        ("[display]\nwidth = 96\nheight = 16\n", "[display].height must be at least 32"),  # the count a dot
+        ("[display]\nwidth = 128\nheight = 32\nrotate = 1\n", "[display].height must be at least 64 with rotate"),
         ("[camera]\nindex = -2\n", "[camera].index"),
         ("[buzzer]\npin = -3\n", "[buzzer].pin"),
         ("[buzzer]\npin = 28\n", "[buzzer].pin"),

@@ -11,7 +11,7 @@ import pytest
 from luma.core.device import dummy
 from PIL import Image
 
-from appliance.display import Display, GifRecorder, Screen, render
+from appliance.display import Display, GifRecorder, Screen, draw_screen, render
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -23,12 +23,20 @@ SCREENS = {
     "config_error_12": Screen(12, "config error"),
     "counting_1234": Screen(1234, "counting", fps=9),
 }
+PORTRAIT = {  # the 128x64 panel on its side ([display] rotate 1): drawn 64x128
+    "portrait_no_person_7": Screen(7, "no person", fps=15),
+    "portrait_shutdown_failed_12": Screen(12, "shutdown failed", fps=15),
+    "portrait_counting_1234": Screen(1234, "counting", fps=9),
+}
+STATUSES = ["starting", "ready", "no person", "counting", "too dark", "camera error", "storage error", "video error",
+            "model error", "error", "shutting down", "shutdown failed", "config error"]
 
 
-@pytest.mark.parametrize("name", sorted(SCREENS))
+@pytest.mark.parametrize("name", sorted(SCREENS) + sorted(PORTRAIT))
 def test_screen_matches_golden(name):
-    device = dummy(width=128, height=64, mode="1")
-    render(SCREENS[name], device)
+    """The golden is what luma's device holds: a portrait picture turned back to the panel's rows."""
+    device = dummy(width=128, height=64, rotate=1 if name in PORTRAIT else 0, mode="1")
+    render({**SCREENS, **PORTRAIT}[name], device)
     golden = GOLDEN / f"oled_{name}.png"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.mkdir(exist_ok=True)
@@ -37,6 +45,23 @@ def test_screen_matches_golden(name):
     assert golden.exists(), f"no golden {golden.name}: make it with UPDATE_GOLDEN=1, then look at it"
     expected = np.asarray(Image.open(golden).convert("1"))
     assert np.array_equal(np.asarray(device.image.convert("1")), expected)
+
+
+@pytest.mark.parametrize("size", [(128, 64), (64, 128), (128, 32), (64, 48), (64, 32)])
+def test_every_status_fits_the_panel_and_the_fps_never_covers_it(size):
+    """A panel on its side is 64 wide: the status font was sized from its 128 px height, and
+    every status but "ready" and "error" ran off the panel under the fps figure. A status that
+    does not fit goes on two lines; the fps figure is left out where it would touch it."""
+    width, height = size
+    for status in STATUSES:
+        plain = np.asarray(draw_screen(Screen(12, status), size))
+        below = plain[np.flatnonzero(plain.all(axis=1)).max() + 1:]  # under the line across
+        assert not below[:, -2:].any(), f"{status!r} runs off a {width}x{height} picture"
+        with_fps = np.asarray(draw_screen(Screen(12, status, fps=15), size))
+        added = np.argwhere(with_fps & ~plain)
+        if added.size:  # the figure's rows: the status in them ends well before the figure starts
+            rows = plain[added[:, 0].min():added[:, 0].max() + 1]
+            assert added[:, 1].min() > np.argwhere(rows)[:, 1].max() + 2, f"fps over {status!r} on {width}x{height}"
 
 
 def test_big_count_uses_most_of_the_screen():
