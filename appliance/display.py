@@ -193,7 +193,8 @@ class Display:
     `retry_s` (but not after a ValueError from the opener: a driver or size the config got
     wrong stays wrong); identical screens are not resent (a full frame is 1 KB over I2C). A display
     that keeps coming and going (a loose wire) repeats the same two log lines at most once
-    every LOG_REPEAT_S, not at every retry.
+    every LOG_REPEAT_S, not at every retry. An opener that gives None ([display] kind "none")
+    is not asked again.
     """
 
     LOG_REPEAT_S = 600.0
@@ -245,6 +246,9 @@ class Display:
     def _open(self) -> None:
         try:
             self.device, self._exit_hooks = _opened_with_exit_hooks(self._opener)
+            if self.device is None:  # [display] kind "none": nothing to look for, not at every frame
+                self._next_try = float("inf")
+                return
             self._shown = _NOTHING
             if self.error:
                 self._log(logging.INFO, "display is back")

@@ -148,6 +148,16 @@ def test_failing_writes_drop_the_display_until_retry():
     assert device.writes == 2
 
 
+def test_no_display_by_design_is_not_looked_for_at_every_frame():
+    """[display] kind "none": the opener gives None, and was called again at every frame (each
+    time swapping atexit.register around it)."""
+    calls = []
+    display = Display(lambda: calls.append(1), clock=lambda: 1e9)
+    for count in range(5):
+        display.show(Screen(count, "counting"))
+    assert calls == [1] and display.device is None and display.error is None
+
+
 def test_same_screen_is_not_resent():
     device = FlakyDevice()
     display = Display(lambda: device)
