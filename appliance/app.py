@@ -444,6 +444,7 @@ class App:
                 self.beeper.shutdown()
                 self._set_status("shutting down")
                 self._show()
+                self._announce()  # `systemctl status` says so while the power-off runs
                 self._stop = True
                 self._powering_off = True
                 self._power_off()

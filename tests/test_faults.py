@@ -1144,9 +1144,10 @@ def fake_poweroff(tmp_path, body: str):
     return command
 
 
-def test_long_press_waits_for_the_power_off_command(tmp_path, oled, mock_pins):
+def test_long_press_waits_for_the_power_off_command(tmp_path, oled, mock_pins, systemd):
     """Once the daemon exits, systemd kills what is left in the service: the power-off command
-    must be through by then. "shutting down" is the last screen, and the panel is blanked."""
+    must be through by then. "shutting down" is the last screen, and the panel is blanked;
+    systemd's STATUS= says it too."""
     done = tmp_path / "powered-off"
     command = fake_poweroff(tmp_path, f'sleep 0.3\necho "$@" > {done}\n')
     clock = FakeClock()
@@ -1158,6 +1159,7 @@ def test_long_press_waits_for_the_power_off_command(tmp_path, oled, mock_pins):
     assert saved(tmp_path).reps == 3
     assert (oled.screens[-1].count, oled.screens[-1].status) == (3, "shutting down")
     assert shows(oled, oled.screens[-1]) and not oled.persist
+    assert systemd.texts()[-2:] == ["STATUS=shutting down reps=3 total=3 fps=30.0", "STOPPING=1"]
 
 
 @pytest.mark.parametrize("body, why", [
