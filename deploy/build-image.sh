@@ -86,7 +86,13 @@ mkdir -p "$OUT/cache"
 OUT=$(cd "$OUT" && pwd)
 WORK="$OUT/work"
 ROOT="$WORK/rootfs"
-IMG_NAME="pushup-counter-$SUITE-arm64$([ "$DEBIAN_ONLY" -eq 1 ] && echo -debian-only).img"
+# Not `$([ ... ] && echo ...)`: under set -e a false test there ends the script, silently.
+if [ "$DEBIAN_ONLY" -eq 1 ]; then
+    IMG_NAME="pushup-counter-$SUITE-arm64-debian-only.img"
+else
+    IMG_NAME="pushup-counter-$SUITE-arm64.img"
+fi
+log "building $OUT/$IMG_NAME"
 
 # --- packages -------------------------------------------------------------------------------
 # From Debian.
@@ -235,7 +241,9 @@ customise() {
     cp "$WHEELHOUSE"/*.whl "$stage/wheels/"
     cp "$WHEEL" "$stage/"
     local -a install_args=(--wheel "/tmp/pushup-install/$(basename "$WHEEL")" --no-apt --no-boot-config --no-start)
-    [ "$DEBIAN_ONLY" -eq 1 ] && install_args+=(--debian-only)
+    if [ "$DEBIAN_ONLY" -eq 1 ]; then
+        install_args+=(--debian-only)
+    fi
     chroot "$ROOT" env PIP_NO_INDEX=1 PIP_FIND_LINKS=/tmp/pushup-install/wheels PIP_DISABLE_PIP_VERSION_CHECK=1 \
         bash /tmp/pushup-install/deploy/install.sh "${install_args[@]}"
     rm -rf "$stage"

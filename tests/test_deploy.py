@@ -195,6 +195,51 @@ def test_flash_real_loop_device(loop_device, image):
     assert prefix_digest(Path(loop_device), image.stat().st_size) == image_digest(image)
 
 
+# --- build-image.sh (its argument handling and stage 1, with stub tools) ----------------------
+
+BUILD_IMAGE = DEPLOY / "build-image.sh"
+
+
+def stub_build_tools(tmp_path):
+    """A PATH with stand-ins for the build's root-only and heavy tools: `id -u` says 0, `uname
+    -m` aarch64 (no binfmt check), mmdebstrap records its arguments and writes its tarball, the
+    image tools only exist. With BUILD_IMAGE_STAGE=base the script stops after stage 1."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    args = tmp_path / "mmdebstrap.args"
+    stubs = {
+        "id": f'if [ "$1" = -u ]; then echo 0; else exec {shutil.which("id")} "$@"; fi',
+        "uname": f'if [ "$1" = -m ]; then echo aarch64; else exec {shutil.which("uname")} "$@"; fi',
+        "mmdebstrap": f'printf "%s\\n" "$@" > {args}\nfor a; do last=$a; done\necho base > "$last"',
+    }
+    for tool in ("mke2fs", "mkfs.vfat", "mcopy", "sfdisk", "bmaptool"):
+        stubs[tool] = "exit 0"
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "BUILD_IMAGE_STAGE": "base", "DEBIAN_MIRROR": ""}
+    return env, args
+
+
+@pytest.mark.parametrize("debian_only", [False, True], ids=["full", "debian-only"])
+def test_build_image_names_the_image_and_runs_stage_one(tmp_path, debian_only):
+    """The full build (no --debian-only) once died at the image's name, silently: `$([ ... ] &&
+    echo ...)` is false there, and set -e ends the script. deploy-test builds --debian-only
+    only, so the full build's argument handling and stage 1 are run here."""
+    env, args = stub_build_tools(tmp_path)
+    out = tmp_path / "out"
+    r = run(["bash", BUILD_IMAGE, "--out", out] + (["--debian-only"] if debian_only else []), env=env)
+    assert r.returncode == 0, r.stderr
+    name = "pushup-counter-bookworm-arm64-debian-only.img" if debian_only else "pushup-counter-bookworm-arm64.img"
+    assert f"building {out}/{name}" in r.stderr
+    assert "stopping after the base rootfs" in r.stderr
+    mmdebstrap = args.read_text().splitlines()
+    include = next(a for a in mmdebstrap if a.startswith("--include=")).split("=", 1)[1].split(",")
+    assert ("linux-image-rpi-v8" in include) is not debian_only and ("linux-image-arm64" in include) is debian_only
+    assert any("raspi.list" in a for a in mmdebstrap) is not debian_only
+    assert len(list((out / "cache").glob("base-bookworm-arm64-*.tar"))) == 1
+
+
 # --- install.sh -----------------------------------------------------------------------------
 
 
