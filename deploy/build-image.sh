@@ -51,6 +51,11 @@ RPI_MIRROR=${RPI_MIRROR:-http://archive.raspberrypi.com/debian}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-}          # empty: mmdebstrap's default Debian mirror
 BOOT_MIB=256
 DATA_MIB=64
+# The end of the kernel command line (Debian's raspi-firmware appends it to the cmdline.txt it
+# writes). It ends with `ro`: the last ro/rw decides how the kernel and the initramfs mount the
+# root, and Debian's cmdline.txt has `rw` earlier. With ro, the ext4 under the overlay stays
+# read-only for the box's life (overlayroot mounts the overlay itself read-write).
+EXTRA_CMDLINE="overlayroot=tmpfs:recurse=0 fsck.repair=yes quiet ro"
 
 usage() {
     sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
@@ -140,7 +145,7 @@ base_rootfs() {
             # installed; they must exist before it is.
             --essential-hook='mkdir -p "$1/etc/default" "$1/boot/firmware"'
             --essential-hook='printf "%s\n" "ROOTPART=LABEL=RASPIROOT" "CONSOLES=\"tty0\"" > "$1/etc/default/raspi-firmware"'
-            --essential-hook='printf "%s\n" "overlayroot=tmpfs:recurse=0 fsck.repair=yes quiet" > "$1/etc/default/raspi-extra-cmdline"'
+            --essential-hook="printf '%s\\n' '$EXTRA_CMDLINE' > \"\$1/etc/default/raspi-extra-cmdline\""
             --essential-hook="printf '%s\n' 'dtparam=i2c_arm=on' 'camera_auto_detect=1' 'display_auto_detect=1' > \"\$1/etc/default/raspi-firmware-custom\""
             # Build the initrd once (the kernel's postinst), not again for every initramfs
             # trigger: mkinitramfs takes ~20 min under emulation. Re-enabled in stage 3.
@@ -321,9 +326,17 @@ disable_overscan=1
 CONFIG
     fi
     if [ ! -f "$ROOT/boot/firmware/cmdline.txt" ]; then
-        echo "console=tty1 root=LABEL=RASPIROOT rootfstype=ext4 rootwait fsck.repair=yes overlayroot=tmpfs:recurse=0 quiet" \
+        echo "console=tty1 root=LABEL=RASPIROOT rootfstype=ext4 rootwait $EXTRA_CMDLINE" \
             > "$ROOT/boot/firmware/cmdline.txt"
     fi
+    # A read-only root whatever wrote cmdline.txt (the cached base rootfs may predate the `ro`
+    # in EXTRA_CMDLINE): the last ro/rw on the line wins. Kernel upgrades rewrite it from
+    # raspi-extra-cmdline.
+    printf '%s\n' "$EXTRA_CMDLINE" > "$ROOT/etc/default/raspi-extra-cmdline"
+    if [ "$(tr -s '[:space:]' '\n' < "$ROOT/boot/firmware/cmdline.txt" | grep -xE 'ro|rw' | tail -n 1)" != ro ]; then
+        sed -i '1s/[[:space:]]*$/ ro/' "$ROOT/boot/firmware/cmdline.txt"
+    fi
+    log "cmdline.txt: $(head -n 1 "$ROOT/boot/firmware/cmdline.txt")"
     install -m 0644 "$HERE/image/pushup-counter.txt" "$ROOT/boot/firmware/pushup-counter.txt"
     # Every appliance setting with its default (the counter's tuning only named), to copy into
     # pushup-counter.toml (see the .txt).

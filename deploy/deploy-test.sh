@@ -123,6 +123,10 @@ check_layout() {
     check "boot config.txt: I2C on" grep -q '^dtparam=i2c_arm=on' "$OUT/config.txt"
     check "boot config.txt: camera auto-detect" grep -q '^camera_auto_detect=1' "$OUT/config.txt"
     check "boot cmdline.txt: root=LABEL=RASPIROOT, overlayroot" grep -q 'root=LABEL=RASPIROOT.*overlayroot=tmpfs' "$OUT/cmdline.txt"
+    # The last ro/rw on the line decides (kernel and initramfs); Debian's raspi-firmware puts rw
+    # first. rw would leave the ext4 under the overlay writable for the box's life.
+    check "boot cmdline.txt: root mounted read-only (the last ro/rw is ro)" \
+        awk '{ for (i = 1; i <= NF; i++) if ($i == "ro" || $i == "rw") m = $i } END { exit m != "ro" }' "$OUT/cmdline.txt"
     check "boot partition: kernel and initrd" bash -c "mdir -b -i '$IMG@@$boot' :: | grep -q vmlinuz && mdir -b -i '$IMG@@$boot' :: | grep -q initrd"
     check "boot partition: owner's settings file" bash -c "mtype -i '$IMG@@$boot' ::pushup-counter.txt | grep -q '^ssh_authorized_key='"
     check "boot partition: pushup-counter.toml.example is the shipped config.toml" bash -c "mtype -i '$IMG@@$boot' ::pushup-counter.toml.example | tr -d '\r' | cmp - '$HERE/config.toml'"

@@ -240,6 +240,25 @@ def test_build_image_names_the_image_and_runs_stage_one(tmp_path, debian_only):
     assert len(list((out / "cache").glob("base-bookworm-arm64-*.tar"))) == 1
 
 
+def test_build_image_kernel_command_line_mounts_the_root_read_only(tmp_path):
+    """Debian's raspi-firmware writes `root=... rw ...` into cmdline.txt and appends
+    /etc/default/raspi-extra-cmdline: that must end the line with `ro` (the last ro/rw wins),
+    or the ext4 under the overlay is mounted read-write for the box's life. The stage-1 hooks
+    are run here on an empty directory, as mmdebstrap would."""
+    env, args = stub_build_tools(tmp_path)
+    r = run(["bash", BUILD_IMAGE, "--out", tmp_path / "out", "--debian-only"], env=env)
+    assert r.returncode == 0, r.stderr
+    target = tmp_path / "target"
+    target.mkdir()
+    for arg in args.read_text().splitlines():
+        if arg.startswith("--essential-hook="):
+            subprocess.run(["sh", "-c", arg.split("=", 1)[1], "sh", str(target)], check=True)
+    extra = (target / "etc" / "default" / "raspi-extra-cmdline").read_text().split()
+    assert "overlayroot=tmpfs:recurse=0" in extra
+    assert [w for w in extra if w in ("ro", "rw")][-1:] == ["ro"]
+    assert "ROOTPART=LABEL=RASPIROOT" in (target / "etc" / "default" / "raspi-firmware").read_text()
+
+
 # --- install.sh -----------------------------------------------------------------------------
 
 
