@@ -307,7 +307,9 @@ DROPIN
     sed -i 's/^root:[^:]*:/root:*:/' "$ROOT/etc/shadow"
     if awk -F: '$2 != "*" && $2 !~ /^!/ { bad = 1; print "build-image: account " $1 " has a password" > "/dev/stderr" } END { exit bad }' "$ROOT/etc/shadow"; then :; else die "an account has a password"; fi
 
-    # A new machine-id per card (systemd makes one at boot; the overlay keeps it in RAM).
+    # No machine-id baked in (every card would share it): systemd makes one at every boot, kept
+    # in the RAM overlay, so it changes at every boot. Nothing may rely on it staying: the
+    # .network files take the DHCP client identifier from the MAC address, not from it.
     : > "$ROOT/etc/machine-id"
     rm -f "$ROOT/var/lib/dbus/machine-id"
 

@@ -419,6 +419,20 @@ def test_unit_security_exposure_stays_low():
     assert float(m.group(1)) <= 1.5, r.stdout
 
 
+# --- the image's networking ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["20-wired.network", "25-wireless.network"])
+def test_dhcp_client_identifier_survives_a_reboot(name):
+    """The image's machine-id is made at every boot (/etc is in the RAM overlay). networkd's
+    default DHCP client identifier is a DUID from the machine-id: the router would give the
+    box a new address at every boot, and `ssh root@ADDRESS` would stop working."""
+    u = unit_entries(DEPLOY / "image" / name)
+    assert u.get("DHCPv4.ClientIdentifier") == ["mac"]
+    assert u.get("DHCPv6.DUIDType") == ["link-layer"]
+    assert u.get("Network.DHCP") == ["yes"]
+
+
 # --- the image's boot-settings script -------------------------------------------------------
 
 
