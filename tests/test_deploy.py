@@ -6,6 +6,7 @@ All fast and local; the image build and the emulated daemon run are `make deploy
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -431,6 +432,77 @@ def test_dhcp_client_identifier_survives_a_reboot(name):
     assert u.get("DHCPv4.ClientIdentifier") == ["mac"]
     assert u.get("DHCPv6.DUIDType") == ["link-layer"]
     assert u.get("Network.DHCP") == ["yes"]
+
+
+# --- the image's data partition --------------------------------------------------------------
+
+GROW_DATA = DEPLOY / "image" / "pushup-grow-data"
+
+
+def sd_card(tmp_path, mib=100):
+    """An SD card stand-in: an image file with the image's three partitions (the last one
+    small), a fake /sys/class/block for it, and a PATH whose partx only records its calls."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    card = dev / "mmcblk0"
+    with open(card, "wb") as f:
+        f.truncate(mib << 20)
+    table = ("label: dos\nunit: sectors\n\nstart=8192, size=16384, type=c\n"
+             "start=24576, size=32768, type=83\nstart=57344, size=16384, type=83\n")
+    subprocess.run(["sfdisk", "--quiet", str(card)], input=table, text=True, check=True)
+    (dev / "mmcblk0p3").write_text("")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "partx").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "partx.log"}\n')
+    (bin_dir / "partx").chmod(0o755)
+    env = {"PUSHUP_SYS_CLASS_BLOCK": str(tmp_path / "sys" / "class" / "block"), "PUSHUP_DEV_DIR": str(dev),
+           "PUSHUP_DATA_PART": str(dev / "mmcblk0p3"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return card, env
+
+
+def sysfs_from(card: Path, tmp_path: Path) -> tuple[int, int]:
+    """What the kernel would show in /sys/class/block for the card as its table is now."""
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(card)], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    p3 = table["partitions"][2]
+    disk = tmp_path / "sys" / "devices" / "mmc0" / "block" / "mmcblk0"
+    (disk / "mmcblk0p3").mkdir(parents=True, exist_ok=True)
+    (disk / "size").write_text(f"{card.stat().st_size // 512}\n")
+    for key, value in (("partition", 3), ("start", p3["start"]), ("size", p3["size"])):
+        (disk / "mmcblk0p3" / key).write_text(f"{value}\n")
+    link = tmp_path / "sys" / "class" / "block" / "mmcblk0p3"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("../../devices/mmc0/block/mmcblk0/mmcblk0p3")
+    return p3["start"], p3["size"]
+
+
+@pytest.mark.skipif(shutil.which("sfdisk") is None, reason="sfdisk not installed")
+def test_grow_data_grows_once_then_writes_nothing(tmp_path):
+    """First boot: the data partition grows to the end of the card. Every boot after: the
+    partition table is left alone (no write for a power cut to land on), also after the card
+    is found to have a few sectors more than the partition covers (less than 1 MiB)."""
+    card, env = sd_card(tmp_path)
+    sysfs_from(card, tmp_path)
+    r = run(["bash", GROW_DATA], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "growing mmcblk0p3 to the end of mmcblk0" in r.stdout
+    start, size = sysfs_from(card, tmp_path)
+    assert (start, start + size) == (57344, 100 * 2048)
+    assert (tmp_path / "partx.log").read_text() == f"--update --nr 3 {card}\n"
+
+    for extra in (0, 1000):  # sectors past the partition's end
+        with open(card, "r+b") as f:
+            f.truncate((100 << 20) + extra * 512)
+        sysfs_from(card, tmp_path)
+        os.utime(card, ns=(0, 0))
+        before = card.read_bytes()[:512]
+        r = run(["bash", GROW_DATA], env=env)
+        assert r.returncode == 0, r.stderr
+        assert "fills mmcblk0 already" in r.stdout
+        assert card.stat().st_mtime_ns == 0, "the partition table was written again"
+        assert card.read_bytes()[:512] == before
+    assert (tmp_path / "partx.log").read_text().count("--update") == 1
 
 
 # --- the image's boot-settings script -------------------------------------------------------
