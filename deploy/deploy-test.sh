@@ -94,6 +94,8 @@ check_layout() {
         "test \"\$(readlink '$ROOT/etc/resolv.conf')\" = ../run/systemd/resolve/stub-resolv.conf && ls '$ROOT'/etc/systemd/system/*.wants/systemd-resolved.service"
     check "DHCP client identifier from the MAC (the machine-id changes at every boot), wired and Wi-Fi" bash -c \
         "for f in 20-wired 25-wireless; do grep -qx 'ClientIdentifier=mac' '$ROOT'/etc/systemd/network/\$f.network || exit 1; done"
+    check "wpa_passphrase in the image (the boot settings turn the Wi-Fi password into its key with it)" \
+        test -x "$ROOT/usr/bin/wpa_passphrase"
     check "boot settings unit enabled" test -L "$ROOT/etc/systemd/system/multi-user.target.wants/pushup-boot-settings.service"
     check "user pushup (system, nologin)" awk -F: '$1 == "pushup" && $3 < 1000 && $7 == "/usr/sbin/nologin" { f = 1 } END { exit !f }' "$ROOT/etc/passwd"
     local g

@@ -10,7 +10,9 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -518,6 +520,93 @@ def recorder(tmp_path, name):
     return command, calls
 
 
+def wpa_passphrase(tmp_path) -> str:
+    """wpa_passphrase (wpasupplicant, in the image), or a stand-in with its interface when the
+    machine running the tests has none: SSID as the argument, password on stdin."""
+    real = shutil.which("wpa_passphrase")
+    if real:
+        return real
+    fake = tmp_path / "wpa_passphrase"
+    fake.write_text(f"""#!{sys.executable}
+import hashlib, os, sys
+password = sys.stdin.buffer.readline().rstrip(b"\\n")
+if not 8 <= len(password) <= 63:
+    sys.exit("Passphrase must be 8..63 characters")
+print("network={{")
+print("\\tpsk=" + hashlib.pbkdf2_hmac("sha1", password, os.fsencode(sys.argv[1]), 4096, 32).hex())
+print("}}")
+""")
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def psk(password: str, ssid: str) -> str:
+    """WPA's pre-shared key: PBKDF2-HMAC-SHA1 of the password, salted with the SSID."""
+    return hashlib.pbkdf2_hmac("sha1", password.encode(), ssid.encode(), 4096, 32).hex()
+
+
+def boot_settings_env(tmp_path, settings: str):
+    boot, etc = tmp_path / "boot", tmp_path / "etc"
+    boot.mkdir()
+    etc.mkdir()
+    (etc / "hosts").write_text("127.0.1.1\told\n")
+    (boot / "pushup-counter.txt").write_text(settings)
+    fake_systemctl, calls = recorder(tmp_path, "systemctl")
+    fake_hostname, _ = recorder(tmp_path, "hostname")
+    env = {"PUSHUP_BOOT_DIR": str(boot), "PUSHUP_DATA_DIR": str(tmp_path / "data"), "PUSHUP_ETC_DIR": str(etc),
+           "PUSHUP_RUN_DIR": str(tmp_path / "run"), "PUSHUP_SYSTEMCTL": str(fake_systemctl),
+           "PUSHUP_HOSTNAME_CMD": str(fake_hostname), "PUSHUP_WPA_PASSPHRASE": wpa_passphrase(tmp_path)}
+    return env, etc / "wpa_supplicant" / "wpa_supplicant-wlan0.conf", calls
+
+
+@pytest.mark.parametrize("ssid_line, password_line", [
+    ("""wifi_ssid=Joe's "5G" net""", """wifi_password=pa"ss\\word $HOME'"""),
+    ("""wifi_ssid="Joe's "5G" net" """, """wifi_password="pa"ss\\word $HOME'" """),
+], ids=["bare", "quoted"])
+def test_boot_settings_wifi_name_and_password_keep_every_character(tmp_path, ssid_line, password_line):
+    """Quotes, backslashes and dollars in a Wi-Fi name or password reach wpa_supplicant as
+    they are (once, `"` was dropped from both: the box never joined). The name is written as
+    hex, the password as its PSK: no plain-text password in /etc either."""
+    ssid, password = """Joe's "5G" net""", """pa"ss\\word $HOME'"""
+    env, conf, calls = boot_settings_env(tmp_path, f"wifi_country=de\n{ssid_line}\n{password_line}\n")
+    r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
+    assert r.returncode == 0, r.stderr
+    wpa = conf.read_text()
+    assert f"    ssid={ssid.encode().hex()}\n" in wpa
+    assert f"    psk={psk(password, ssid)}\n" in wpa
+    assert "country=DE\n" in wpa and "key_mgmt" not in wpa and "word" not in wpa
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    assert "start wpa_supplicant@wlan0.service" in calls.read_text()
+
+
+@pytest.mark.parametrize("password, why", [
+    ("short12", "wifi_password is 7 characters long: a WPA password has 8 to 63"),
+    ("x" * 64, "wifi_password is 64 characters long"),
+])
+def test_boot_settings_refuse_a_wifi_password_wpa_cannot_use(tmp_path, password, why):
+    """A password WPA cannot use is said in the journal, and no Wi-Fi is set up with it."""
+    env, conf, calls = boot_settings_env(tmp_path, f"wifi_ssid=Home\nwifi_password={password}\n")
+    r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "ignoring the Wi-Fi settings for 'Home': " + why in r.stdout
+    assert not conf.exists() and not conf.with_name(conf.name + ".new").exists()
+    assert not calls.exists() or "wpa_supplicant" not in calls.read_text()
+
+
+def test_boot_settings_wifi_psk_in_hex_open_network_and_bad_country(tmp_path):
+    raw = "0123456789abcdef" * 4  # the 64-hex-digit PSK, as some routers show it
+    env, conf, _ = boot_settings_env(tmp_path, f"wifi_country=Britain\nwifi_ssid=Home\nwifi_password={raw}\n")
+    r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"    psk={raw}\n" in conf.read_text() and "country" not in conf.read_text()
+    assert "ignoring wifi_country 'BRITAIN'" in r.stdout
+    conf.unlink()
+    (tmp_path / "boot" / "pushup-counter.txt").write_text("wifi_ssid=Cafe\nwifi_password=\n")
+    r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"    ssid={b'Cafe'.hex()}\n    key_mgmt=NONE\n" in conf.read_text()
+
+
 def test_boot_settings_apply_hostname_wifi_ssh_and_config(tmp_path):
     if shutil.which("ssh-keygen") is None:
         pytest.skip("ssh-keygen not installed")
@@ -529,21 +618,21 @@ def test_boot_settings_apply_hostname_wifi_ssh_and_config(tmp_path):
         (DEPLOY / "image" / "pushup-counter.txt").read_text()
         .replace("hostname=pushup-counter", "hostname=gym-pi")
         .replace("wifi_country=", "wifi_country=GB").replace("wifi_ssid=", 'wifi_ssid="Home Net"')
-        .replace("wifi_password=", "wifi_password=s3cret\r")
+        .replace("wifi_password=", "wifi_password=s3cret-pw\r")
         .replace("ssh_authorized_key=", "ssh_authorized_key=ssh-ed25519 AAAAC3Nza owner@laptop"))
     (boot / "pushup-counter.toml").write_text("[buzzer]\nenabled = false\n")
     fake_systemctl, calls = recorder(tmp_path, "systemctl")
     fake_hostname, names = recorder(tmp_path, "hostname")
     env = {"PUSHUP_BOOT_DIR": str(boot), "PUSHUP_DATA_DIR": str(data), "PUSHUP_ETC_DIR": str(etc),
            "PUSHUP_RUN_DIR": str(runtime), "PUSHUP_SYSTEMCTL": str(fake_systemctl),
-           "PUSHUP_HOSTNAME_CMD": str(fake_hostname)}
+           "PUSHUP_HOSTNAME_CMD": str(fake_hostname), "PUSHUP_WPA_PASSPHRASE": wpa_passphrase(tmp_path)}
     r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
     assert r.returncode == 0, r.stderr
     assert (etc / "hostname").read_text() == "gym-pi\n"
     assert names.read_text() == "gym-pi\n"  # the running system's name, set through the fake
     assert "127.0.1.1\tgym-pi" in (etc / "hosts").read_text()
     wpa = (etc / "wpa_supplicant" / "wpa_supplicant-wlan0.conf").read_text()
-    assert 'ssid="Home Net"' in wpa and 'psk="s3cret"' in wpa and "country=GB" in wpa
+    assert f"ssid={b'Home Net'.hex()}" in wpa and f"psk={psk('s3cret-pw', 'Home Net')}" in wpa and "country=GB" in wpa
     assert (runtime / "pushup-ssh" / "authorized_keys_root").read_text() == "ssh-ed25519 AAAAC3Nza owner@laptop\n"
     assert (data / "ssh" / "ssh_host_ed25519_key").exists()
     assert (etc / "pushup-counter" / "config.toml").read_text() == "[buzzer]\nenabled = false\n"
