@@ -314,6 +314,49 @@ def test_install_dry_run_debian_only_and_no_start(tmp_path):
         assert "+ echo videodev >> /etc/modules-load.d/pushup-counter.conf" in r.stdout  # the unit's, not boot config
 
 
+def boot_config_appends(tmp_path, text: str) -> list[str]:
+    """What install.sh --dry-run would append to a config.txt holding TEXT."""
+    config = tmp_path / "config.txt"
+    config.write_bytes(text.encode())
+    r = run(["bash", INSTALL, "--dry-run", "--no-apt", "--wheel", tmp_path / "x.whl"], env={"PI_BOOT_CONFIG": str(config)})
+    assert r.returncode == 0, r.stderr
+    assert config.read_bytes() == text.encode(), "a dry run must change nothing"
+    suffix = f" >> {config}"
+    return [line[len("+ echo "):-len(suffix)] for line in r.stdout.splitlines() if line.endswith(suffix)]
+
+
+RPI_OS_CONFIG = """# Raspberry Pi OS's config.txt ends with sections for some boards only
+dtparam=audio=on
+[cm4]
+otg_mode=1
+camera_auto_detect=1
+
+[cm5]
+dtoverlay=dwc2,dr_mode=host
+"""
+
+
+def test_install_adds_boot_config_lines_for_every_board_not_the_last_section(tmp_path):
+    """Lines appended to config.txt belong to its last section: after Raspberry Pi OS's [cm5]
+    they would turn the camera on for a CM5 only. They go under an [all] of their own (once),
+    and a line that is only in another board's section counts as missing."""
+    appended = boot_config_appends(tmp_path, RPI_OS_CONFIG)
+    assert appended[0] == "\\[all\\]" and appended.count("\\[all\\]") == 1, appended
+    assert "camera_auto_detect=1" in appended[1:]
+    if shutil.which("raspi-config") is None:
+        assert "dtparam=i2c_arm=on" in appended[1:]
+
+
+def test_install_boot_config_under_an_existing_all_or_already_there(tmp_path):
+    appended = boot_config_appends(tmp_path, RPI_OS_CONFIG + "\n[all]\nhdmi_force_hotplug=1\n")
+    assert "\\[all\\]" not in appended and "camera_auto_detect=1" in appended
+    there = "camera_auto_detect=1\r\ndtparam=i2c_arm=on\r\n[cm4]\r\notg_mode=1\r\n[all]\r\n"
+    assert boot_config_appends(tmp_path, there) == []
+    # no newline at the end of the file: the first line added starts a line of its own
+    appended = boot_config_appends(tmp_path, "dtparam=audio=on")
+    assert appended[0] == "''" and "camera_auto_detect=1" in appended
+
+
 def test_uninstall_keeps_state_unless_purge():
     r = run(["bash", INSTALL, "--dry-run", "--uninstall"])
     assert r.returncode == 0, r.stderr
