@@ -257,23 +257,12 @@ customise() {
 
     log "appliance settings: read-only root, data partition, boot settings, SSH off, locked accounts"
     local f
-    # Mount points and the fstab. The root is read-only under a tmpfs overlay (overlayroot on
-    # the kernel command line); /data is the one writable partition.
+    # Mount points, the fstab (read-only root under a tmpfs overlay; /data the one writable
+    # partition, nofail) and the daemon's drop-in (its count on /data, and it starts without it).
     mkdir -p "$ROOT/data" "$ROOT/var/lib/pushup-counter" "$ROOT/boot/firmware"
-    cat > "$ROOT/etc/fstab" <<'FSTAB'
-# <file system>       <mount point>            <type> <options>                                   <dump> <pass>
-LABEL=RASPIROOT       /                        ext4   ro,noatime,errors=remount-ro                0      1
-LABEL=RASPIFIRM       /boot/firmware           vfat   ro,noatime,umask=0022                       0      2
-LABEL=PUSHUPDATA      /data                    ext4   rw,noatime,commit=5,x-systemd.growfs        0      2
-/data/pushup-counter  /var/lib/pushup-counter  none   bind,x-systemd.requires-mounts-for=/data    0      0
-FSTAB
-    # The daemon must never count into the tmpfs overlay: it needs the data partition.
+    install -m 0644 "$HERE/image/fstab" "$ROOT/etc/fstab"
     mkdir -p "$ROOT/etc/systemd/system/pushup-counter.service.d"
-    cat > "$ROOT/etc/systemd/system/pushup-counter.service.d/image.conf" <<'DROPIN'
-[Unit]
-RequiresMountsFor=/var/lib/pushup-counter
-After=pushup-boot-settings.service
-DROPIN
+    install -m 0644 "$HERE/image/pushup-counter-image.conf" "$ROOT/etc/systemd/system/pushup-counter.service.d/image.conf"
 
     # Devices: group access like Raspberry Pi OS gives it, and /dev/i2c-* at boot. (install.sh
     # above wrote the camera's videodev and mc to modules-load.d: the unit's DeviceAllow needs them.)

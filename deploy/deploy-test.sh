@@ -109,6 +109,10 @@ check_layout() {
     check "fstab: read-only root" grep -Eq '^LABEL=RASPIROOT[[:space:]]+/[[:space:]]+ext4[[:space:]]+ro,' "$ROOT/etc/fstab"
     check "fstab: data partition on /data" grep -Eq '^LABEL=PUSHUPDATA[[:space:]]+/data[[:space:]]' "$ROOT/etc/fstab"
     check "fstab: state dir bind-mounted from /data" grep -Eq '^/data/pushup-counter[[:space:]]+/var/lib/pushup-counter[[:space:]]+none[[:space:]]+bind' "$ROOT/etc/fstab"
+    check "fstab: /data and the bind mount nofail (a broken data partition must not stop the boot)" \
+        awk '$2 == "/data" || $2 == "/var/lib/pushup-counter" { n++; if ($4 !~ /(^|,)nofail(,|$)/) bad = 1 } END { exit bad || n != 2 }' "$ROOT/etc/fstab"
+    check "daemon's drop-in installed as shipped (state on /data, starts without it)" \
+        cmp "$HERE/image/pushup-counter-image.conf" "$ROOT/etc/systemd/system/pushup-counter.service.d/image.conf"
     check "modules-load.d: i2c-dev, the camera's videodev and mc (the unit's DeviceAllow needs them)" \
         bash -c "for m in i2c-dev videodev mc; do cat '$ROOT'/etc/modules-load.d/*.conf | grep -qx \"\$m\" || exit 1; done"
     check "venv with system site packages" grep -q 'include-system-site-packages = true' "$ROOT/opt/pushup-counter/venv/pyvenv.cfg"

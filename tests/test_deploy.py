@@ -550,6 +550,63 @@ def test_grow_data_grows_once_then_writes_nothing(tmp_path):
     assert (tmp_path / "partx.log").read_text().count("--update") == 1
 
 
+FSTAB_GENERATOR = Path("/usr/lib/systemd/system-generators/systemd-fstab-generator")
+
+
+def test_image_fstab_a_broken_data_partition_does_not_stop_the_boot():
+    """Without nofail, a data partition that is missing or will not mount fails
+    local-fs.target: emergency mode, root locked, blank OLED, no SSH. With it the box boots,
+    and the daemon reports the storage error itself."""
+    lines = {f[1]: f for f in (line.split() for line in (DEPLOY / "image" / "fstab").read_text().splitlines())
+             if f and not f[0].startswith("#")}
+    assert lines["/"][3].startswith("ro,")
+    for mount_point in ("/data", "/var/lib/pushup-counter"):
+        assert "nofail" in lines[mount_point][3].split(","), mount_point
+    assert "nofail" not in lines["/boot/firmware"][3]
+
+
+@pytest.mark.skipif(not FSTAB_GENERATOR.exists(), reason="systemd-fstab-generator not installed")
+def test_image_fstab_as_systemd_reads_it(tmp_path):
+    """What systemd-fstab-generator makes of the image's fstab: /data and the bind mount are
+    only wanted by local-fs.target (its failure does not fail the boot), not required."""
+    r = run([FSTAB_GENERATOR, tmp_path, tmp_path, tmp_path],
+            env={"SYSTEMD_FSTAB": str(DEPLOY / "image" / "fstab"), "SYSTEMD_PROC_CMDLINE": "root=LABEL=RASPIROOT ro"})
+    assert r.returncode == 0, r.stderr
+    required = {p.name for p in (tmp_path / "local-fs.target.requires").iterdir()}
+    wanted = {p.name for p in (tmp_path / "local-fs.target.wants").iterdir()}
+    assert "boot-firmware.mount" in required
+    assert {"data.mount", "var-lib-pushup\\x2dcounter.mount"} <= wanted
+    assert not {"data.mount", "var-lib-pushup\\x2dcounter.mount"} & required
+    assert (tmp_path / "data.mount.wants" / "systemd-growfs@data.service").exists()
+
+
+def test_image_daemon_counts_on_the_data_partition_and_starts_without_it():
+    """The image's drop-in: no RequiresMountsFor (a missing data partition would keep the
+    daemon from starting, blank OLED); the state directory is /data/pushup-counter itself, so
+    with the partition missing it is read-only (ProtectSystem=strict) and the daemon says
+    "storage error" instead of counting into the RAM overlay."""
+    u = unit_entries(DEPLOY / "image" / "pushup-counter-image.conf")
+    assert not any(k.endswith("RequiresMountsFor") or k.startswith("Unit.Requires") for k in u)
+    assert "data.mount" in " ".join(u["Unit.After"]).split()
+    assert u["Service.StateDirectory"] == [""]  # resets the unit's StateDirectory=pushup-counter
+    assert u["Service.ReadWritePaths"] == ["-/data/pushup-counter"]
+    assert u["Service.Environment"] == ["STATE_DIRECTORY=/data/pushup-counter"]
+    assert "${STATE_DIRECTORY}" in unit_entries(UNIT)["Service.ExecStart"][-1]
+    boot_settings = unit_entries(DEPLOY / "image" / "pushup-boot-settings.service")
+    assert "/data" not in " ".join(boot_settings["Unit.RequiresMountsFor"]).split()
+    assert "data.mount" in " ".join(boot_settings["Unit.After"]).split()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_image_dropin_passes_systemd_analyze_verify(tmp_path):
+    unit = tmp_path / "pushup-counter.service"
+    unit.write_text(UNIT.read_text().replace("/opt/pushup-counter/venv/bin/pushup-counter", shutil.which("true")))
+    (tmp_path / "pushup-counter.service.d").mkdir()
+    shutil.copy(DEPLOY / "image" / "pushup-counter-image.conf", tmp_path / "pushup-counter.service.d" / "image.conf")
+    r = run(["systemd-analyze", "verify", unit])
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+
+
 # --- the image's boot-settings script -------------------------------------------------------
 
 
