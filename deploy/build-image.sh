@@ -301,6 +301,13 @@ customise() {
     # .network files take the DHCP client identifier from the MAC address, not from it.
     : > "$ROOT/etc/machine-id"
     rm -f "$ROOT/var/lib/dbus/machine-id"
+    # With an empty machine-id every boot is a "first boot", and at a first boot systemd
+    # enables every unit its presets say to (Debian's default: all), ssh.service among them:
+    # sshd would start at every boot once host keys exist, key or no key. The units enabled
+    # above are all the image runs.
+    mkdir -p "$ROOT/etc/systemd/system-preset"
+    printf '%s\n' "# Push-up counter image: first-boot presets enable nothing (see build-image.sh)." "disable *" \
+        > "$ROOT/etc/systemd/system-preset/00-pushup-counter.preset"
 
     # Boot partition: firmware settings and the owner's settings file. Debian's raspi-firmware
     # writes config.txt and cmdline.txt from /etc/default/raspi-* (set in stage 1); Raspberry

@@ -105,6 +105,15 @@ check_layout() {
     check "config /etc/pushup-counter/config.toml" cmp "$HERE/config.toml" "$ROOT/etc/pushup-counter/config.toml"
     check "polkit rule for power-off" test -f "$ROOT/etc/polkit-1/rules.d/50-pushup-counter.rules"
     check "no account has a password" awk -F: '$2 != "*" && $2 !~ /^!/ { bad = 1 } END { exit bad }' "$ROOT/etc/shadow"
+    # Every boot is a first boot (empty machine-id, /etc in RAM): systemd then applies the presets
+    # (systemctl preset-all --preset-mode=enable-only). On a copy of the unit directories: it
+    # must enable nothing, ssh.service least of all.
+    check "first-boot presets enable nothing (ssh.service stays off)" bash -c "
+        t=\$(mktemp -d) && trap 'rm -rf \"\$t\"' EXIT && mkdir -p \"\$t/usr/lib/systemd\" \"\$t/etc\" && ln -s usr/lib \"\$t/lib\" &&
+        cp -a '$ROOT/usr/lib/systemd/system' '$ROOT/usr/lib/systemd/system-preset' \"\$t/usr/lib/systemd/\" &&
+        cp -a '$ROOT/etc/systemd' \"\$t/etc/\" && before=\$(cd \"\$t\" && find etc/systemd/system | sort) &&
+        systemctl --root=\"\$t\" preset-all --preset-mode=enable-only &&
+        test \"\$(cd \"\$t\" && find etc/systemd/system | sort)\" = \"\$before\""
     check "SSH disabled, no host keys baked in" bash -c "! ls '$ROOT'/etc/ssh/ssh_host_* && ! test -e '$ROOT/etc/systemd/system/multi-user.target.wants/ssh.service'"
     check "fstab: read-only root" grep -Eq '^LABEL=RASPIROOT[[:space:]]+/[[:space:]]+ext4[[:space:]]+ro,' "$ROOT/etc/fstab"
     check "fstab: data partition on /data" grep -Eq '^LABEL=PUSHUPDATA[[:space:]]+/data[[:space:]]' "$ROOT/etc/fstab"
