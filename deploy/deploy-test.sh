@@ -11,9 +11,10 @@
 #      first build takes a while under emulation), the app installed by deploy/install.sh
 #      inside it from the wheel, the image build/deploy/pushup-counter-*-debian-only.img
 #   3. layout: unit enabled, user and groups, config, modules loaded at boot, locked accounts,
-#      SSH off, fstab (read-only root, data partition bind-mounted on the state dir), partitions
-#      and labels, boot files, the data partition's state dir, `systemd-analyze verify` of the
-#      installed unit
+#      SSH off (also after the first-boot presets), DHCP client id from the MAC, fstab
+#      (read-only root, data partition nofail and bind-mounted on the state dir), the daemon's
+#      drop-in, partitions and labels, boot files (cmdline.txt ending the root read-only),
+#      the data partition's state dir, `systemd-analyze verify` of the installed unit
 #   4. the daemon, as user pushup, in the rootfs under qemu-user: `pushup-counter run --source
 #      clip --display none` with GPIOZERO_PIN_FACTORY=mock, a real NOTIFY_SOCKET (a listener
 #      here) and WATCHDOG_USEC; it must send READY=1, ping the watchdog, and count the clip's
