@@ -51,6 +51,11 @@ RPI_MIRROR=${RPI_MIRROR:-http://archive.raspberrypi.com/debian}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-}          # empty: mmdebstrap's default Debian mirror
 BOOT_MIB=256
 DATA_MIB=64
+# The end of the kernel command line (Debian's raspi-firmware appends it to the cmdline.txt it
+# writes). It ends with `ro`: the last ro/rw decides how the kernel and the initramfs mount the
+# root, and Debian's cmdline.txt has `rw` earlier. With ro, the ext4 under the overlay stays
+# read-only for the box's life (overlayroot mounts the overlay itself read-write).
+EXTRA_CMDLINE="overlayroot=tmpfs:recurse=0 fsck.repair=yes quiet ro"
 
 usage() {
     sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
@@ -86,7 +91,13 @@ mkdir -p "$OUT/cache"
 OUT=$(cd "$OUT" && pwd)
 WORK="$OUT/work"
 ROOT="$WORK/rootfs"
-IMG_NAME="pushup-counter-$SUITE-arm64$([ "$DEBIAN_ONLY" -eq 1 ] && echo -debian-only).img"
+# Not `$([ ... ] && echo ...)`: under set -e a false test there ends the script, silently.
+if [ "$DEBIAN_ONLY" -eq 1 ]; then
+    IMG_NAME="pushup-counter-$SUITE-arm64-debian-only.img"
+else
+    IMG_NAME="pushup-counter-$SUITE-arm64.img"
+fi
+log "building $OUT/$IMG_NAME"
 
 # --- packages -------------------------------------------------------------------------------
 # From Debian.
@@ -134,7 +145,7 @@ base_rootfs() {
             # installed; they must exist before it is.
             --essential-hook='mkdir -p "$1/etc/default" "$1/boot/firmware"'
             --essential-hook='printf "%s\n" "ROOTPART=LABEL=RASPIROOT" "CONSOLES=\"tty0\"" > "$1/etc/default/raspi-firmware"'
-            --essential-hook='printf "%s\n" "overlayroot=tmpfs:recurse=0 fsck.repair=yes quiet" > "$1/etc/default/raspi-extra-cmdline"'
+            --essential-hook="printf '%s\\n' '$EXTRA_CMDLINE' > \"\$1/etc/default/raspi-extra-cmdline\""
             --essential-hook="printf '%s\n' 'dtparam=i2c_arm=on' 'camera_auto_detect=1' 'display_auto_detect=1' > \"\$1/etc/default/raspi-firmware-custom\""
             # Build the initrd once (the kernel's postinst), not again for every initramfs
             # trigger: mkinitramfs takes ~20 min under emulation. Re-enabled in stage 3.
@@ -235,7 +246,9 @@ customise() {
     cp "$WHEELHOUSE"/*.whl "$stage/wheels/"
     cp "$WHEEL" "$stage/"
     local -a install_args=(--wheel "/tmp/pushup-install/$(basename "$WHEEL")" --no-apt --no-boot-config --no-start)
-    [ "$DEBIAN_ONLY" -eq 1 ] && install_args+=(--debian-only)
+    if [ "$DEBIAN_ONLY" -eq 1 ]; then
+        install_args+=(--debian-only)
+    fi
     chroot "$ROOT" env PIP_NO_INDEX=1 PIP_FIND_LINKS=/tmp/pushup-install/wheels PIP_DISABLE_PIP_VERSION_CHECK=1 \
         bash /tmp/pushup-install/deploy/install.sh "${install_args[@]}"
     rm -rf "$stage"
@@ -244,23 +257,12 @@ customise() {
 
     log "appliance settings: read-only root, data partition, boot settings, SSH off, locked accounts"
     local f
-    # Mount points and the fstab. The root is read-only under a tmpfs overlay (overlayroot on
-    # the kernel command line); /data is the one writable partition.
+    # Mount points, the fstab (read-only root under a tmpfs overlay; /data the one writable
+    # partition, nofail) and the daemon's drop-in (its count on /data, and it starts without it).
     mkdir -p "$ROOT/data" "$ROOT/var/lib/pushup-counter" "$ROOT/boot/firmware"
-    cat > "$ROOT/etc/fstab" <<'FSTAB'
-# <file system>       <mount point>            <type> <options>                                   <dump> <pass>
-LABEL=RASPIROOT       /                        ext4   ro,noatime,errors=remount-ro                0      1
-LABEL=RASPIFIRM       /boot/firmware           vfat   ro,noatime,umask=0022                       0      2
-LABEL=PUSHUPDATA      /data                    ext4   rw,noatime,commit=5,x-systemd.growfs        0      2
-/data/pushup-counter  /var/lib/pushup-counter  none   bind,x-systemd.requires-mounts-for=/data    0      0
-FSTAB
-    # The daemon must never count into the tmpfs overlay: it needs the data partition.
+    install -m 0644 "$HERE/image/fstab" "$ROOT/etc/fstab"
     mkdir -p "$ROOT/etc/systemd/system/pushup-counter.service.d"
-    cat > "$ROOT/etc/systemd/system/pushup-counter.service.d/image.conf" <<'DROPIN'
-[Unit]
-RequiresMountsFor=/var/lib/pushup-counter
-After=pushup-boot-settings.service
-DROPIN
+    install -m 0644 "$HERE/image/pushup-counter-image.conf" "$ROOT/etc/systemd/system/pushup-counter.service.d/image.conf"
 
     # Devices: group access like Raspberry Pi OS gives it, and /dev/i2c-* at boot. (install.sh
     # above wrote the camera's videodev and mc to modules-load.d: the unit's DeviceAllow needs them.)
@@ -294,9 +296,18 @@ DROPIN
     sed -i 's/^root:[^:]*:/root:*:/' "$ROOT/etc/shadow"
     if awk -F: '$2 != "*" && $2 !~ /^!/ { bad = 1; print "build-image: account " $1 " has a password" > "/dev/stderr" } END { exit bad }' "$ROOT/etc/shadow"; then :; else die "an account has a password"; fi
 
-    # A new machine-id per card (systemd makes one at boot; the overlay keeps it in RAM).
+    # No machine-id baked in (every card would share it): systemd makes one at every boot, kept
+    # in the RAM overlay, so it changes at every boot. Nothing may rely on it staying: the
+    # .network files take the DHCP client identifier from the MAC address, not from it.
     : > "$ROOT/etc/machine-id"
     rm -f "$ROOT/var/lib/dbus/machine-id"
+    # With an empty machine-id every boot is a "first boot", and at a first boot systemd
+    # enables every unit its presets say to (Debian's default: all), ssh.service among them:
+    # sshd would start at every boot once host keys exist, key or no key. The units enabled
+    # above are all the image runs.
+    mkdir -p "$ROOT/etc/systemd/system-preset"
+    printf '%s\n' "# Push-up counter image: first-boot presets enable nothing (see build-image.sh)." "disable *" \
+        > "$ROOT/etc/systemd/system-preset/00-pushup-counter.preset"
 
     # Boot partition: firmware settings and the owner's settings file. Debian's raspi-firmware
     # writes config.txt and cmdline.txt from /etc/default/raspi-* (set in stage 1); Raspberry
@@ -313,9 +324,17 @@ disable_overscan=1
 CONFIG
     fi
     if [ ! -f "$ROOT/boot/firmware/cmdline.txt" ]; then
-        echo "console=tty1 root=LABEL=RASPIROOT rootfstype=ext4 rootwait fsck.repair=yes overlayroot=tmpfs:recurse=0 quiet" \
+        echo "console=tty1 root=LABEL=RASPIROOT rootfstype=ext4 rootwait $EXTRA_CMDLINE" \
             > "$ROOT/boot/firmware/cmdline.txt"
     fi
+    # A read-only root whatever wrote cmdline.txt (the cached base rootfs may predate the `ro`
+    # in EXTRA_CMDLINE): the last ro/rw on the line wins. Kernel upgrades rewrite it from
+    # raspi-extra-cmdline.
+    printf '%s\n' "$EXTRA_CMDLINE" > "$ROOT/etc/default/raspi-extra-cmdline"
+    if [ "$(tr -s '[:space:]' '\n' < "$ROOT/boot/firmware/cmdline.txt" | grep -xE 'ro|rw' | tail -n 1)" != ro ]; then
+        sed -i '1s/[[:space:]]*$/ ro/' "$ROOT/boot/firmware/cmdline.txt"
+    fi
+    log "cmdline.txt: $(head -n 1 "$ROOT/boot/firmware/cmdline.txt")"
     install -m 0644 "$HERE/image/pushup-counter.txt" "$ROOT/boot/firmware/pushup-counter.txt"
     # Every appliance setting with its default (the counter's tuning only named), to copy into
     # pushup-counter.toml (see the .txt).

@@ -11,9 +11,10 @@
 #      first build takes a while under emulation), the app installed by deploy/install.sh
 #      inside it from the wheel, the image build/deploy/pushup-counter-*-debian-only.img
 #   3. layout: unit enabled, user and groups, config, modules loaded at boot, locked accounts,
-#      SSH off, fstab (read-only root, data partition bind-mounted on the state dir), partitions
-#      and labels, boot files, the data partition's state dir, `systemd-analyze verify` of the
-#      installed unit
+#      SSH off (also after the first-boot presets), DHCP client id from the MAC, fstab
+#      (read-only root, data partition nofail and bind-mounted on the state dir), the daemon's
+#      drop-in, partitions and labels, boot files (cmdline.txt ending the root read-only),
+#      the data partition's state dir, `systemd-analyze verify` of the installed unit
 #   4. the daemon, as user pushup, in the rootfs under qemu-user: `pushup-counter run --source
 #      clip --display none` with GPIOZERO_PIN_FACTORY=mock, a real NOTIFY_SOCKET (a listener
 #      here) and WATCHDOG_USEC; it must send READY=1, ping the watchdog, and count the clip's
@@ -92,6 +93,10 @@ check_layout() {
     check "unit installed as shipped" cmp "$HERE/pushup-counter.service" "$ROOT/etc/systemd/system/pushup-counter.service"
     check "DNS: resolv.conf is systemd-resolved's stub (not the build machine's), resolved enabled" bash -c \
         "test \"\$(readlink '$ROOT/etc/resolv.conf')\" = ../run/systemd/resolve/stub-resolv.conf && ls '$ROOT'/etc/systemd/system/*.wants/systemd-resolved.service"
+    check "DHCP client identifier from the MAC (the machine-id changes at every boot), wired and Wi-Fi" bash -c \
+        "for f in 20-wired 25-wireless; do grep -qx 'ClientIdentifier=mac' '$ROOT'/etc/systemd/network/\$f.network || exit 1; done"
+    check "wpa_passphrase in the image (the boot settings turn the Wi-Fi password into its key with it)" \
+        test -x "$ROOT/usr/bin/wpa_passphrase"
     check "boot settings unit enabled" test -L "$ROOT/etc/systemd/system/multi-user.target.wants/pushup-boot-settings.service"
     check "user pushup (system, nologin)" awk -F: '$1 == "pushup" && $3 < 1000 && $7 == "/usr/sbin/nologin" { f = 1 } END { exit !f }' "$ROOT/etc/passwd"
     local g
@@ -101,10 +106,23 @@ check_layout() {
     check "config /etc/pushup-counter/config.toml" cmp "$HERE/config.toml" "$ROOT/etc/pushup-counter/config.toml"
     check "polkit rule for power-off" test -f "$ROOT/etc/polkit-1/rules.d/50-pushup-counter.rules"
     check "no account has a password" awk -F: '$2 != "*" && $2 !~ /^!/ { bad = 1 } END { exit bad }' "$ROOT/etc/shadow"
+    # Every boot is a first boot (empty machine-id, /etc in RAM): systemd then applies the presets
+    # (systemctl preset-all --preset-mode=enable-only). On a copy of the unit directories: it
+    # must enable nothing, ssh.service least of all.
+    check "first-boot presets enable nothing (ssh.service stays off)" bash -c "
+        t=\$(mktemp -d) && trap 'rm -rf \"\$t\"' EXIT && mkdir -p \"\$t/usr/lib/systemd\" \"\$t/etc\" && ln -s usr/lib \"\$t/lib\" &&
+        cp -a '$ROOT/usr/lib/systemd/system' '$ROOT/usr/lib/systemd/system-preset' \"\$t/usr/lib/systemd/\" &&
+        cp -a '$ROOT/etc/systemd' \"\$t/etc/\" && before=\$(cd \"\$t\" && find etc/systemd/system | sort) &&
+        systemctl --root=\"\$t\" preset-all --preset-mode=enable-only &&
+        test \"\$(cd \"\$t\" && find etc/systemd/system | sort)\" = \"\$before\""
     check "SSH disabled, no host keys baked in" bash -c "! ls '$ROOT'/etc/ssh/ssh_host_* && ! test -e '$ROOT/etc/systemd/system/multi-user.target.wants/ssh.service'"
     check "fstab: read-only root" grep -Eq '^LABEL=RASPIROOT[[:space:]]+/[[:space:]]+ext4[[:space:]]+ro,' "$ROOT/etc/fstab"
     check "fstab: data partition on /data" grep -Eq '^LABEL=PUSHUPDATA[[:space:]]+/data[[:space:]]' "$ROOT/etc/fstab"
     check "fstab: state dir bind-mounted from /data" grep -Eq '^/data/pushup-counter[[:space:]]+/var/lib/pushup-counter[[:space:]]+none[[:space:]]+bind' "$ROOT/etc/fstab"
+    check "fstab: /data and the bind mount nofail (a broken data partition must not stop the boot)" \
+        awk '$2 == "/data" || $2 == "/var/lib/pushup-counter" { n++; if ($4 !~ /(^|,)nofail(,|$)/) bad = 1 } END { exit bad || n != 2 }' "$ROOT/etc/fstab"
+    check "daemon's drop-in installed as shipped (state on /data, starts without it)" \
+        cmp "$HERE/image/pushup-counter-image.conf" "$ROOT/etc/systemd/system/pushup-counter.service.d/image.conf"
     check "modules-load.d: i2c-dev, the camera's videodev and mc (the unit's DeviceAllow needs them)" \
         bash -c "for m in i2c-dev videodev mc; do cat '$ROOT'/etc/modules-load.d/*.conf | grep -qx \"\$m\" || exit 1; done"
     check "venv with system site packages" grep -q 'include-system-site-packages = true' "$ROOT/opt/pushup-counter/venv/pyvenv.cfg"
@@ -123,6 +141,10 @@ check_layout() {
     check "boot config.txt: I2C on" grep -q '^dtparam=i2c_arm=on' "$OUT/config.txt"
     check "boot config.txt: camera auto-detect" grep -q '^camera_auto_detect=1' "$OUT/config.txt"
     check "boot cmdline.txt: root=LABEL=RASPIROOT, overlayroot" grep -q 'root=LABEL=RASPIROOT.*overlayroot=tmpfs' "$OUT/cmdline.txt"
+    # The last ro/rw on the line decides (kernel and initramfs); Debian's raspi-firmware puts rw
+    # first. rw would leave the ext4 under the overlay writable for the box's life.
+    check "boot cmdline.txt: root mounted read-only (the last ro/rw is ro)" \
+        awk '{ for (i = 1; i <= NF; i++) if ($i == "ro" || $i == "rw") m = $i } END { exit m != "ro" }' "$OUT/cmdline.txt"
     check "boot partition: kernel and initrd" bash -c "mdir -b -i '$IMG@@$boot' :: | grep -q vmlinuz && mdir -b -i '$IMG@@$boot' :: | grep -q initrd"
     check "boot partition: owner's settings file" bash -c "mtype -i '$IMG@@$boot' ::pushup-counter.txt | grep -q '^ssh_authorized_key='"
     check "boot partition: pushup-counter.toml.example is the shipped config.toml" bash -c "mtype -i '$IMG@@$boot' ::pushup-counter.toml.example | tr -d '\r' | cmp - '$HERE/config.toml'"

@@ -83,11 +83,63 @@ append_line() {
     if [ -f "$file" ] && grep -qxF "$line" "$file"; then
         return 0
     fi
-    if [ "$DRY_RUN" -eq 1 ]; then
-        printf '+ echo %q >> %q\n' "$line" "$file"
-    else
-        printf '%s\n' "$line" >> "$file"
+    append_lines "$file" "$line"
+}
+
+# append_lines FILE LINE...: adds the lines at the end of FILE (on a line of their own, also
+# when FILE does not end with a newline).
+append_lines() {
+    local file=$1 line
+    shift
+    if [ -s "$file" ] && [ -n "$(tail -c 1 "$file")" ]; then
+        set -- "" "$@"
     fi
+    for line in "$@"; do
+        if [ "$DRY_RUN" -eq 1 ]; then
+            printf '+ echo %q >> %q\n' "$line" "$file"
+        else
+            printf '%s\n' "$line" >> "$file"
+        fi
+    done
+}
+
+# config.txt applies a line only to the boards its section names ([pi4], [cm4] ..., up to the
+# next section; [all] is every board). Raspberry Pi OS's own file ends with [cm4] or [cm5]
+# sections, so what is added for every board goes under an [all] of its own.
+#   boot_config_sections FILE LINE: the last section's header ("[all]" when there is none),
+#     then "yes" if LINE is there for every board (before any section, or under [all]).
+boot_config_sections() {
+    awk -v want="$2" '
+        BEGIN { section = "[all]" }
+        { sub(/\r$/, "") }
+        /^[[:space:]]*\[[^]]*\]/ {
+            match($0, /\[[^]]*\]/)
+            section = tolower(substr($0, RSTART, RLENGTH))
+            next
+        }
+        section == "[all]" && $0 == want { found = 1 }
+        END { print section; if (found) print "yes" }
+    ' "$1"
+}
+
+# append_boot_config LINE...: adds the lines that BOOT_CONFIG lacks for every board.
+append_boot_config() {
+    local line last=""
+    local -a missing=()
+    for line in "$@"; do
+        if [ -f "$BOOT_CONFIG" ] && [ "$(boot_config_sections "$BOOT_CONFIG" "$line" | sed -n 2p)" = yes ]; then
+            continue
+        fi
+        missing+=("$line")
+    done
+    [ "${#missing[@]}" -gt 0 ] || return 0
+    if [ -f "$BOOT_CONFIG" ]; then
+        last=$(boot_config_sections "$BOOT_CONFIG" "" | head -n 1)
+    fi
+    if [ -n "$last" ] && [ "$last" != "[all]" ]; then
+        missing=("[all]" "${missing[@]}")
+    fi
+    append_lines "$BOOT_CONFIG" "${missing[@]}"
 }
 
 # systemd running as init? (Not in a chroot such as the image build: enable works offline
@@ -169,19 +221,21 @@ do_install() {
 
 boot_config() {
     say "I2C and camera"
+    local -a lines=()
     if command -v raspi-config >/dev/null; then
         run raspi-config nonint do_i2c 0
     else
         warn "no raspi-config: enabling I2C in $BOOT_CONFIG directly"
-        append_line "$BOOT_CONFIG" "dtparam=i2c_arm=on"
+        lines+=("dtparam=i2c_arm=on")
         append_line "$MODULES_LOAD" "i2c-dev"
     fi
     # Raspberry Pi OS enables camera auto-detection by default; make sure nobody turned it off.
     if [ -f "$BOOT_CONFIG" ] && grep -q '^camera_auto_detect=0' "$BOOT_CONFIG"; then
         run sed -i 's/^camera_auto_detect=0/camera_auto_detect=1/' "$BOOT_CONFIG"
     else
-        append_line "$BOOT_CONFIG" "camera_auto_detect=1"
+        lines+=("camera_auto_detect=1")
     fi
+    append_boot_config "${lines[@]}"
 }
 
 install_app() {

@@ -6,10 +6,13 @@ All fast and local; the image build and the emulated daemon run are `make deploy
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
+import stat
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -195,6 +198,70 @@ def test_flash_real_loop_device(loop_device, image):
     assert prefix_digest(Path(loop_device), image.stat().st_size) == image_digest(image)
 
 
+# --- build-image.sh (its argument handling and stage 1, with stub tools) ----------------------
+
+BUILD_IMAGE = DEPLOY / "build-image.sh"
+
+
+def stub_build_tools(tmp_path):
+    """A PATH with stand-ins for the build's root-only and heavy tools: `id -u` says 0, `uname
+    -m` aarch64 (no binfmt check), mmdebstrap records its arguments and writes its tarball, the
+    image tools only exist. With BUILD_IMAGE_STAGE=base the script stops after stage 1."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    args = tmp_path / "mmdebstrap.args"
+    stubs = {
+        "id": f'if [ "$1" = -u ]; then echo 0; else exec {shutil.which("id")} "$@"; fi',
+        "uname": f'if [ "$1" = -m ]; then echo aarch64; else exec {shutil.which("uname")} "$@"; fi',
+        "mmdebstrap": f'printf "%s\\n" "$@" > {args}\nfor a; do last=$a; done\necho base > "$last"',
+    }
+    for tool in ("mke2fs", "mkfs.vfat", "mcopy", "sfdisk", "bmaptool"):
+        stubs[tool] = "exit 0"
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "BUILD_IMAGE_STAGE": "base", "DEBIAN_MIRROR": ""}
+    return env, args
+
+
+@pytest.mark.parametrize("debian_only", [False, True], ids=["full", "debian-only"])
+def test_build_image_names_the_image_and_runs_stage_one(tmp_path, debian_only):
+    """The full build (no --debian-only) once died at the image's name, silently: `$([ ... ] &&
+    echo ...)` is false there, and set -e ends the script. deploy-test builds --debian-only
+    only, so the full build's argument handling and stage 1 are run here."""
+    env, args = stub_build_tools(tmp_path)
+    out = tmp_path / "out"
+    r = run(["bash", BUILD_IMAGE, "--out", out] + (["--debian-only"] if debian_only else []), env=env)
+    assert r.returncode == 0, r.stderr
+    name = "pushup-counter-bookworm-arm64-debian-only.img" if debian_only else "pushup-counter-bookworm-arm64.img"
+    assert f"building {out}/{name}" in r.stderr
+    assert "stopping after the base rootfs" in r.stderr
+    mmdebstrap = args.read_text().splitlines()
+    include = next(a for a in mmdebstrap if a.startswith("--include=")).split("=", 1)[1].split(",")
+    assert ("linux-image-rpi-v8" in include) is not debian_only and ("linux-image-arm64" in include) is debian_only
+    assert any("raspi.list" in a for a in mmdebstrap) is not debian_only
+    assert len(list((out / "cache").glob("base-bookworm-arm64-*.tar"))) == 1
+
+
+def test_build_image_kernel_command_line_mounts_the_root_read_only(tmp_path):
+    """Debian's raspi-firmware writes `root=... rw ...` into cmdline.txt and appends
+    /etc/default/raspi-extra-cmdline: that must end the line with `ro` (the last ro/rw wins),
+    or the ext4 under the overlay is mounted read-write for the box's life. The stage-1 hooks
+    are run here on an empty directory, as mmdebstrap would."""
+    env, args = stub_build_tools(tmp_path)
+    r = run(["bash", BUILD_IMAGE, "--out", tmp_path / "out", "--debian-only"], env=env)
+    assert r.returncode == 0, r.stderr
+    target = tmp_path / "target"
+    target.mkdir()
+    for arg in args.read_text().splitlines():
+        if arg.startswith("--essential-hook="):
+            subprocess.run(["sh", "-c", arg.split("=", 1)[1], "sh", str(target)], check=True)
+    extra = (target / "etc" / "default" / "raspi-extra-cmdline").read_text().split()
+    assert "overlayroot=tmpfs:recurse=0" in extra
+    assert [w for w in extra if w in ("ro", "rw")][-1:] == ["ro"]
+    assert "ROOTPART=LABEL=RASPIROOT" in (target / "etc" / "default" / "raspi-firmware").read_text()
+
+
 # --- install.sh -----------------------------------------------------------------------------
 
 
@@ -245,6 +312,49 @@ def test_install_dry_run_debian_only_and_no_start(tmp_path):
     assert "config.txt" not in r.stdout
     if not Path("/etc/modules-load.d/pushup-counter.conf").exists():
         assert "+ echo videodev >> /etc/modules-load.d/pushup-counter.conf" in r.stdout  # the unit's, not boot config
+
+
+def boot_config_appends(tmp_path, text: str) -> list[str]:
+    """What install.sh --dry-run would append to a config.txt holding TEXT."""
+    config = tmp_path / "config.txt"
+    config.write_bytes(text.encode())
+    r = run(["bash", INSTALL, "--dry-run", "--no-apt", "--wheel", tmp_path / "x.whl"], env={"PI_BOOT_CONFIG": str(config)})
+    assert r.returncode == 0, r.stderr
+    assert config.read_bytes() == text.encode(), "a dry run must change nothing"
+    suffix = f" >> {config}"
+    return [line[len("+ echo "):-len(suffix)] for line in r.stdout.splitlines() if line.endswith(suffix)]
+
+
+RPI_OS_CONFIG = """# Raspberry Pi OS's config.txt ends with sections for some boards only
+dtparam=audio=on
+[cm4]
+otg_mode=1
+camera_auto_detect=1
+
+[cm5]
+dtoverlay=dwc2,dr_mode=host
+"""
+
+
+def test_install_adds_boot_config_lines_for_every_board_not_the_last_section(tmp_path):
+    """Lines appended to config.txt belong to its last section: after Raspberry Pi OS's [cm5]
+    they would turn the camera on for a CM5 only. They go under an [all] of their own (once),
+    and a line that is only in another board's section counts as missing."""
+    appended = boot_config_appends(tmp_path, RPI_OS_CONFIG)
+    assert appended[0] == "\\[all\\]" and appended.count("\\[all\\]") == 1, appended
+    assert "camera_auto_detect=1" in appended[1:]
+    if shutil.which("raspi-config") is None:
+        assert "dtparam=i2c_arm=on" in appended[1:]
+
+
+def test_install_boot_config_under_an_existing_all_or_already_there(tmp_path):
+    appended = boot_config_appends(tmp_path, RPI_OS_CONFIG + "\n[all]\nhdmi_force_hotplug=1\n")
+    assert "\\[all\\]" not in appended and "camera_auto_detect=1" in appended
+    there = "camera_auto_detect=1\r\ndtparam=i2c_arm=on\r\n[cm4]\r\notg_mode=1\r\n[all]\r\n"
+    assert boot_config_appends(tmp_path, there) == []
+    # no newline at the end of the file: the first line added starts a line of its own
+    appended = boot_config_appends(tmp_path, "dtparam=audio=on")
+    assert appended[0] == "''" and "camera_auto_detect=1" in appended
 
 
 def test_uninstall_keeps_state_unless_purge():
@@ -355,6 +465,148 @@ def test_unit_security_exposure_stays_low():
     assert float(m.group(1)) <= 1.5, r.stdout
 
 
+# --- the image's networking ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["20-wired.network", "25-wireless.network"])
+def test_dhcp_client_identifier_survives_a_reboot(name):
+    """The image's machine-id is made at every boot (/etc is in the RAM overlay). networkd's
+    default DHCP client identifier is a DUID from the machine-id: the router would give the
+    box a new address at every boot, and `ssh root@ADDRESS` would stop working."""
+    u = unit_entries(DEPLOY / "image" / name)
+    assert u.get("DHCPv4.ClientIdentifier") == ["mac"]
+    assert u.get("DHCPv6.DUIDType") == ["link-layer"]
+    assert u.get("Network.DHCP") == ["yes"]
+
+
+# --- the image's data partition --------------------------------------------------------------
+
+GROW_DATA = DEPLOY / "image" / "pushup-grow-data"
+
+
+def sd_card(tmp_path, mib=100):
+    """An SD card stand-in: an image file with the image's three partitions (the last one
+    small), a fake /sys/class/block for it, and a PATH whose partx only records its calls."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    card = dev / "mmcblk0"
+    with open(card, "wb") as f:
+        f.truncate(mib << 20)
+    table = ("label: dos\nunit: sectors\n\nstart=8192, size=16384, type=c\n"
+             "start=24576, size=32768, type=83\nstart=57344, size=16384, type=83\n")
+    subprocess.run(["sfdisk", "--quiet", str(card)], input=table, text=True, check=True)
+    (dev / "mmcblk0p3").write_text("")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "partx").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "partx.log"}\n')
+    (bin_dir / "partx").chmod(0o755)
+    env = {"PUSHUP_SYS_CLASS_BLOCK": str(tmp_path / "sys" / "class" / "block"), "PUSHUP_DEV_DIR": str(dev),
+           "PUSHUP_DATA_PART": str(dev / "mmcblk0p3"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return card, env
+
+
+def sysfs_from(card: Path, tmp_path: Path) -> tuple[int, int]:
+    """What the kernel would show in /sys/class/block for the card as its table is now."""
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(card)], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    p3 = table["partitions"][2]
+    disk = tmp_path / "sys" / "devices" / "mmc0" / "block" / "mmcblk0"
+    (disk / "mmcblk0p3").mkdir(parents=True, exist_ok=True)
+    (disk / "size").write_text(f"{card.stat().st_size // 512}\n")
+    for key, value in (("partition", 3), ("start", p3["start"]), ("size", p3["size"])):
+        (disk / "mmcblk0p3" / key).write_text(f"{value}\n")
+    link = tmp_path / "sys" / "class" / "block" / "mmcblk0p3"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("../../devices/mmc0/block/mmcblk0/mmcblk0p3")
+    return p3["start"], p3["size"]
+
+
+@pytest.mark.skipif(shutil.which("sfdisk") is None, reason="sfdisk not installed")
+def test_grow_data_grows_once_then_writes_nothing(tmp_path):
+    """First boot: the data partition grows to the end of the card. Every boot after: the
+    partition table is left alone (no write for a power cut to land on), also after the card
+    is found to have a few sectors more than the partition covers (less than 1 MiB)."""
+    card, env = sd_card(tmp_path)
+    sysfs_from(card, tmp_path)
+    r = run(["bash", GROW_DATA], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "growing mmcblk0p3 to the end of mmcblk0" in r.stdout
+    start, size = sysfs_from(card, tmp_path)
+    assert (start, start + size) == (57344, 100 * 2048)
+    assert (tmp_path / "partx.log").read_text() == f"--update --nr 3 {card}\n"
+
+    for extra in (0, 1000):  # sectors past the partition's end
+        with open(card, "r+b") as f:
+            f.truncate((100 << 20) + extra * 512)
+        sysfs_from(card, tmp_path)
+        os.utime(card, ns=(0, 0))
+        before = card.read_bytes()[:512]
+        r = run(["bash", GROW_DATA], env=env)
+        assert r.returncode == 0, r.stderr
+        assert "fills mmcblk0 already" in r.stdout
+        assert card.stat().st_mtime_ns == 0, "the partition table was written again"
+        assert card.read_bytes()[:512] == before
+    assert (tmp_path / "partx.log").read_text().count("--update") == 1
+
+
+FSTAB_GENERATOR = Path("/usr/lib/systemd/system-generators/systemd-fstab-generator")
+
+
+def test_image_fstab_a_broken_data_partition_does_not_stop_the_boot():
+    """Without nofail, a data partition that is missing or will not mount fails
+    local-fs.target: emergency mode, root locked, blank OLED, no SSH. With it the box boots,
+    and the daemon reports the storage error itself."""
+    lines = {f[1]: f for f in (line.split() for line in (DEPLOY / "image" / "fstab").read_text().splitlines())
+             if f and not f[0].startswith("#")}
+    assert lines["/"][3].startswith("ro,")
+    for mount_point in ("/data", "/var/lib/pushup-counter"):
+        assert "nofail" in lines[mount_point][3].split(","), mount_point
+    assert "nofail" not in lines["/boot/firmware"][3]
+
+
+@pytest.mark.skipif(not FSTAB_GENERATOR.exists(), reason="systemd-fstab-generator not installed")
+def test_image_fstab_as_systemd_reads_it(tmp_path):
+    """What systemd-fstab-generator makes of the image's fstab: /data and the bind mount are
+    only wanted by local-fs.target (its failure does not fail the boot), not required."""
+    r = run([FSTAB_GENERATOR, tmp_path, tmp_path, tmp_path],
+            env={"SYSTEMD_FSTAB": str(DEPLOY / "image" / "fstab"), "SYSTEMD_PROC_CMDLINE": "root=LABEL=RASPIROOT ro"})
+    assert r.returncode == 0, r.stderr
+    required = {p.name for p in (tmp_path / "local-fs.target.requires").iterdir()}
+    wanted = {p.name for p in (tmp_path / "local-fs.target.wants").iterdir()}
+    assert "boot-firmware.mount" in required
+    assert {"data.mount", "var-lib-pushup\\x2dcounter.mount"} <= wanted
+    assert not {"data.mount", "var-lib-pushup\\x2dcounter.mount"} & required
+    assert (tmp_path / "data.mount.wants" / "systemd-growfs@data.service").exists()
+
+
+def test_image_daemon_counts_on_the_data_partition_and_starts_without_it():
+    """The image's drop-in: no RequiresMountsFor (a missing data partition would keep the
+    daemon from starting, blank OLED); the state directory is /data/pushup-counter itself, so
+    with the partition missing it is read-only (ProtectSystem=strict) and the daemon says
+    "storage error" instead of counting into the RAM overlay."""
+    u = unit_entries(DEPLOY / "image" / "pushup-counter-image.conf")
+    assert not any(k.endswith("RequiresMountsFor") or k.startswith("Unit.Requires") for k in u)
+    assert "data.mount" in " ".join(u["Unit.After"]).split()
+    assert u["Service.StateDirectory"] == [""]  # resets the unit's StateDirectory=pushup-counter
+    assert u["Service.ReadWritePaths"] == ["-/data/pushup-counter"]
+    assert u["Service.Environment"] == ["STATE_DIRECTORY=/data/pushup-counter"]
+    assert "${STATE_DIRECTORY}" in unit_entries(UNIT)["Service.ExecStart"][-1]
+    boot_settings = unit_entries(DEPLOY / "image" / "pushup-boot-settings.service")
+    assert "/data" not in " ".join(boot_settings["Unit.RequiresMountsFor"]).split()
+    assert "data.mount" in " ".join(boot_settings["Unit.After"]).split()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_image_dropin_passes_systemd_analyze_verify(tmp_path):
+    unit = tmp_path / "pushup-counter.service"
+    unit.write_text(UNIT.read_text().replace("/opt/pushup-counter/venv/bin/pushup-counter", shutil.which("true")))
+    (tmp_path / "pushup-counter.service.d").mkdir()
+    shutil.copy(DEPLOY / "image" / "pushup-counter-image.conf", tmp_path / "pushup-counter.service.d" / "image.conf")
+    r = run(["systemd-analyze", "verify", unit])
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+
+
 # --- the image's boot-settings script -------------------------------------------------------
 
 
@@ -368,6 +620,93 @@ def recorder(tmp_path, name):
     return command, calls
 
 
+def wpa_passphrase(tmp_path) -> str:
+    """wpa_passphrase (wpasupplicant, in the image), or a stand-in with its interface when the
+    machine running the tests has none: SSID as the argument, password on stdin."""
+    real = shutil.which("wpa_passphrase")
+    if real:
+        return real
+    fake = tmp_path / "wpa_passphrase"
+    fake.write_text(f"""#!{sys.executable}
+import hashlib, os, sys
+password = sys.stdin.buffer.readline().rstrip(b"\\n")
+if not 8 <= len(password) <= 63:
+    sys.exit("Passphrase must be 8..63 characters")
+print("network={{")
+print("\\tpsk=" + hashlib.pbkdf2_hmac("sha1", password, os.fsencode(sys.argv[1]), 4096, 32).hex())
+print("}}")
+""")
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def psk(password: str, ssid: str) -> str:
+    """WPA's pre-shared key: PBKDF2-HMAC-SHA1 of the password, salted with the SSID."""
+    return hashlib.pbkdf2_hmac("sha1", password.encode(), ssid.encode(), 4096, 32).hex()
+
+
+def boot_settings_env(tmp_path, settings: str):
+    boot, etc = tmp_path / "boot", tmp_path / "etc"
+    boot.mkdir()
+    etc.mkdir()
+    (etc / "hosts").write_text("127.0.1.1\told\n")
+    (boot / "pushup-counter.txt").write_text(settings)
+    fake_systemctl, calls = recorder(tmp_path, "systemctl")
+    fake_hostname, _ = recorder(tmp_path, "hostname")
+    env = {"PUSHUP_BOOT_DIR": str(boot), "PUSHUP_DATA_DIR": str(tmp_path / "data"), "PUSHUP_ETC_DIR": str(etc),
+           "PUSHUP_RUN_DIR": str(tmp_path / "run"), "PUSHUP_SYSTEMCTL": str(fake_systemctl),
+           "PUSHUP_HOSTNAME_CMD": str(fake_hostname), "PUSHUP_WPA_PASSPHRASE": wpa_passphrase(tmp_path)}
+    return env, etc / "wpa_supplicant" / "wpa_supplicant-wlan0.conf", calls
+
+
+@pytest.mark.parametrize("ssid_line, password_line", [
+    ("""wifi_ssid=Joe's "5G" net""", """wifi_password=pa"ss\\word $HOME'"""),
+    ("""wifi_ssid="Joe's "5G" net" """, """wifi_password="pa"ss\\word $HOME'" """),
+], ids=["bare", "quoted"])
+def test_boot_settings_wifi_name_and_password_keep_every_character(tmp_path, ssid_line, password_line):
+    """Quotes, backslashes and dollars in a Wi-Fi name or password reach wpa_supplicant as
+    they are (once, `"` was dropped from both: the box never joined). The name is written as
+    hex, the password as its PSK: no plain-text password in /etc either."""
+    ssid, password = """Joe's "5G" net""", """pa"ss\\word $HOME'"""
+    env, conf, calls = boot_settings_env(tmp_path, f"wifi_country=de\n{ssid_line}\n{password_line}\n")
+    r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
+    assert r.returncode == 0, r.stderr
+    wpa = conf.read_text()
+    assert f"    ssid={ssid.encode().hex()}\n" in wpa
+    assert f"    psk={psk(password, ssid)}\n" in wpa
+    assert "country=DE\n" in wpa and "key_mgmt" not in wpa and "word" not in wpa
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    assert "start wpa_supplicant@wlan0.service" in calls.read_text()
+
+
+@pytest.mark.parametrize("password, why", [
+    ("short12", "wifi_password is 7 characters long: a WPA password has 8 to 63"),
+    ("x" * 64, "wifi_password is 64 characters long"),
+])
+def test_boot_settings_refuse_a_wifi_password_wpa_cannot_use(tmp_path, password, why):
+    """A password WPA cannot use is said in the journal, and no Wi-Fi is set up with it."""
+    env, conf, calls = boot_settings_env(tmp_path, f"wifi_ssid=Home\nwifi_password={password}\n")
+    r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "ignoring the Wi-Fi settings for 'Home': " + why in r.stdout
+    assert not conf.exists() and not conf.with_name(conf.name + ".new").exists()
+    assert not calls.exists() or "wpa_supplicant" not in calls.read_text()
+
+
+def test_boot_settings_wifi_psk_in_hex_open_network_and_bad_country(tmp_path):
+    raw = "0123456789abcdef" * 4  # the 64-hex-digit PSK, as some routers show it
+    env, conf, _ = boot_settings_env(tmp_path, f"wifi_country=Britain\nwifi_ssid=Home\nwifi_password={raw}\n")
+    r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"    psk={raw}\n" in conf.read_text() and "country" not in conf.read_text()
+    assert "ignoring wifi_country 'BRITAIN'" in r.stdout
+    conf.unlink()
+    (tmp_path / "boot" / "pushup-counter.txt").write_text("wifi_ssid=Cafe\nwifi_password=\n")
+    r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"    ssid={b'Cafe'.hex()}\n    key_mgmt=NONE\n" in conf.read_text()
+
+
 def test_boot_settings_apply_hostname_wifi_ssh_and_config(tmp_path):
     if shutil.which("ssh-keygen") is None:
         pytest.skip("ssh-keygen not installed")
@@ -379,21 +718,21 @@ def test_boot_settings_apply_hostname_wifi_ssh_and_config(tmp_path):
         (DEPLOY / "image" / "pushup-counter.txt").read_text()
         .replace("hostname=pushup-counter", "hostname=gym-pi")
         .replace("wifi_country=", "wifi_country=GB").replace("wifi_ssid=", 'wifi_ssid="Home Net"')
-        .replace("wifi_password=", "wifi_password=s3cret\r")
+        .replace("wifi_password=", "wifi_password=s3cret-pw\r")
         .replace("ssh_authorized_key=", "ssh_authorized_key=ssh-ed25519 AAAAC3Nza owner@laptop"))
     (boot / "pushup-counter.toml").write_text("[buzzer]\nenabled = false\n")
     fake_systemctl, calls = recorder(tmp_path, "systemctl")
     fake_hostname, names = recorder(tmp_path, "hostname")
     env = {"PUSHUP_BOOT_DIR": str(boot), "PUSHUP_DATA_DIR": str(data), "PUSHUP_ETC_DIR": str(etc),
            "PUSHUP_RUN_DIR": str(runtime), "PUSHUP_SYSTEMCTL": str(fake_systemctl),
-           "PUSHUP_HOSTNAME_CMD": str(fake_hostname)}
+           "PUSHUP_HOSTNAME_CMD": str(fake_hostname), "PUSHUP_WPA_PASSPHRASE": wpa_passphrase(tmp_path)}
     r = run(["bash", DEPLOY / "image" / "pushup-boot-settings"], env=env)
     assert r.returncode == 0, r.stderr
     assert (etc / "hostname").read_text() == "gym-pi\n"
     assert names.read_text() == "gym-pi\n"  # the running system's name, set through the fake
     assert "127.0.1.1\tgym-pi" in (etc / "hosts").read_text()
     wpa = (etc / "wpa_supplicant" / "wpa_supplicant-wlan0.conf").read_text()
-    assert 'ssid="Home Net"' in wpa and 'psk="s3cret"' in wpa and "country=GB" in wpa
+    assert f"ssid={b'Home Net'.hex()}" in wpa and f"psk={psk('s3cret-pw', 'Home Net')}" in wpa and "country=GB" in wpa
     assert (runtime / "pushup-ssh" / "authorized_keys_root").read_text() == "ssh-ed25519 AAAAC3Nza owner@laptop\n"
     assert (data / "ssh" / "ssh_host_ed25519_key").exists()
     assert (etc / "pushup-counter" / "config.toml").read_text() == "[buzzer]\nenabled = false\n"

@@ -733,6 +733,36 @@ def test_state_dir_that_cannot_exist_yet(tmp_path, mock_pins, caplog):
     assert len(log_lines(caplog, "cannot write state")) == 1
 
 
+def test_state_dir_on_a_read_only_file_system(tmp_path, mock_pins, monkeypatch, caplog):
+    """The image's daemon keeps its count in /data/pushup-counter. With the data partition
+    missing or broken, /data is an empty directory of the read-only root in the daemon's
+    sandbox (ProtectSystem=strict): the state directory cannot be made (EROFS). The daemon
+    runs anyway, counts in memory and says "storage error" from the first rep it cannot save."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    data = tmp_path / "data"
+    data.mkdir()
+    real_mkdir = os.mkdir
+
+    def read_only(path, *args, **kwargs):
+        if os.fspath(path).startswith(os.fspath(data)):
+            raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    source = ScriptedSource(["frame", "rep", "frame", "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = App(config, RunOptions(display="none", state_dir=str(data / "pushup-counter")), clock=clock,
+              sleep=clock.sleep, source=source, pipeline=StubPipeline())
+    statuses = []
+    app._show = lambda: statuses.append((app.state.reps, app._status))  # noqa: E731 - the OLED's line
+    assert app.run() == 0
+    assert (2, "storage error") in statuses and statuses[-1][1] == "storage error"
+    assert len(log_lines(caplog, "Read-only file system; counting on in memory")) == 1
+    assert not (data / "pushup-counter").exists()
+
+
 def test_disk_filling_up_mid_write_never_installs_a_short_file(tmp_path, monkeypatch):
     """A full disk can accept part of a write (a short write) before ENOSPC: the old file
     must stay, whole, and no temporary file is left behind."""
