@@ -109,6 +109,7 @@ class App:
         self.notifier = Notifier(clock)
         self.store = StateStore(options.state_dir or config.state.dir)
         self.state = self.store.load()
+        self.store.probe()  # a data partition that cannot be written shows from the first screen
         self._seen = self.store.identity()  # the state file as this daemon last read or wrote it
         self._written_reps = self.state.reps  # the count on disk; reps beyond it are only in memory
         self.display = self._make_display()

@@ -140,18 +140,35 @@ class StateStore:
                     os.unlink(tmp)
                 except OSError:
                     pass
-            self._dirty = True
-            message = f"cannot write state to {self.directory}: {exc.strerror or exc}"
-            if self._log_failures and (self.error != message or time.monotonic() - self._last_error_log > 60):
-                log.error("%s; counting on in memory", message)
-                self._last_error_log = time.monotonic()
-            self.error = message
+            self._failed(exc)
             return False
         if self.error:
             log.info("state written to %s again", self.directory)
         self.error = None
         self._dirty = False
         return True
+
+    def probe(self) -> bool:
+        """Can the directory take a write? The daemon asks at start, so a missing or read-only
+        data partition says "storage error" at once, not at the first rep the owner does; a
+        failure is then retried like a failed save (`pending`). Nothing is written to the file."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=self.directory)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            self._failed(exc)
+            return False
+        return True
+
+    def _failed(self, exc: OSError) -> None:
+        self._dirty = True
+        message = f"cannot write state to {self.directory}: {exc.strerror or exc}"
+        if self._log_failures and (self.error != message or time.monotonic() - self._last_error_log > 60):
+            log.error("%s; counting on in memory", message)
+            self._last_error_log = time.monotonic()
+        self.error = message
 
     @property
     def pending(self) -> bool:

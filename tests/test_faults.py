@@ -17,6 +17,7 @@ import signal
 import socket
 import stat
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -737,7 +738,8 @@ def test_state_dir_on_a_read_only_file_system(tmp_path, mock_pins, monkeypatch, 
     """The image's daemon keeps its count in /data/pushup-counter. With the data partition
     missing or broken, /data is an empty directory of the read-only root in the daemon's
     sandbox (ProtectSystem=strict): the state directory cannot be made (EROFS). The daemon
-    runs anyway, counts in memory and says "storage error" from the first rep it cannot save."""
+    runs anyway, counts in memory and says "storage error" from its first screen, before any
+    rep: the owner learns it before a workout is lost at the next power cut."""
     caplog.set_level(logging.INFO)
     clock = FakeClock()
     data = tmp_path / "data"
@@ -758,8 +760,39 @@ def test_state_dir_on_a_read_only_file_system(tmp_path, mock_pins, monkeypatch, 
     statuses = []
     app._show = lambda: statuses.append((app.state.reps, app._status))  # noqa: E731 - the OLED's line
     assert app.run() == 0
+    assert [x for x in statuses if x[1] != "starting"][0] == (0, "storage error")
     assert (2, "storage error") in statuses and statuses[-1][1] == "storage error"
     assert len(log_lines(caplog, "Read-only file system; counting on in memory")) == 1
+
+
+def test_a_state_dir_that_comes_back_clears_the_storage_error_without_a_rep(tmp_path, mock_pins, monkeypatch):
+    """Unwritable at start (the probe), writable a little later: the retry finds out by itself."""
+    clock = FakeClock()
+    data = tmp_path / "data"
+    real_mkstemp = tempfile.mkstemp
+    broken = [True]
+
+    def mkstemp(*args, **kwargs):
+        if broken[0]:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    source = ScriptedSource(["frame"] * 40, clock=clock, sleep=clock.sleep, frame_dt=0.5)
+    app = App(Config(), RunOptions(display="none", state_dir=str(data)), clock=clock,
+              sleep=clock.sleep, source=source, pipeline=StubPipeline())
+    statuses = []
+
+    def show():
+        statuses.append(app._status)
+        if len(statuses) == 8:
+            broken[0] = False
+
+    app._show = show
+    assert app.run() == 0
+    shown = [x for x in statuses if x != "starting"]
+    assert shown[0] == "storage error" and shown[-1] != "storage error"
+    assert json.loads((data / "state.json").read_text())["reps"] == 0
     assert not (data / "pushup-counter").exists()
 
 
