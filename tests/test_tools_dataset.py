@@ -1,4 +1,5 @@
 """The train/validation split keeps every piece of source footage on one side; the packed cache."""
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,39 @@ def test_training_batches_are_the_same_from_a_gpu_style_tensor_and_from_numpy():
     from_tensor = batch_pixels(torch.from_numpy(frames), idx)
     assert from_numpy.shape == (3, 3, 144, 192)
     assert torch.equal(from_numpy, from_tensor)
+
+
+def _body(lm, t, upright):
+    pts = ({11: (0.5, 0.3), 12: (0.5, 0.3), 23: (0.5, 0.55), 24: (0.5, 0.55), 27: (0.5, 0.9), 28: (0.5, 0.9)} if upright
+           else {11: (0.3, 0.5), 12: (0.3, 0.5), 23: (0.6, 0.55), 24: (0.6, 0.55), 27: (0.9, 0.6), 28: (0.9, 0.6)})
+    for k, (x, y) in pts.items():
+        lm[t, k, :2] = (x, y)
+
+
+def test_the_top_of_a_rep_seen_head_on_stays_inside_the_set():
+    """Head-on, the plank at the top of each rep reads as an upright torso for about a second:
+    a set's labels must not flicker to 'not a push-up' there (it taught the recogniser that
+    head-on push-ups are negatives)."""
+    fps, T = 10, 120
+    lm = np.full((T, 33, 4), np.nan, np.float32)
+    for t in range(T):
+        _body(lm, t, upright=(t // 15) % 2 == 1 if 15 <= t < 105 else t < 15)  # 1.5 s tops between 1.5 s bottoms
+    lab = dataset.pushup_labels(lm, fps=fps)
+    assert (lab[:5] == 0).all()                      # standing before the set: still a negative
+    assert not (lab[25:95] == 0).any() and (lab[35:45] == 1).all()
+
+
+def test_riyer8_clips_are_push_ups_wherever_a_person_is_seen_and_top_down_standing_is_unsure():
+    T = 30
+    lm = np.full((T, 33, 4), np.nan, np.float32)
+    for t in range(T):
+        _body(lm, t, upright=True)  # a head-on plank the whole clip: looks upright
+    kp = np.zeros((T, 9, 3), np.float32)
+    kp[25:] = np.nan  # the person leaves
+    clip = dataset.Clip(file="riyer8/wrong/wrong59.mp4", category="", source_repo="", notes="", reps="",
+                        confidence="", view="", kind="riyer8")
+    assert (dataset.clip_labels(clip, lm, kp, 10)[:25] == 1).all() and (dataset.clip_labels(clip, lm, kp, 10)[25:] == -1).all()
+    top_down = dataclasses.replace(clip, file="pushup/x.mp4", kind="pushup", view="top-down")
+    assert not (dataset.clip_labels(top_down, lm, kp, 10) == 0).any()
+    front = dataclasses.replace(top_down, view="front")
+    assert (dataset.clip_labels(front, lm, kp, 10) == 0).all()  # elsewhere an upright torso is a negative

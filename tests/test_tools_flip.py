@@ -96,3 +96,20 @@ def test_flip_averaged_keypoints_mirror_with_the_frame():
         gap = np.abs(kpmod.flip_horizontal(b) - a)[:, :2].max()
         # averaged: the same up to a tie between two heatmap cells; one pass: whole body widths apart
         assert (gap < 0.03) if flip_average else (gap > 0.2), (flip_average, gap)
+
+
+def test_recogniser_augmentation_mirrors_which_points_are_seen_with_them():
+    """A window where only the left wrist is seen: mirrored, the right wrist is seen and the
+    left one is not. Reading the seen mask before the mirror left a phantom point at the
+    origin in half the windows and erased the real one."""
+    from appliance.keypoints import LEFT_WRIST
+    from tools.train_recognizer import augment
+
+    n, t = 400, 30
+    x = np.zeros((n, t, 9, 3), np.float32)
+    x[:, :, LEFT_WRIST] = (2.0, 2.0, 1.0)
+    out = augment(x, np.zeros(n, bool), np.random.default_rng(0))
+    shown = np.linalg.norm(out[..., :2], axis=-1)
+    shown = shown[shown > 0]
+    assert len(shown) > n * t * 0.5
+    assert np.mean(shown < 0.5) < 0.02  # every point shown is the wrist, none a phantom at the origin

@@ -78,8 +78,9 @@ def recognizer_training_summary(run_dir: Path) -> dict:
                  "ambiguous negatives left out): the MediaPipe teacher's, and our int8 keypoint model's as the appliance "
                  "sees them (tools.pose_traces collect)"),
         "split": SPLIT_RULE,
-        "targets": ("per frame: 1 = push-up clip with the person down inside the active span (tools.dataset.pushup_labels, "
-                    "0.5 s unsure margin at transitions); 0 = negative clips and standing/set-up frames; the window ending "
+        "targets": ("per frame (tools.dataset.clip_labels): 1 = push-up clip with the person down inside the active span "
+                    "(pauses up to 2 s inside a set included; 0.5 s unsure margin at transitions), every riyer8 frame with "
+                    "a person; 0 = negative clips and standing/set-up frames (unsure in top-down clips); the window ending "
                     "at a frame carries that frame's label"),
         "augmentation": ("tempo (window step 0.07/0.1/0.14 s), horizontal flip with left/right swap, rotation +-8 deg, "
                          "scale, keypoint jitter and outliers (stronger on teacher traces), dropped keypoints, history cut short"),

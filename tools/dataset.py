@@ -290,6 +290,9 @@ def smooth_cached_labels(cache: dict, root: Path) -> int:
     return dropped
 
 
+SET_GAP_S = 2.0  # pushup_labels: a pause between 'down' stretches this short is inside the set
+
+
 def pushup_labels(lm33: np.ndarray, fps: float) -> np.ndarray:
     """Per-frame recognition label for a push-up clip: 1 active, 0 set-up/standing, -1 unsure.
 
@@ -313,9 +316,10 @@ def pushup_labels(lm33: np.ndarray, fps: float) -> np.ndarray:
     labels = np.full(T, -1, np.int8)
     labels[valid & standing] = 0
     if down.any():
-        # close short gaps (< 1 s) in 'down'
+        # close gaps of up to SET_GAP_S in 'down': seen head-on or from above, the top of each
+        # rep of a set looks like an upright torso, and must not become a negative
         idx = np.flatnonzero(down)
-        gap = max(1, int(round(fps)))
+        gap = max(1, int(round(SET_GAP_S * fps)))
         filled = down.copy()
         for a, b in zip(idx[:-1], idx[1:]):
             if 1 < b - a <= gap:
@@ -326,6 +330,24 @@ def pushup_labels(lm33: np.ndarray, fps: float) -> np.ndarray:
         change = np.flatnonzero(np.diff(filled.astype(np.int8)) != 0)
         for ch in change:
             labels[max(0, ch - margin + 1): ch + margin + 1] = -1
+    return labels
+
+
+def clip_labels(clip, lm33: np.ndarray, kp: np.ndarray, fps: float) -> np.ndarray:
+    """Per-frame recognition labels of a MANIFEST clip (1 push-up, 0 not, -1 unsure).
+
+    riyer8's short clips are filmed in position, push-ups from the first frame to the last
+    (head-on ones too, whose plank pushup_labels' upright-torso test takes for standing):
+    every frame with a person is a push-up. Seen from above, a plank looks like a person
+    standing: a top-down clip's 'standing' frames are unsure, not negatives.
+    """
+    if clip.kind == "negative":
+        return np.zeros(len(kp), np.int8)
+    if clip.kind == "riyer8":
+        return np.where(np.isfinite(kp[:, kpmod.LEFT_SHOULDER, 0]), 1, -1).astype(np.int8)
+    labels = pushup_labels(lm33, fps)
+    if clip.view == "top-down":
+        labels[labels == 0] = -1
     return labels
 
 
@@ -380,13 +402,7 @@ def process_clip(args):
         s = c.streams.video[0]
         fps = float(s.average_rate or 25)
     T = kp.shape[0]
-    if clip.kind == "negative":
-        labels = np.zeros(T, np.int8)
-    elif clip.kind == "riyer8":
-        labels = pushup_labels(lm33, fps)
-        labels[labels == -1] = np.where(np.isfinite(kp[labels == -1, 2, 0]), 1, -1)  # short clips: all in position
-    else:
-        labels = pushup_labels(lm33, fps)
+    labels = clip_labels(clip, lm33, kp, fps)
     keep = set(range(0, T, every))
     size = None
     n = 0

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.dataset import REPO, data_root, load_teacher, pushup_labels, read_manifest, split_manifest
+from tools.dataset import REPO, clip_labels, data_root, load_teacher, read_manifest, split_manifest
 
 
 @dataclass
@@ -59,16 +59,6 @@ def frame_aspect(resolution: str) -> float:
         return w / h
     except ValueError:
         return 16 / 9
-
-
-def clip_labels(clip, lm33: np.ndarray, kp: np.ndarray, fps: float) -> np.ndarray:
-    if clip.kind == "negative":
-        return np.zeros(len(kp), np.int8)
-    labels = pushup_labels(lm33, fps)
-    if clip.kind == "riyer8":  # short clips filmed in position: unsure frames with a person are push-ups
-        unsure = labels == -1
-        labels[unsure] = np.where(np.isfinite(kp[unsure, 2, 0]), 1, -1)
-    return labels
 
 
 def load_traces(root: Path, ours_dir: Path | None, kinds=("pushup", "riyer8", "negative")) -> list[Trace]:

@@ -78,9 +78,9 @@ def build_training_set(traces: list[Trace], stride: int, rendered_weight: float 
 def augment(x: np.ndarray, teacher: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = x.copy()
     n, t, k, _ = x.shape
-    seen = x[..., 2:3] > 0
     flip = rng.random(n) < 0.5
     x[flip] = mirror_window(x[flip])
+    seen = x[..., 2:3] > 0  # after the mirror, which swaps left and right scores too
     angle = rng.normal(0, np.deg2rad(8), n)
     c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
     scale = np.exp(rng.normal(0, 0.12, n))[:, None, None]
