@@ -121,10 +121,11 @@ def predict(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
 
 def evaluate(prob_fn, traces: list[Trace], source: str = "ours") -> dict:
     """Frame-level AUC on validation footage, and the negative clips' longest smoothed-open stretch."""
-    from appliance.config import GateConfig
+    from appliance.config import GateConfig, ModelsConfig
     from appliance.gate import Gate
 
     gate_config = GateConfig()
+    every = ModelsConfig().recognition_every  # the pipeline runs the recogniser on every Nth frame only
     scores, labels, recorded_scores, recorded_labels = [], [], [], []
     open_negatives, gate_open_negatives = {}, {}
     for tr in traces:
@@ -141,9 +142,9 @@ def evaluate(prob_fn, traces: list[Trace], source: str = "ours") -> dict:
         if tr.kind == "negative":
             sm = metrics.smoothed(p, tr.fps, 1.0)
             open_negatives[tr.clip] = round(metrics.longest_run_seconds(sm > 0.5, tr.fps), 2)
-            # the appliance's own gate (config defaults) on the same probabilities
+            # the appliance's own gate (config defaults) on the same probabilities, fed as the pipeline feeds it
             gate = Gate(gate_config.open_threshold, gate_config.close_threshold, gate_config.time_constant_s)
-            is_open = np.array([gate.update(i / tr.fps, float(q)) for i, q in zip(idx, p)])
+            is_open = np.array([gate.update(i / tr.fps, float(q) if i % every == 0 else None) for i, q in zip(idx, p)])
             gate_open_negatives[tr.clip] = round(metrics.longest_run_seconds(is_open, tr.fps), 2)
     s, y = np.concatenate(scores), np.concatenate(labels)
     res = {"frames_positive": int(y.sum()), "frames_negative": int((1 - y).sum()), "roc_auc": metrics.roc_auc(s, y),
