@@ -282,6 +282,8 @@ def riyer8_table(clips: list[Clip]) -> list[str]:
             zero = sum(1 for c in cs if c.results[n]["reps"] == 0)
             lines.append(f"| {n} | {sub} | {len(cs)} | {_fmt(np.mean(err == 0), True)} | "
                          f"{_fmt(np.mean(np.abs(err) <= 1), True)} | {_fmt(mean_relative_error(err + tr, tr))} | {zero} |")
+    if len(lines) == 4:
+        lines = lines[:2] + ["None in this run (`--no-riyer8`, or no riyer8 teacher traces)."]
     return lines + [""]
 
 
