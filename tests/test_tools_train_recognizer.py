@@ -1,9 +1,12 @@
 """The recogniser's validation figures judge the gate as the appliance feeds it."""
 import numpy as np
+import pytest
 
 from appliance.config import ModelsConfig
-from tools.pose_traces import Trace
-from tools.train_recognizer import evaluate
+
+pytest.importorskip("torch")  # the tools' venv (.venv-tools) runs these
+from tools.pose_traces import Trace  # noqa: E402
+from tools.train_recognizer import evaluate  # noqa: E402
 
 
 def test_the_gate_is_fed_only_on_the_frames_the_pipeline_runs_the_recogniser():
