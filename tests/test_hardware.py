@@ -151,17 +151,14 @@ def test_reset_is_three_beeps(mock_pins):
     beeper.close()
 
 
-def test_active_buzzer_pin_failing_mid_pattern_is_silenced_and_dropped(mock_pins, caplog):
-    """A pin that fails after start-up fails while a beep sounds, in the thread that switches
-    it: the buzzer is dropped with one log line, not a thread traceback at every rep."""
-    pin = mock_pins.pin(17)
-    beeper = Beeper(BuzzerConfig(pin=17, beep_s=0.02))
+def _fail_the_second_beep_and_check_the_buzzer_is_dropped(pin, beeper, on_value, caplog):
+    """The pin fails on the second beep's 'on' write, in the thread that switches it."""
     real = type(pin)._set_state
     writes = []
 
     def failing_second_beep(self, value):
         writes.append(value)
-        if value and writes.count(True) == 2:
+        if value == on_value and writes.count(on_value) == 2:
             raise OSError(5, "GPIO write failed")
         real(self, value)
 
@@ -171,8 +168,16 @@ def test_active_buzzer_pin_failing_mid_pattern_is_silenced_and_dropped(mock_pins
     assert "buzzer failed" in caplog.text and beeper._buzzer is None
     assert pin.state == 0
     beeper.rep()  # dropped: nothing more is written
-    assert writes.count(True) == 2
+    assert writes.count(on_value) == 2
     beeper.close()
+
+
+def test_active_buzzer_pin_failing_mid_pattern_is_silenced_and_dropped(mock_pins, caplog):
+    """A pin that fails after start-up fails while a beep sounds, in the thread that switches
+    it: the buzzer is dropped with one log line, not a thread traceback at every rep."""
+    pin = mock_pins.pin(17)
+    beeper = Beeper(BuzzerConfig(pin=17, beep_s=0.02))
+    _fail_the_second_beep_and_check_the_buzzer_is_dropped(pin, beeper, True, caplog)
 
 
 def test_beep_does_not_block(mock_pins):
@@ -294,20 +299,4 @@ def test_passive_buzzer_closed_in_the_middle_of_a_tone_is_silenced(mock_pwm_pins
 def test_passive_buzzer_pin_failing_mid_pattern_is_silenced_and_dropped(mock_pwm_pins, caplog):
     pin = mock_pwm_pins.pin(17)
     beeper = Beeper(BuzzerConfig(pin=17, tone_hz=2700, beep_s=0.02))
-    real = type(pin)._set_state
-    writes = []
-
-    def failing_second_tone(self, value):
-        writes.append(value)
-        if value > 0 and writes.count(0.5) == 2:
-            raise OSError(5, "GPIO write failed")
-        real(self, value)
-
-    pin._set_state = types.MethodType(failing_second_tone, pin)
-    beeper.reset()
-    time.sleep(0.5)
-    assert "buzzer failed" in caplog.text and beeper._buzzer is None
-    assert pin.state == 0
-    beeper.rep()  # dropped: nothing more is written
-    assert writes.count(0.5) == 2
-    beeper.close()
+    _fail_the_second_beep_and_check_the_buzzer_is_dropped(pin, beeper, 0.5, caplog)
