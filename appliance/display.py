@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageFont
 from PIL import __version__ as PILLOW_VERSION
 
@@ -62,6 +63,28 @@ def _lines(draw, text: str, font, width: int) -> list[str]:
     return lines
 
 
+_INK_ROWS: dict[tuple[object, str], tuple[int, int]] = {}  # keyed by the font object itself
+
+
+def _ink_rows(font, mode: str) -> tuple[int, int]:
+    """First and last row a line of text inks, relative to where it is drawn, found by drawing
+    every letter and digit: in a mode "1" picture the hinted glyphs do not keep to
+    font.getbbox (at 9 px, a "t" reaches two rows above it, a "y" one row below)."""
+    from PIL import ImageDraw
+
+    key = (font, mode)
+    if key not in _INK_ROWS:
+        size = getattr(font, "size", 11)  # Pillow < 10.1's fixed bitmap font has no size
+        inked = np.zeros(4 * size, bool)
+        for char in "abcdefghijklmnopqrstuvwxyzA0123456789":  # one at a time: in a word they shift
+            scratch = Image.new(mode, (4 * size, 4 * size))
+            ImageDraw.Draw(scratch).text((0, size), char, font=font, fill="white")
+            inked |= np.asarray(scratch.convert("1")).any(axis=1)
+        rows = np.flatnonzero(inked)
+        _INK_ROWS[key] = (int(rows[0]) - size, int(rows[-1]) - size)
+    return _INK_ROWS[key]
+
+
 def draw_screen(screen: Screen, size: tuple[int, int], mode: str = "1") -> Image.Image:
     """The picture for one screen state; pure, so golden images pin it down.
 
@@ -89,13 +112,19 @@ def draw_screen(screen: Screen, size: tuple[int, int], mode: str = "1") -> Image
     y = (top - (box[3] - box[1])) // 2 - box[1]
     draw.text((x, y), count_text, font=font, fill="white")
     draw.line((0, top - 1, width, top - 1), fill="white")
+    # Lines placed by their ink, centred in their rows: placed by their origin, the "g" of
+    # "counting" lost its tail under a 128x64 panel's last row.
+    ink_top, ink_bottom = _ink_rows(small, mode)
+    line_y = (status_h - (ink_bottom - ink_top + 1)) // 2 - ink_top
     for i, line in enumerate(lines):
-        draw.text((1, top + i * status_h), line, font=small, fill="white")
+        draw.text((1, top + i * status_h + line_y), line, font=small, fill="white")
     if screen.fps is not None:
         fps_text = f"{screen.fps:.0f}fps"
-        fps_x = width - 1 - small.getlength(fps_text)
+        # Placed by its box as drawn (hinted glyphs reach past font.getlength: on a 128x32
+        # panel the "s" lost its last column), a pixel in from the edge like the status.
+        fps_x = width - 1 - draw.textbbox((0, 0), fps_text, font=small)[2]
         if 1 + draw.textlength(lines[-1], font=small) + FPS_GAP <= fps_x:
-            draw.text((fps_x, height - status_h), fps_text, font=small, fill="white")
+            draw.text((fps_x, height - status_h + line_y), fps_text, font=small, fill="white")
     return image
 
 

@@ -64,6 +64,46 @@ def test_every_status_fits_the_panel_and_the_fps_never_covers_it(size):
             assert added[:, 1].min() > np.argwhere(rows)[:, 1].max() + 2, f"fps over {status!r} on {width}x{height}"
 
 
+@pytest.mark.parametrize("size", [(128, 64), (64, 128), (128, 32), (96, 64), (256, 64)])
+def test_fps_figure_is_whole_and_a_pixel_inside_the_right_edge(size):
+    """Placed by font.getlength, the figure's hinted "s" ran one column off a 128x32 panel and
+    touched the edge of a 128x64 one. Whole: as wide as the same text drawn on a free canvas."""
+    from PIL import ImageDraw
+
+    from appliance.display import sized_font
+
+    width, height = size
+    small = sized_font(max(10, min(width, height) // 5) - 1)
+    plain = np.asarray(draw_screen(Screen(12, "ok"), size))
+    for fps in (5, 12, 30, 88):
+        figure = np.argwhere(np.asarray(draw_screen(Screen(12, "ok", fps=fps), size)) & ~plain)
+        free = Image.new("1", (200, 40))
+        ImageDraw.Draw(free).text((10, 5), f"{fps}fps", font=small, fill="white")
+        ink = np.argwhere(np.asarray(free))
+        assert np.ptp(figure[:, 1]) == np.ptp(ink[:, 1]), f"{fps}fps cut on {width}x{height}"
+        assert figure[:, 1].max() <= width - 2, f"{fps}fps touches the edge of {width}x{height}"
+
+
+@pytest.mark.parametrize("size", [(128, 64), (64, 128), (128, 32), (64, 48), (64, 32)])
+def test_status_is_drawn_whole_top_to_bottom(size):
+    """Drawn from its origin, the "g" of "counting" lost its tail under a 128x64 panel's last
+    row. Whole: a one-line status inks as many rows as the same text on a free canvas."""
+    from PIL import ImageDraw
+
+    from appliance.display import sized_font
+
+    width, height = size
+    small = sized_font(max(10, min(width, height) // 5) - 1)
+    for status in STATUSES:
+        free = Image.new("1", (300, 60))
+        ImageDraw.Draw(free).text((10, 20), status, font=small, fill="white")
+        if np.flatnonzero(np.asarray(free).any(axis=0)).max() - 10 > width - 3:
+            continue  # two lines here
+        picture = np.asarray(draw_screen(Screen(12, status), size))
+        below = picture[np.flatnonzero(picture.all(axis=1)).max() + 1:]
+        assert np.sum(below.any(axis=1)) == np.sum(np.asarray(free).any(axis=1)), f"{status!r} cut on {width}x{height}"
+
+
 def test_big_count_uses_most_of_the_screen():
     device = dummy(width=128, height=64, mode="1")
     render(Screen(8, "counting"), device)
