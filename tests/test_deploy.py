@@ -568,7 +568,8 @@ def test_image_fstab_a_broken_data_partition_does_not_stop_the_boot():
 @pytest.mark.skipif(not FSTAB_GENERATOR.exists(), reason="systemd-fstab-generator not installed")
 def test_image_fstab_as_systemd_reads_it(tmp_path):
     """What systemd-fstab-generator makes of the image's fstab: /data and the bind mount are
-    only wanted by local-fs.target (its failure does not fail the boot), not required."""
+    only wanted by local-fs.target (its failure does not fail the boot), not required, and a
+    missing data partition is waited for briefly."""
     r = run([FSTAB_GENERATOR, tmp_path, tmp_path, tmp_path],
             env={"SYSTEMD_FSTAB": str(DEPLOY / "image" / "fstab"), "SYSTEMD_PROC_CMDLINE": "root=LABEL=RASPIROOT ro"})
     assert r.returncode == 0, r.stderr
@@ -578,6 +579,10 @@ def test_image_fstab_as_systemd_reads_it(tmp_path):
     assert {"data.mount", "var-lib-pushup\\x2dcounter.mount"} <= wanted
     assert not {"data.mount", "var-lib-pushup\\x2dcounter.mount"} & required
     assert (tmp_path / "data.mount.wants" / "systemd-growfs@data.service").exists()
+    # A missing data partition is given up on after 10 s, not systemd's default 90 s: the
+    # daemon starts after data.mount, and its OLED stayed dark for that long.
+    timeout = (tmp_path / "dev-disk-by\\x2dlabel-PUSHUPDATA.device.d" / "50-device-timeout.conf").read_text()
+    assert "JobRunningTimeoutSec=10s" in timeout.split()
 
 
 def test_image_daemon_counts_on_the_data_partition_and_starts_without_it():
