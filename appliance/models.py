@@ -40,8 +40,8 @@ def _load_card(model_path: Path) -> dict:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelError(f"model card not found: {card_path}") from None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"model card {card_path} is unreadable: {exc}") from None
+    except (OSError, ValueError, RecursionError, MemoryError) as exc:  # deep nesting: RecursionError
+        raise ModelError(f"model card {card_path} is unreadable: {exc or type(exc).__name__}") from None
     if not isinstance(card, dict) or not isinstance(card.get("input"), dict) or not isinstance(card.get("output"), dict):
         raise ModelError(f"model card {card_path} lacks its input/output sections")
     return card
@@ -52,22 +52,24 @@ def _card_error(model_path: Path, field: str, want: str, value) -> ModelError:
     return ModelError(f"model card {model_path.with_suffix('.json')}: {field} must be {want}, got {value!r:.60}")
 
 
-def _check_tensor(model_path: Path, which: str, declared: dict, detail: dict) -> TensorContract:
+def _check_tensor(model_path: Path, which: str, declared: dict, detail: dict, layout_wanted: str) -> TensorContract:
     """Compare one card section with the interpreter's tensor; refuse any mismatch."""
     try:
         shape = tuple(int(v) for v in declared["shape"])
+        if not all(type(v) is int for v in declared["shape"]):  # 144.9 is not a size
+            raise ValueError(f"shape {declared['shape']!r:.60} is not whole numbers")
         dtype = str(declared["dtype"])
         scale = float(declared.get("scale", 0.0))
         zero_point = int(declared.get("zero_point", 0))
         layout = declared.get("layout", "NHWC")
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: 1e999 as an integer
         raise ModelError(f"model card for {model_path}: {which} section incomplete ({exc})") from None
     real_shape = tuple(int(v) for v in detail["shape"])
     real_dtype = np.dtype(detail["dtype"]).name
     real_scale, real_zero = detail["quantization"]
     problems = []
-    if which == "input" and layout not in ("NHWC", "NTKC"):
-        problems.append(f"layout {layout} (the appliance feeds NHWC images or NTKC keypoint windows)")
+    if layout != layout_wanted:
+        problems.append(f"layout {layout} (the appliance reads this {which} as {layout_wanted})")
     if real_shape != shape:
         problems.append(f"shape {list(real_shape)} != card {list(shape)}")
     if real_dtype != dtype:
@@ -84,6 +86,8 @@ class _TFLiteModel:
     """Interpreter + card + the tensor checks and (de)quantisation both models share."""
 
     task = ""
+    input_layout = ""  # NHWC: an image; NTKC: a keypoint window
+    output_layout = ""  # NHWC: heatmaps; NC: one value
 
     def __init__(self, path: str | Path, num_threads: int = 1):
         self.path = Path(path)
@@ -107,8 +111,8 @@ class _TFLiteModel:
             raise ModelError(f"model {self.path} must have one input and one output, has {len(inputs)} and {len(outputs)}")
         self._input_index = inputs[0]["index"]
         self._output_index = outputs[0]["index"]
-        self.input = _check_tensor(self.path, "input", self.card["input"], inputs[0])
-        self.output = _check_tensor(self.path, "output", self.card["output"], outputs[0])
+        self.input = _check_tensor(self.path, "input", self.card["input"], inputs[0], self.input_layout)
+        self.output = _check_tensor(self.path, "output", self.card["output"], outputs[0], self.output_layout)
         if len(self.input.shape) != 4 or self.input.shape[0] != 1 or self.input.shape[3] != 3:
             raise ModelError(f"model {self.path}: input must be [1, H, W, 3], card says {list(self.input.shape)}")
 
@@ -142,6 +146,7 @@ class KeypointModel(_TFLiteModel):
     """Frame -> [K, 3] keypoints (x, y normalised to the frame, score) in appliance.keypoints order."""
 
     task = "keypoints"
+    input_layout = output_layout = "NHWC"
 
     def __init__(self, path: str | Path, num_threads: int = 1, flip_average: bool = True):
         super().__init__(path, num_threads)
@@ -164,6 +169,12 @@ class KeypointModel(_TFLiteModel):
                 and value_range[0] < value_range[1]):
             raise _card_error(self.path, "input.value_range", "[low, high], two numbers with low < high", value_range)
         low, high = map(float, value_range)
+        if self.input.dtype != "float32":  # a range the int8 input cannot hold would be clipped flat
+            info = np.iinfo(_NP_DTYPES[self.input.dtype])
+            can_low, can_high = ((v - self.input.zero_point) * self.input.scale for v in (info.min, info.max))
+            if low < can_low - self.input.scale or high > can_high + self.input.scale:
+                raise _card_error(self.path, "input.value_range", f"inside what the {self.input.dtype} input holds "
+                                  f"[{can_low:.4g}, {can_high:.4g}]", value_range)
         # uint8 pixel -> input tensor value, as a 256-entry lookup (one gather per frame)
         self._lut = self._quantise(low + (high - low) * np.arange(256) / 255.0)
 
@@ -219,6 +230,7 @@ class RecognitionModel(_TFLiteModel):
     """
 
     task = "recognition"
+    input_layout, output_layout = "NTKC", "NC"
 
     def __init__(self, path: str | Path, num_threads: int = 1):
         super().__init__(path, num_threads)
@@ -236,6 +248,11 @@ class RecognitionModel(_TFLiteModel):
         step_s = window.get("step_s")
         if not _is_number(step_s) or not step_s > 0:  # 0, less or NaN: the history would never drop a frame
             raise _card_error(self.path, "input.window.step_s", "a number of seconds above 0", step_s)
+        # What normalise_window does with them is fixed here: a model trained otherwise is refused.
+        for field, value in (("steps", steps), ("min_score", recognition.MIN_SCORE), ("clip", recognition.CLIP)):
+            if not _is_number(window.get(field)) or window[field] != value:
+                raise _card_error(self.path, f"input.window.{field}", f"{value} (the input tensor and this appliance's window)",
+                                  window.get(field))
         self.count = count
         self.history = recognition.PoseHistory(steps, step_s)
 

@@ -198,6 +198,12 @@ def edit_card(tmp_path, name, change):
     ("recognizer", lambda c: c["input"].pop("kind"), "input must be a keypoint window"),
     ("recognizer", lambda c: c["input"]["window"].__setitem__("keypoints", c["input"]["window"]["keypoints"][::-1]), "card keypoint order"),
     ("recognizer", lambda c: c["input"].__setitem__("layout", "NCHW"), "does not match its card: input layout NCHW"),
+    # Each model's own layout (either one was accepted for either model, outputs never looked at)
+    ("recognizer", lambda c: c["input"].__setitem__("layout", "NHWC"), "does not match its card: input layout NHWC"),
+    ("keypoints", lambda c: c["output"].__setitem__("layout", "NCHW"), "does not match its card: output layout NCHW"),
+    # A card of infinities or deep nesting: one line, not an OverflowError or RecursionError traceback
+    ("keypoints", lambda c: c["input"].__setitem__("zero_point", float("inf")), "input section incomplete"),
+    ("keypoints", lambda c: c["input"].__setitem__("shape", [1, 144.9, 192.2, 3]), "input section incomplete"),
 ])
 def test_card_that_does_not_match_the_model(daemon, tmp_path, capsys, name, change, message):
     run, unchanged = daemon
@@ -205,6 +211,18 @@ def test_card_that_does_not_match_the_model(daemon, tmp_path, capsys, name, chan
     edit_card(tmp_path, name, change)
     assert run(config) == 3
     one_error_line(capsys, f"{tmp_path}/models/{name}", message)
+    assert unchanged()
+
+
+@needs_models
+def test_deeply_nested_card(daemon, tmp_path, capsys):
+    """json.loads gives up with RecursionError, which is not a ValueError: it was a traceback."""
+    run, unchanged = daemon
+    config = real_models(tmp_path)
+    path = tmp_path / "models" / "keypoints.json"
+    path.write_text(path.read_text().rstrip()[:-1] + ', "x": ' + "[" * 100000 + "]" * 100000 + "}")
+    assert run(config) == 3
+    one_error_line(capsys, f"model card {path} is unreadable")
     assert unchanged()
 
 
@@ -237,6 +255,13 @@ def test_truncated_real_model(daemon, tmp_path, capsys):
     ("recognizer", "input.window.keypoints", 5),
     ("recognizer", "input.window.step_s", 0),
     ("recognizer", "input.window.step_s", "nan"),
+    # What the appliance's window does is fixed: a model trained on another window is refused
+    ("recognizer", "input.window.steps", 10),
+    ("recognizer", "input.window.min_score", 0.9),
+    ("recognizer", "input.window.clip", 1.0),
+    ("recognizer", "input.window.clip", None),
+    # [0, 255] on an input that holds [0, 1]: every pixel from 1 up became the brightest value
+    ("keypoints", "input.value_range", [0, 255]),
 ])
 def test_card_field_of_the_wrong_type_or_range(daemon, tmp_path, capsys, name, field, value):
     """One line naming the card and the field (these were TypeError or ValueError tracebacks)."""
