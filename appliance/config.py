@@ -40,13 +40,14 @@ class ModelsConfig:
     keypoints: str = "keypoints.tflite"
     recognizer: str = "recognizer.tflite"
     num_threads: int = 2
-    recognition_every: int = 3  # run the recognizer on every Nth frame (1 to 30: at least once a second)
+    recognition_every: int = 3  # run the recognizer on every Nth frame, 1 to 30 (at 30 fps: at least once a second)
     flip_average: bool = True  # keypoints: also run the mirrored frame and average (2x the time)
     track_person: bool = False  # keypoints: look around where the last frame found the person (models/README.md)
 
     def validate(self) -> None:
         _between("models", "num_threads", self.num_threads, 1, 64)
-        # Much rarer and the gate, smoothed over 0.3 s, is fed too seldom to stay open: no rep counts.
+        # Frames, not seconds: much rarer and the gate, smoothed over 0.3 s, is fed too seldom to
+        # stay open (at 10 fps, 30 is a run every 3 s).
         _between("models", "recognition_every", self.recognition_every, 1, 30)
 
 
@@ -179,11 +180,14 @@ class StateConfig:
 # [counter] is CounterSettings (appliance/counter.py); its ranges are checked here, with every
 # other key's, so that a bad value is a one-line error naming it when the file is read rather
 # than a ValueError from the filter design at the first frame, or a counter that never counts.
-_COUNTER_COUNTS = ("filter_order", "seed_lag", "seed_numtaps")  # at least 1
-_COUNTER_POSITIVE = ("cutoff_hz", "max_speed", "nominal_fps", "scale_window_s", "max_arm_outlier", "max_arm_bend",
+# Counts: at least 1, and at most where the filter stays stable (a Butterworth filter in the
+# polynomial form goes unstable from about order 15, and counted 0 reps at 60) or a window
+# stays a few minutes of frames (1e11 taps would be allocated at the first frame).
+_COUNTER_COUNTS = {"filter_order": 8, "seed_lag": 10000, "seed_numtaps": 1001}
+_COUNTER_POSITIVE = ("cutoff_hz", "max_speed", "max_gap_s", "nominal_fps", "scale_window_s", "max_arm_outlier", "max_arm_bend",
                      "arm_per_body_scale", "min_amplitude", "amplitude_prior", "max_rep_s", "floor_window_s",
                      "first_top_factor", "seed_cutoff_hz")
-_COUNTER_NOT_NEGATIVE = ("top_fraction", "refractory_s", "min_rep_s", "max_gap_s", "warmup_s", "max_wrist_level",
+_COUNTER_NOT_NEGATIVE = ("top_fraction", "refractory_s", "min_rep_s", "warmup_s", "max_wrist_level",
                          "front_width_ratio", "front_hip_offset", "max_hip_drop", "max_front_hip_drop", "max_hip_rise",
                          "max_front_hip_rise", "max_top_hip_ratio", "top_grace_s", "min_hip_follow", "max_hip_follow",
                          "max_hand_off_floor", "max_hand_motion")
@@ -194,8 +198,8 @@ _COUNTER_ANY = ("min_arm_drop", "min_top_arm_drop", "seed_h")  # any number: a n
 
 
 def validate_counter(settings: CounterSettings) -> None:
-    for key in _COUNTER_COUNTS:
-        _at_least("counter", key, getattr(settings, key), 1)
+    for key, high in _COUNTER_COUNTS.items():
+        _between("counter", key, getattr(settings, key), 1, high)
     for key in _COUNTER_POSITIVE:
         if not getattr(settings, key) > 0:
             raise ConfigError(f"[counter].{key} must be more than 0, got {getattr(settings, key)!r}")
@@ -236,7 +240,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, and Python's limit on an integer's digits
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     return config_from_dict(raw, source=str(path))
 
@@ -279,7 +283,7 @@ def _checked(where: str, value: Any, default: Any) -> Any:
     if expected is bool:
         ok = isinstance(value, bool)
     elif expected is float:  # TOML also has nan and inf, which no setting means
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value)
         value = float(value) if ok else value
     elif expected is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -288,8 +292,18 @@ def _checked(where: str, value: Any, default: Any) -> Any:
     else:
         ok = isinstance(value, expected)
     if not ok:
-        raise ConfigError(f"{where} must be {_type_name(expected)}, got {value!r}")
+        raise ConfigError(f"{where} must be {_type_name(expected)}, got {value!r:.60}")
+    if "\0" in (value if isinstance(value, str) else "".join(value) if expected is list else ""):
+        raise ConfigError(f"{where} must not hold a NUL character (no path or program name can)")
     return value
+
+
+def _finite(number: int | float) -> bool:
+    """A float setting's value: an integer too big for a float is no more a setting than inf."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _type_name(t: type) -> str:

@@ -91,6 +91,15 @@ def test_flip_average_reaches_the_keypoint_model(tmp_path):
         ("[buzzer]\nbeep_s = 1e308\n", "[buzzer].beep_s"),
         ("[buzzer]\nbeep_s = 3600\n", "[buzzer].beep_s"),
         ("[buzzer]\nbeep_s = 2.5\n", "[buzzer].beep_s"),
+        # Found by review: each of these was a traceback, or a counter that never counts
+        ("[camera]\nfps = 1" + "0" * 400 + "\n", "[camera].fps"),  # too big for a float: OverflowError
+        ("[camera]\nindex = 1" + "0" * 5000 + "\n", "not valid TOML"),  # past Python's digit limit: ValueError
+        ('[state]\ndir = "/tmp/a\\u0000b"\n', "[state].dir must not hold a NUL"),  # "embedded null byte" at start
+        ('[button]\nshutdown_command = ["systemctl", "power\\u0000off"]\n', "[button].shutdown_command"),
+        ("[counter]\nfilter_order = 9\n", "[counter].filter_order"),  # unstable from about 15: 0 reps at 60
+        ("[counter]\nseed_numtaps = 100000000000\n", "[counter].seed_numtaps"),  # allocated at the first frame
+        ("[counter]\nseed_lag = 100000000000\n", "[counter].seed_lag"),
+        ("[counter]\nmax_gap_s = 0\n", "[counter].max_gap_s"),  # every frame a gap: never counts
     ],
 )
 def test_bad_config_names_the_key(tmp_path, text, named):
@@ -144,6 +153,8 @@ def test_every_counter_value_the_config_accepts_builds_a_counter(tmp_path):
     for i in range(5):
         counter.update(i / 30, keypoints)
     assert counter.count == 0
+    top = load_config(write(tmp_path, "[counter]\nfilter_order = 8\nseed_numtaps = 1001\nseed_lag = 10000\nmax_gap_s = 0.01\n"))
+    assert (top.counter.filter_order, top.counter.seed_numtaps) == (8, 1001)
 
 
 def test_rgb_lores_may_have_any_width(tmp_path):
