@@ -139,7 +139,7 @@ def _existing_store(args):
 
 def cmd_status(args) -> int:
     store = _existing_store(args)
-    state = store.load()
+    state = store.load(read_only=True)  # a damaged file is reported, not moved aside
     if args.json:
         print(json.dumps({"reps": state.reps, "total": state.total, "resets": state.resets, "updated": state.updated}))
     else:
@@ -149,11 +149,12 @@ def cmd_status(args) -> int:
 
 def cmd_reset(args) -> int:
     store = _existing_store(args)
-    state = store.load()
-    state.reps = 0
-    state.resets += 1
-    if not store.save(state):
-        raise StateError(store.error)
+    with store.locked():  # the daemon saves in between no rep (in `total`) and no reset of ours
+        state = store.load()
+        state.reps = 0
+        state.resets += 1
+        if not store.save(state):
+            raise StateError(store.error)
     print("count reset to 0")
     return 0
 

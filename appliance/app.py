@@ -515,10 +515,11 @@ class App:
     def _save(self, pipeline: Pipeline | None = None) -> None:
         """Write the count, after taking any reset saved since the daemon's last look: writing
         over it unseen would undo a `pushup-counter reset` run just before a rep."""
-        self._take_external_reset(pipeline)
-        if self.store.save(self.state):
-            self._written_reps = self.state.reps
-        self._seen = self.store.written
+        with self.store.locked():
+            self._take_external_reset(pipeline)
+            if self.store.save(self.state):
+                self._written_reps = self.state.reps
+            self._seen = self.store.written
 
     def _status_line(self) -> str:
         fps = f" fps={self._fps:.1f}" if self._fps else ""

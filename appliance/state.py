@@ -7,7 +7,9 @@ written (read-only, full), the count lives on in memory and is written when poss
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import logging
 import math
@@ -57,9 +59,11 @@ class StateStore:
         self._dirty = False
         self._last_error_log = float("-inf")
 
-    def load(self) -> State:
-        """The saved state, or a fresh one. A damaged file is kept aside, never overwritten."""
-        self._remove_stale_temp_files()
+    def load(self, read_only: bool = False) -> State:
+        """The saved state, or a fresh one. A damaged file is kept aside, never overwritten;
+        `read_only` (`pushup-counter status`) leaves it where it is and says so instead."""
+        if not read_only:
+            self._remove_stale_temp_files()
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(raw, dict) or not all(k in raw for k in COUNTS):
@@ -73,6 +77,8 @@ class StateStore:
             raise StateError(f"state file {self.path} is not readable: {exc.strerror}") from None
         except (ValueError, TypeError, OSError, RecursionError, MemoryError) as exc:
             # RecursionError: json.loads on deeply nested brackets; MemoryError: a huge file
+            if read_only:
+                raise StateError(f"state file {self.path} is damaged ({first_line(exc)})") from None
             aside = self.path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
             try:
                 os.replace(self.path, aside)
@@ -95,6 +101,25 @@ class StateStore:
                     path.unlink()
             except OSError as exc:
                 log.debug("leaving %s: %s", path, exc)
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the state directory's lock: the daemon's look for an outside reset and its
+        save, and `pushup-counter reset`'s load and save, each happen whole. Without it a reset
+        landing while the daemon's temporary file was being fsynced was written over, unseen,
+        after the command had said "count reset to 0". The lock is on the directory itself
+        (flock on an O_RDONLY descriptor): no lock file whose owner could shut the daemon out.
+        Without a directory there is nothing to lock, and the save will say why."""
+        try:
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def save(self, state: State) -> bool:
         """Write durably; on failure remember it, keep the state in memory, and return False.

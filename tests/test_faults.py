@@ -884,6 +884,56 @@ def test_external_reset_just_before_a_rep_is_not_overwritten(tmp_path, mock_pins
     assert len(log_lines(caplog, "count reset from the command line")) == 1
 
 
+def test_reset_from_another_process_during_the_daemons_save_is_not_lost(tmp_path, mock_pins, monkeypatch, caplog):
+    """A real `pushup-counter reset` process starts while the daemon's temporary file is being
+    fsynced (tens of ms on an SD card). It used to load, reset and save in that gap; the
+    daemon's rename then put the old count back over it, unseen, after the command had said
+    "count reset to 0". Now it waits for the daemon's save and resets on top of it."""
+    import subprocess
+
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    state_dir = tmp_path / "state"
+    real_fsync, cli = os.fsync, []
+
+    def fsync_while_a_reset_starts(fd):
+        real_fsync(fd)
+        if cli == ["armed"]:
+            cli[0] = subprocess.Popen([sys.executable, "-m", "appliance", "reset", "--state-dir", str(state_dir)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            with pytest.raises(subprocess.TimeoutExpired):  # it waits for the daemon's save to end
+                cli[0].wait(timeout=3)
+
+    def arm():
+        cli.append("armed")
+
+    def after_the_reset():
+        assert cli[0].wait(timeout=60) == 0 and "count reset to 0" in cli[0].stdout.read()
+        clock.t += 1.1  # the daemon's once-a-second look at the file
+
+    monkeypatch.setattr(state_module.os, "fsync", fsync_while_a_reset_starts)
+    pipeline = StubPipeline()
+    source = ScriptedSource(["rep"] * 5 + [arm, "rep", after_the_reset, "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, pipeline, clock=clock)
+    assert app.run() == 0
+    state = saved(tmp_path)
+    assert (state.reps, state.total, state.resets) == (0, 6, 1)  # the reset came after rep 6, and stays
+    assert app.state.reps == 0 and pipeline.count == 0
+    assert len(log_lines(caplog, "count reset from the command line")) == 1
+
+
+def test_status_of_a_damaged_state_file_says_so_and_moves_nothing(tmp_path, capsys):
+    """`status` is for looking: it used to put a damaged file aside, print "reps 0" and exit 0,
+    and a second `status` then found nothing at all."""
+    from appliance.__main__ import main
+
+    (tmp_path / "state.json").write_text('{"reps": 12, "tot')
+    assert main(["status", "--state-dir", str(tmp_path)]) == 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"pushup-counter: error: state file {tmp_path}/state.json is damaged (")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
 def test_unreadable_state_file_mid_run_keeps_the_daemon_counting(tmp_path, mock_pins, monkeypatch, caplog):
     """Another writer leaves a state file the daemon cannot read (before the fix, `reset` run
     as root did): logged once, the count in memory goes on, the next save replaces the file."""
