@@ -124,3 +124,45 @@ def test_a_card_describes_the_file_beside_it_or_is_not_written(tmp_path):
     assert card["input"]["dtype"] == card["output"]["dtype"] == "int8"
     with pytest.raises(SystemExit, match="not the file its export report describes"):
         cards.write_card("recognizer", report | {"sha256": "0" * 64}, {}, {}, tmp_path / "no_run", tmp_path)
+
+
+def test_a_failed_int8_check_leaves_the_model_in_place(tmp_path, monkeypatch):
+    """The export replaces models/<name>.tflite only once its int8 contract holds: a model that
+    fails it goes beside its checkpoint, the file in place (and the card's hash of it) stay."""
+    import json
+
+    from appliance.recognition import CLIP, WINDOW_STEPS
+    from tools import export_tflite as ex
+    from tools.nets import MotionRecognizerNet
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    run, models = tmp_path / "rec", tmp_path / "models"
+    run.mkdir()
+    models.mkdir()
+    torch.save({"model": MotionRecognizerNet(9, WINDOW_STEPS, 8).state_dict(), "width": 8, "step": 3}, run / "last.pt")
+    rng = np.random.default_rng(0)
+    calib = np.clip(rng.normal(0, 1.5, (24, WINDOW_STEPS, 9, 3)), -CLIP, CLIP).astype(np.float32)
+    calib[..., 2] = rng.random((24, WINDOW_STEPS, 9)) < 0.8
+    monkeypatch.setattr(ex, "calibration_windows", lambda n, traces_dir: calib[:n])
+    shipped = models / "recognizer.tflite"
+    shipped.write_bytes(b"the shipped model")
+    (run / "export_recognizer.json").write_text("the shipped model's report")
+    real_contract = ex.int8_contract
+    monkeypatch.setattr(ex, "int8_contract", lambda p: real_contract(p) | {"float_ops": ["DEQUANTIZE"]})
+    argv = ["recognizer", "--ckpt", str(run / "last.pt"), "--out-dir", str(models), "--calib", "24"]
+
+    assert ex.main(argv) == 1
+    assert shipped.read_bytes() == b"the shipped model"
+    assert (run / "export_recognizer.json").read_text() == "the shipped model's report"
+    rejected = json.loads((run / "export_recognizer.rejected.json").read_text())
+    assert rejected["tflite"] == str(run / "recognizer.rejected.tflite") and not rejected["contract_ok"]
+    assert ex.sha256(run / "recognizer.rejected.tflite") == rejected["sha256"]
+    assert sorted(p.name for p in models.iterdir()) == ["recognizer.tflite"]  # no temporary file left
+
+    monkeypatch.setattr(ex, "int8_contract", real_contract)
+    assert ex.main(argv) == 0
+    report = json.loads(ex.report_path(run, "recognizer").read_text())
+    assert report["tflite"] == str(shipped) and report["contract_ok"]
+    assert ex.sha256(shipped) == report["sha256"] and ex.int8_contract(shipped)["input_dtype"] == "int8"
+    assert sorted(p.name for p in models.iterdir()) == ["recognizer.tflite"]
