@@ -207,16 +207,25 @@ def write_card(task: str, export_info: dict, metrics: dict, latency: dict, run_d
 
 
 def main(argv=None):
-    """Write cards from export reports alone (metrics filled in later by tools.evaluate_models)."""
+    """Write both cards from export reports alone (metrics filled in later by tools.evaluate_models).
+    Each run folder holds the checkpoint that was exported and the report tools.export_tflite wrote
+    beside it (export_keypoints.json, export_recognizer.json); the cards go beside the .tflite files
+    those reports describe, in --models."""
     import argparse
 
+    from tools.export_tflite import report_path
+
     ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--export-dir", default=str(REPO / "runs"))
+    ap.add_argument("--kp-run", default=str(REPO / "runs" / "kp"),
+                    help="the keypoint run folder: export_keypoints.json, metrics.json (default runs/kp)")
+    ap.add_argument("--rec-run", default=str(REPO / "runs" / "rec"),
+                    help="the recogniser run folder: export_recognizer.json, metrics.json (default runs/rec)")
+    ap.add_argument("--models", default=str(REPO / "models"))
     ap.add_argument("--note", default="early checkpoint; not yet evaluated")
     a = ap.parse_args(argv)
-    for task, run in (("keypoints", "kp"), ("recognizer", "rec")):
-        exp = json.loads((Path(a.export_dir) / f"export_{task}.json").read_text())
-        print(write_card(task, exp, {"note": a.note}, {}, REPO / "runs" / run, REPO / "models"))
+    for task, run in (("keypoints", Path(a.kp_run)), ("recognizer", Path(a.rec_run))):
+        exp = json.loads(report_path(run, task).read_text())
+        print(write_card(task, exp, {"note": a.note}, {}, run, Path(a.models)))
 
 
 if __name__ == "__main__":
