@@ -166,3 +166,56 @@ def test_a_failed_int8_check_leaves_the_model_in_place(tmp_path, monkeypatch):
     assert report["tflite"] == str(shipped) and report["contract_ok"]
     assert ex.sha256(shipped) == report["sha256"] and ex.int8_contract(shipped)["input_dtype"] == "int8"
     assert sorted(p.name for p in models.iterdir()) == ["recognizer.tflite"]
+
+
+def test_the_recogniser_card_says_what_its_run_trained_on(tmp_path):
+    """training.targets comes from the run's own record (metrics.json), else from the card being
+    replaced when that card is the same file's, else it says it is not recorded: it is never
+    today's tools.dataset labels put on a model trained with older ones."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from tools import cards, export_tflite
+
+    shipped = Path(__file__).resolve().parents[1] / "models"
+    shutil.copy(shipped / "recognizer.tflite", tmp_path / "recognizer.tflite")
+    shutil.copy(shipped / "recognizer.json", tmp_path / "recognizer.json")
+    shipped_targets = json.loads((shipped / "recognizer.json").read_text())["training"]["targets"]
+    report = {"sha256": export_tflite.sha256(shipped / "recognizer.tflite")}
+
+    def targets(run):
+        return json.loads(cards.write_card("recognizer", report, {}, {}, run, tmp_path).read_text())["training"]
+
+    assert targets(tmp_path / "old_run")["targets"] == shipped_targets  # no record: the shipped card's text stays
+    run = tmp_path / "new_run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"steps": 5, "targets": "what this run used", "tools_commit": "abc1234"}))
+    t = targets(run)
+    assert t["targets"] == "what this run used" and t["run"]["tools_commit"] == "abc1234"
+    card = json.loads((tmp_path / "recognizer.json").read_text())
+    (tmp_path / "recognizer.json").write_text(json.dumps(card | {"sha256": "0" * 64}))  # another file's card
+    assert targets(tmp_path / "old_run")["targets"] == cards.TARGETS_UNRECORDED
+
+
+def test_cards_read_the_export_reports_where_the_export_writes_them(tmp_path):
+    """python -m tools.cards takes run folders and reads export_tflite.report_path in each."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from tools import cards, export_tflite
+
+    shipped = Path(__file__).resolve().parents[1] / "models"
+    models = tmp_path / "models"
+    models.mkdir()
+    argv = ["--models", str(models)]
+    for task, name, run in (("keypoints", "keypoints", "kp"), ("recognizer", "recognizer", "rec")):
+        shutil.copy(shipped / f"{name}.tflite", models)
+        (tmp_path / run).mkdir()
+        export_tflite.report_path(tmp_path / run, task).write_text(
+            json.dumps({"sha256": export_tflite.sha256(shipped / f"{name}.tflite")}))
+        argv += [f"--{run}-run", str(tmp_path / run)]
+    cards.main(argv)
+    assert json.loads((models / "recognizer.json").read_text())["training"]["targets"] == cards.TARGETS_UNRECORDED
+    assert json.loads((models / "keypoints.json").read_text())["sha256"] == export_tflite.sha256(shipped / "keypoints.tflite")
