@@ -48,6 +48,12 @@ COMMANDS = {
         *EVALUATE,
     ]),
     "recognizer": "\n".join([
+        "# the shipped model was trained with the tools at commit 51ac75a, the commit that shipped it (it changed no "
+        "tools): the split before session 11",
+        "# and tools.dataset.pushup_labels before session 12's label fixes (the card's training.targets). To rebuild "
+        "it exactly, run the chain",
+        "# up to its export at that commit, without --config (its pose_traces ran one pass only); today's tools train "
+        "on today's split and tools.dataset.clip_labels",
         "# the recogniser trains on one-pass keypoints of the shipped keypoint model (traces_e, collected before flip "
         "averaging was the default; one retrained on flip-averaged traces counted worse: models/README.md)",
         "printf '[models]\\nflip_average = false\\n' > runs/onepass.toml",
