@@ -124,3 +124,98 @@ def test_a_card_describes_the_file_beside_it_or_is_not_written(tmp_path):
     assert card["input"]["dtype"] == card["output"]["dtype"] == "int8"
     with pytest.raises(SystemExit, match="not the file its export report describes"):
         cards.write_card("recognizer", report | {"sha256": "0" * 64}, {}, {}, tmp_path / "no_run", tmp_path)
+
+
+def test_a_failed_int8_check_leaves_the_model_in_place(tmp_path, monkeypatch):
+    """The export replaces models/<name>.tflite only once its int8 contract holds: a model that
+    fails it goes beside its checkpoint, the file in place (and the card's hash of it) stay."""
+    import json
+
+    from appliance.recognition import CLIP, WINDOW_STEPS
+    from tools import export_tflite as ex
+    from tools.nets import MotionRecognizerNet
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    run, models = tmp_path / "rec", tmp_path / "models"
+    run.mkdir()
+    models.mkdir()
+    torch.save({"model": MotionRecognizerNet(9, WINDOW_STEPS, 8).state_dict(), "width": 8, "step": 3}, run / "last.pt")
+    rng = np.random.default_rng(0)
+    calib = np.clip(rng.normal(0, 1.5, (24, WINDOW_STEPS, 9, 3)), -CLIP, CLIP).astype(np.float32)
+    calib[..., 2] = rng.random((24, WINDOW_STEPS, 9)) < 0.8
+    monkeypatch.setattr(ex, "calibration_windows", lambda n, traces_dir: calib[:n])
+    shipped = models / "recognizer.tflite"
+    shipped.write_bytes(b"the shipped model")
+    (run / "export_recognizer.json").write_text("the shipped model's report")
+    real_contract = ex.int8_contract
+    monkeypatch.setattr(ex, "int8_contract", lambda p: real_contract(p) | {"float_ops": ["DEQUANTIZE"]})
+    argv = ["recognizer", "--ckpt", str(run / "last.pt"), "--out-dir", str(models), "--calib", "24"]
+
+    assert ex.main(argv) == 1
+    assert shipped.read_bytes() == b"the shipped model"
+    assert (run / "export_recognizer.json").read_text() == "the shipped model's report"
+    rejected = json.loads((run / "export_recognizer.rejected.json").read_text())
+    assert rejected["tflite"] == str(run / "recognizer.rejected.tflite") and not rejected["contract_ok"]
+    assert ex.sha256(run / "recognizer.rejected.tflite") == rejected["sha256"]
+    assert sorted(p.name for p in models.iterdir()) == ["recognizer.tflite"]  # no temporary file left
+
+    monkeypatch.setattr(ex, "int8_contract", real_contract)
+    assert ex.main(argv) == 0
+    report = json.loads(ex.report_path(run, "recognizer").read_text())
+    assert report["tflite"] == str(shipped) and report["contract_ok"]
+    assert ex.sha256(shipped) == report["sha256"] and ex.int8_contract(shipped)["input_dtype"] == "int8"
+    assert sorted(p.name for p in models.iterdir()) == ["recognizer.tflite"]
+
+
+def test_the_recogniser_card_says_what_its_run_trained_on(tmp_path):
+    """training.targets comes from the run's own record (metrics.json), else from the card being
+    replaced when that card is the same file's, else it says it is not recorded: it is never
+    today's tools.dataset labels put on a model trained with older ones."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from tools import cards, export_tflite
+
+    shipped = Path(__file__).resolve().parents[1] / "models"
+    shutil.copy(shipped / "recognizer.tflite", tmp_path / "recognizer.tflite")
+    shutil.copy(shipped / "recognizer.json", tmp_path / "recognizer.json")
+    shipped_targets = json.loads((shipped / "recognizer.json").read_text())["training"]["targets"]
+    report = {"sha256": export_tflite.sha256(shipped / "recognizer.tflite")}
+
+    def targets(run):
+        return json.loads(cards.write_card("recognizer", report, {}, {}, run, tmp_path).read_text())["training"]
+
+    assert targets(tmp_path / "old_run")["targets"] == shipped_targets  # no record: the shipped card's text stays
+    run = tmp_path / "new_run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"steps": 5, "targets": "what this run used", "tools_commit": "abc1234"}))
+    t = targets(run)
+    assert t["targets"] == "what this run used" and t["run"]["tools_commit"] == "abc1234"
+    card = json.loads((tmp_path / "recognizer.json").read_text())
+    (tmp_path / "recognizer.json").write_text(json.dumps(card | {"sha256": "0" * 64}))  # another file's card
+    assert targets(tmp_path / "old_run")["targets"] == cards.TARGETS_UNRECORDED
+
+
+def test_cards_read_the_export_reports_where_the_export_writes_them(tmp_path):
+    """python -m tools.cards takes run folders and reads export_tflite.report_path in each."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from tools import cards, export_tflite
+
+    shipped = Path(__file__).resolve().parents[1] / "models"
+    models = tmp_path / "models"
+    models.mkdir()
+    argv = ["--models", str(models)]
+    for task, name, run in (("keypoints", "keypoints", "kp"), ("recognizer", "recognizer", "rec")):
+        shutil.copy(shipped / f"{name}.tflite", models)
+        (tmp_path / run).mkdir()
+        export_tflite.report_path(tmp_path / run, task).write_text(
+            json.dumps({"sha256": export_tflite.sha256(shipped / f"{name}.tflite")}))
+        argv += [f"--{run}-run", str(tmp_path / run)]
+    cards.main(argv)
+    assert json.loads((models / "recognizer.json").read_text())["training"]["targets"] == cards.TARGETS_UNRECORDED
+    assert json.loads((models / "keypoints.json").read_text())["sha256"] == export_tflite.sha256(shipped / "keypoints.tflite")

@@ -48,6 +48,12 @@ COMMANDS = {
         *EVALUATE,
     ]),
     "recognizer": "\n".join([
+        "# the shipped model was trained with the tools at commit 51ac75a, the commit that shipped it (it changed no "
+        "tools): the split before session 11",
+        "# and tools.dataset.pushup_labels before session 12's label fixes (the card's training.targets). To rebuild "
+        "it exactly, run the chain",
+        "# up to its export at that commit, without --config (its pose_traces ran one pass only); today's tools train "
+        "on today's split and tools.dataset.clip_labels",
         "# the recogniser trains on one-pass keypoints of the shipped keypoint model (traces_e, collected before flip "
         "averaging was the default; one retrained on flip-averaged traces counted worse: models/README.md)",
         "printf '[models]\\nflip_average = false\\n' > runs/onepass.toml",
@@ -72,33 +78,40 @@ SPLIT_CHANGE = ("the models were trained when riyer8 was split in blocks of 20 c
                 "'train' is what the models were trained on, 'val' what they are measured on, which they never saw")
 
 
-def recognizer_training_summary(run_dir: Path) -> dict:
+# A card's training.targets when neither the training run's record (metrics.json "targets", which
+# tools.train_recognizer writes since session 12) nor the card being replaced (for the same file) says.
+TARGETS_UNRECORDED = ("not recorded: the training run's metrics.json has no 'targets' (runs before session 12); "
+                      "they are tools.dataset's labels at the commit the run was trained at")
+
+
+def recognizer_training_summary(run_dir: Path, previous: dict | None = None) -> dict:
+    """``previous``: the training block of the card this one replaces, when that card describes the
+    same file; its targets are kept where the run's own record has none."""
+    m = run_dir / "metrics.json"
+    t = json.loads(m.read_text()) if m.exists() else {}
     out = {
         "data": ("keypoint traces of every clip in ../shared/data (pushup/, pushup_riyer8_cs231n-pushfit/, negative/; "
                  "ambiguous negatives left out): the MediaPipe teacher's, and our int8 keypoint model's as the appliance "
                  "sees them (tools.pose_traces collect)"),
         "split": SPLIT_RULE,
-        "targets": ("per frame (tools.dataset.clip_labels): 1 = push-up clip with the person down inside the active span "
-                    "(pauses up to 2 s inside a set included; 0.5 s unsure margin at transitions), every riyer8 frame with "
-                    "a person; 0 = negative clips and standing/set-up frames (unsure in top-down clips); the window ending "
-                    "at a frame carries that frame's label"),
+        # what the run trained on, from its own record: tools.dataset's labels today may not be those
+        "targets": t.get("targets") or (previous or {}).get("targets") or TARGETS_UNRECORDED,
         "augmentation": ("tempo (window step 0.07/0.1/0.14 s), horizontal flip with left/right swap, rotation +-8 deg, "
                          "scale, keypoint jitter and outliers (stronger on teacher traces), dropped keypoints, history cut short"),
     }
-    m = run_dir / "metrics.json"
-    if m.exists():
-        t = json.loads(m.read_text())
-        out["run"] = {k: t[k] for k in ("train_windows", "steps", "wall_seconds", "threads") if k in t}
+    if t:
+        out["run"] = {k: t[k] for k in ("train_windows", "steps", "wall_seconds", "threads", "tools_commit") if k in t}
         out["run"]["machine"] = "2-core x86-64 CPU, no GPU"
         out["run"]["args"] = t.get("args")
     return out
 
 
-def training_summary(task: str, run_dir: Path, val_cache_json: Path | None = None) -> dict:
+def training_summary(task: str, run_dir: Path, val_cache_json: Path | None = None, previous: dict | None = None) -> dict:
     """``val_cache_json``: the summary of the cache the metrics were measured on, where that is not
-    the training cache (runs/cache/frames.json)."""
+    the training cache (runs/cache/frames.json). ``previous``: the replaced card's training block
+    (same file), for what the run folder does not record."""
     if task != "keypoints":
-        return recognizer_training_summary(run_dir) | ({"split_change": SPLIT_CHANGE} if val_cache_json else {})
+        return recognizer_training_summary(run_dir, previous) | ({"split_change": SPLIT_CHANGE} if val_cache_json else {})
     cache_json = REPO / "runs" / "cache" / "frames.json"
     out = {}
     if cache_json.exists():
@@ -160,6 +173,10 @@ def write_card(task: str, export_info: dict, metrics: dict, latency: dict, run_d
         raise SystemExit(f"{tflite} is not the file its export report describes (sha256 {export_info['sha256'][:12]}...): "
                          f"pass the report of the export that made it")
     c = int8_contract(tflite)
+    path = models_dir / f"{name}.json"
+    # the card this one replaces, if it describes the same file: what it says that no run record does stays
+    old = json.loads(path.read_text()) if path.exists() else {}
+    previous = old.get("training") if old.get("sha256") == export_info["sha256"] else None
     card = {
         "name": name,
         "task": "keypoints" if task == "keypoints" else "recognition",
@@ -194,29 +211,37 @@ def write_card(task: str, export_info: dict, metrics: dict, latency: dict, run_d
         "parameters": export_info.get("parameters"),
         "macs": export_info.get("macs"),
         "size_bytes": tflite.stat().st_size,
-        "training": training_summary(task, run_dir, val_cache_json),
+        "training": training_summary(task, run_dir, val_cache_json, previous),
         "metrics": metrics,
         "latency_ms": latency,
         "tools": export_info.get("tools", {}),
         "int8_check": {"float_ops": c["float_ops"], "ops": c["ops"], "parity": export_info.get("parity_on_calibration_frames")},
         "command": COMMANDS[task],
     })
-    path = models_dir / f"{name}.json"
     path.write_text(json.dumps(card, indent=1) + "\n")
     return path
 
 
 def main(argv=None):
-    """Write cards from export reports alone (metrics filled in later by tools.evaluate_models)."""
+    """Write both cards from export reports alone (metrics filled in later by tools.evaluate_models).
+    Each run folder holds the checkpoint that was exported and the report tools.export_tflite wrote
+    beside it (export_keypoints.json, export_recognizer.json); the cards go beside the .tflite files
+    those reports describe, in --models."""
     import argparse
 
+    from tools.export_tflite import report_path
+
     ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--export-dir", default=str(REPO / "runs"))
+    ap.add_argument("--kp-run", default=str(REPO / "runs" / "kp"),
+                    help="the keypoint run folder: export_keypoints.json, metrics.json (default runs/kp)")
+    ap.add_argument("--rec-run", default=str(REPO / "runs" / "rec"),
+                    help="the recogniser run folder: export_recognizer.json, metrics.json (default runs/rec)")
+    ap.add_argument("--models", default=str(REPO / "models"))
     ap.add_argument("--note", default="early checkpoint; not yet evaluated")
     a = ap.parse_args(argv)
-    for task, run in (("keypoints", "kp"), ("recognizer", "rec")):
-        exp = json.loads((Path(a.export_dir) / f"export_{task}.json").read_text())
-        print(write_card(task, exp, {"note": a.note}, {}, REPO / "runs" / run, REPO / "models"))
+    for task, run in (("keypoints", Path(a.kp_run)), ("recognizer", Path(a.rec_run))):
+        exp = json.loads(report_path(run, task).read_text())
+        print(write_card(task, exp, {"note": a.note}, {}, run, Path(a.models)))
 
 
 if __name__ == "__main__":

@@ -340,6 +340,7 @@ def clip_labels(clip, lm33: np.ndarray, kp: np.ndarray, fps: float) -> np.ndarra
     (head-on ones too, whose plank pushup_labels' upright-torso test takes for standing):
     every frame with a person is a push-up. Seen from above, a plank looks like a person
     standing: a top-down clip's 'standing' frames are unsure, not negatives.
+    tools.train_recognizer.TARGETS describes these labels in each run's record and the card.
     """
     if clip.kind == "negative":
         return np.zeros(len(kp), np.int8)

@@ -248,7 +248,9 @@ def main(argv=None):
     ap.add_argument("--traces", default=str(REPO / "runs" / "traces"), help="our model's traces (tools.pose_traces collect)")
     ap.add_argument("--out", default=str(REPO / "runs" / "eval"))
     ap.add_argument("--blazepose", default=None, help="path to pose_landmark_lite.tflite (else npm pack into a temp dir)")
-    ap.add_argument("--update-cards", action="store_true")
+    ap.add_argument("--update-cards", action="store_true",
+                    help="rewrite models/*.json from the export reports beside --kp-ckpt and --rec-ckpt "
+                         "(export_keypoints.json, export_recognizer.json, as tools.export_tflite writes them)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="debug: evaluate only about this many frames")
     a = ap.parse_args(argv)
@@ -292,9 +294,11 @@ def main(argv=None):
     (out / "report.json").write_text(json.dumps(report, indent=1))
     if a.update_cards:
         from tools.cards import write_card
+        from tools.export_tflite import report_path
 
-        for task, run, res in (("keypoints", "kp", kp_res), ("recognizer", "rec", rec_res)):
-            exp = json.loads((REPO / "runs" / run / f"export_{task}.json").read_text())
+        # each checkpoint's folder holds its export report (tools.export_tflite) and its run's metrics
+        for task, run, res in (("keypoints", Path(a.kp_ckpt).parent, kp_res), ("recognizer", Path(a.rec_ckpt).parent, rec_res)):
+            exp = json.loads(report_path(run, task).read_text())
             key = "keypoints_int8" if task == "keypoints" else "recognizer_int8"
             lat_card = {"ai_edge_litert_1_thread_median": lat[key]["median_ms"], "p90": lat[key]["p90_ms"],
                         "machine": "x86-64, 2 cores shared with other jobs",
@@ -328,7 +332,7 @@ def main(argv=None):
             trained_on = json.loads((REPO / "runs" / "cache" / "frames.json").read_text())["val"]["val_clips"]
             measured = Path(a.cache).with_suffix(".json")
             val_cache_json = measured if json.loads(measured.read_text())["val"]["val_clips"] != trained_on else None
-            p = write_card(task, exp, m, lat_card, REPO / "runs" / run, models, val_cache_json)
+            p = write_card(task, exp, m, lat_card, run, models, val_cache_json)
             print("wrote", p)
 
 

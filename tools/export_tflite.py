@@ -1,10 +1,22 @@
-"""Export a trained checkpoint to a full-integer int8 TFLite model plus its JSON model card.
+"""Export a trained checkpoint to a full-integer int8 TFLite model, and report on it.
 
 PyTorch -> float TFLite (litert-torch, NHWC input via ``to_channel_last_io``) -> static int8
 (ai-edge-quantizer ``recipe.static_wi8_ai8()``, calibrated on real data: letterboxed frames
 covering the full 0..255 pixel range for the keypoint model, keypoint windows from real traces
 for the recogniser) -> checks: int8 input and output, no float tensor anywhere
-in the graph, parity against the float PyTorch model.
+in the graph (the int8 contract), parity against the float PyTorch model (reported).
+
+The int8 model is written beside ``--out-dir/<name>.tflite`` (default models/) under a
+temporary name and moved into place only when the int8 contract holds; an export that fails
+it leaves the old file as it was and goes to ``<checkpoint dir>/<name>.rejected.tflite``.
+The export report (hash, size, contract, parity, parameters, MACs, tool versions) goes to
+``<checkpoint dir>/export_<task>.json``, or ``export_<task>.rejected.json`` for a rejected one.
+
+This writes no model card: the cards (models/<name>.json) are written from these reports by
+``python -m tools.evaluate_models ... --update-cards`` (with metrics and latency) or by
+``python -m tools.cards`` (without), both reading the reports from the checkpoints' folders
+(by default ``runs/kp/export_keypoints.json`` and ``runs/rec/export_recognizer.json``, as the
+commands below write them).
 
     python -m tools.export_tflite keypoints --ckpt runs/kp/best.pt
     python -m tools.export_tflite recognizer --ckpt runs/rec/last.pt --traces runs/traces_e
@@ -15,6 +27,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -133,6 +146,17 @@ def int8_contract(tflite_path: Path) -> dict:
         "output_scale": float(outp["quantization"][0]), "output_zero_point": int(outp["quantization"][1]),
         "float_ops": sorted(set(float_ops)), "ops": sorted(set(op_names)), "op_count": len(op_names),
     }
+
+
+def contract_ok(contract: dict) -> bool:
+    """The int8 contract: int8 input and output, no op reading or writing a float tensor."""
+    return contract["input_dtype"] == "int8" and contract["output_dtype"] == "int8" and not contract["float_ops"]
+
+
+def report_path(run_dir: Path, task: str, rejected: bool = False) -> Path:
+    """Where an export's report goes, and where tools.cards and tools.evaluate_models read it:
+    beside the checkpoint it was exported from (runs/kp, runs/rec)."""
+    return Path(run_dir) / f"export_{task}{'.rejected' if rejected else ''}.json"
 
 
 class Int8Runner:
@@ -262,16 +286,34 @@ def export(task: str, ckpt_path: Path, out_dir: Path, calib_n: int = 200, traces
     macs_shape = (1, calib.shape[3], calib.shape[1], calib.shape[2])
     name = "keypoints" if task == "keypoints" else "recognizer"
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        fpath = to_float_tflite(module, torch.from_numpy(calib[:1]), Path(tmp) / f"{name}_float.tflite")
-        qpath = quantize_int8(fpath, calib, out_dir / f"{name}.tflite", input_range)
-    contract = int8_contract(qpath)
-    runner = Int8Runner(qpath)
-    par = parity(task, module, runner, calib[: min(64, len(calib))])
-    info = {"task": task, "tflite": str(qpath), "sha256": sha256(qpath), "size_bytes": qpath.stat().st_size,
+    target = out_dir / f"{name}.tflite"
+    # the new model is written beside the target under a temporary name (same folder, so the move
+    # is atomic) and replaces it only once its checks pass: a failed export leaves the shipped
+    # file, and the card's hash of it, as they were
+    candidate = out_dir / f".{name}.tflite.{os.getpid()}.tmp"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            fpath = to_float_tflite(module, torch.from_numpy(calib[:1]), Path(tmp) / f"{name}_float.tflite")
+            quantize_int8(fpath, calib, candidate, input_range)
+        contract = int8_contract(candidate)
+        runner = Int8Runner(candidate)
+        par = parity(task, module, runner, calib[: min(64, len(calib))])
+        ok = contract_ok(contract)
+        digest, size = sha256(candidate), candidate.stat().st_size
+        if ok:
+            os.replace(candidate, target)
+            final = target
+        else:
+            final = ckpt_path.parent / f"{name}.rejected.tflite"
+            shutil.move(str(candidate), str(final))
+    finally:
+        candidate.unlink(missing_ok=True)
+    info = {"task": task, "tflite": str(final), "contract_ok": ok, "sha256": digest, "size_bytes": size,
             "contract": contract, "parity_on_calibration_frames": par, "checkpoint": str(ckpt_path),
             "checkpoint_step": ckpt.get("step"), "width": ckpt.get("width"), "export_seconds": round(time.time() - t0, 1),
             "parameters": count_params(net), "macs": count_macs(net, macs_shape), "tools": tool_versions()}
+    if not ok:
+        info["not_replaced"] = str(target)
     return info
 
 
@@ -279,17 +321,22 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("task", choices=["keypoints", "recognizer"])
     ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--out-dir", default=str(REPO / "models"))
+    ap.add_argument("--out-dir", default=str(REPO / "models"),
+                    help="where <name>.tflite is replaced, only by a model that passes the int8 contract (default models/)")
     ap.add_argument("--calib", type=int, default=200)
     ap.add_argument("--traces", default=None, help="recogniser calibration traces (default runs/traces)")
     a = ap.parse_args(argv)
     info = export(a.task, Path(a.ckpt), Path(a.out_dir), a.calib, Path(a.traces) if a.traces else None)
-    report = Path(a.ckpt).parent / f"export_{a.task}.json"
+    ok = info["contract_ok"]
+    # a rejected export's report goes beside the rejected file: the report of the model in place stays
+    report = report_path(Path(a.ckpt).parent, a.task, rejected=not ok)
     report.write_text(json.dumps(info, indent=1))
     print(json.dumps(info, indent=1))
-    c = info["contract"]
-    ok = c["input_dtype"] == "int8" and c["output_dtype"] == "int8" and not c["float_ops"]
-    print("INT8 CONTRACT", "OK" if ok else "FAILED")
+    if ok:
+        print(f"INT8 CONTRACT OK: wrote {info['tflite']}, report {report}")
+    else:
+        print(f"INT8 CONTRACT FAILED: {info['not_replaced']} left as it was; the rejected model is {info['tflite']}, "
+              f"its report {report}")
     return 0 if ok else 1
 
 

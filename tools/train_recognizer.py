@@ -41,6 +41,26 @@ from tools.pose_traces import Trace, load_rendered, load_traces
 from tools.trainlib import Schedule, save_curves, seed_all
 
 TEMPO_STEPS = (0.07, 0.1, 0.14)
+# The labels this run trains on, as its metrics.json records them for the recogniser's card
+# (tools.cards): change it with tools.dataset.clip_labels or synthetic_cache.pushup_phase_labels.
+TARGETS = ("per frame (tools.dataset.clip_labels): 1 = push-up clip with the person down inside the active span "
+           "(pauses up to 2 s inside a set included; 0.5 s unsure margin at transitions), every riyer8 frame with "
+           "a person; 0 = negative clips and standing/set-up frames (unsure in top-down clips); rendered clips: 1 from "
+           "0.8 s before the first rep's bottom to 0.3 s after the last top, unsure at both edges "
+           "(tools.synthetic_cache.pushup_phase_labels); the window ending at a frame carries that frame's label")
+
+
+def tools_commit() -> str | None:
+    """The commit the tools ran at, '-dirty' when tracked files differ from it; None outside git."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=20).stdout.strip()
+
+    try:
+        return git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except Exception:
+        return None
 
 
 def trace_windows(tr: Trace, stride: int = 1, step_s: float = STEP_S) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -233,7 +253,8 @@ def main(argv=None):
                 "step_s": STEP_S, "args": vars(a)}, out / "last.pt")
     save_curves(history, out, ["loss", "val_auc"], "motion recogniser")
     write_metrics(model, traces, out, {"train_windows": int(len(train["y"])), "steps": a.steps,
-                                       "wall_seconds": round(time.time() - t0, 1), "threads": a.threads, "args": vars(a)})
+                                       "wall_seconds": round(time.time() - t0, 1), "threads": a.threads, "args": vars(a),
+                                       "targets": TARGETS, "tools_commit": tools_commit()})
 
 
 def write_metrics(model, traces: list[Trace], out: Path, run: dict) -> None:
@@ -257,9 +278,14 @@ def average(a, traces: list[Trace], out: Path) -> None:
     for p in a.average:
         m = Path(p).parent / "metrics.json"
         t = json.loads(m.read_text()) if m.exists() else {}
-        runs.append({"checkpoint": p, **{k: t.get(k) for k in ("train_windows", "steps", "wall_seconds", "threads", "args")}})
+        runs.append({"checkpoint": p, **{k: t.get(k) for k in ("train_windows", "steps", "wall_seconds", "threads", "args",
+                                                              "targets", "tools_commit")}})
+    # the average was trained on its members' labels: one text where they agree, none where a member has no record
+    targets = {r["targets"] for r in runs}
+    record = {"targets": targets.pop()} if len(targets) == 1 and None not in targets else {}
     write_metrics(build_net("recognizer", ckpt), traces, out,
-                  {"members": runs, "wall_seconds": round(sum(r["wall_seconds"] or 0 for r in runs), 1), "args": vars(a)})
+                  {"members": runs, "wall_seconds": round(sum(r["wall_seconds"] or 0 for r in runs), 1), "args": vars(a),
+                   **record, "tools_commit": tools_commit()})
 
 
 if __name__ == "__main__":
