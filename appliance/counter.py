@@ -354,7 +354,9 @@ class _FrameClock:
     def fps(self) -> float:
         if not self.dts:
             return self.nominal_fps
-        return float(min(max(1.0 / float(np.median(self.dts)), 5.0), 240.0))
+        # floor 1 fps: the config allows 2 fps, and a 5 fps floor designed a 2 fps stream's
+        # filter for 5 (a cutoff under Nyquist then counted 0 of 8; found by review)
+        return float(min(max(1.0 / float(np.median(self.dts)), 1.0), 240.0))
 
 
 class _CounterBase:
@@ -602,7 +604,10 @@ class RepCounter(_CounterBase):
         if np.isfinite(hh):
             self._last_hh = hh
         h = self._fh(self._last_hh) if np.isfinite(self._last_hh) else math.nan
-        return self._fs(s), h, self._fw(wy)
+        # The filter runs on through frames without hips (held), but such a frame has no hip
+        # level of its own: a valley's height taken from the previous top refused real reps
+        # as "hip motion" (found by review).
+        return self._fs(s), (h if np.isfinite(hh) else math.nan), self._fw(wy)
 
     # -- per frame ---------------------------------------------------------------------------
     def update(self, t: float, keypoints: np.ndarray, gate_open: bool = True) -> bool:
@@ -662,8 +667,16 @@ class RepCounter(_CounterBase):
         # a push is judged when it reaches the top level; the count is announced there too, except
         # while the amplitude is only the prior: a deeper first push is announced on arrival
         announce_needed = top_needed * (1.0 if self._amp_learned else st.first_top_factor)
-        v = (x - self._prev_x) / (t - self._prev_t) if t > self._prev_t and np.isfinite(self._prev_x) else 0.0
-        self._prev_x, self._prev_t, self._velocity = x, t, v
+        if t > self._prev_t and np.isfinite(self._prev_x):
+            v = (x - self._prev_x) / (t - self._prev_t)
+            self._prev_x, self._prev_t, self._velocity = x, t, v
+        elif np.isfinite(self._prev_x):
+            # A repeated timestamp is no stop (with v = 0 a push was announced at half its rise),
+            # and the next frame's speed is measured from the last frame with a time of its own.
+            v = self._velocity
+        else:
+            v = 0.0
+            self._prev_x, self._prev_t, self._velocity = x, t, v
         slowed = v <= st.arrive_velocity_fraction * self._vmax
         counted = False
         if self._count_pending:
@@ -779,6 +792,7 @@ class SeedCounter(_CounterBase):
         super().__init__(settings)
         self._clock = _FrameClock(self.settings.nominal_fps, self.settings.max_gap_s)
         self._filter: _LiveFilter | None = None
+        self._filter_fps = math.nan
         self._window: deque[float] = deque(maxlen=max(2, int(self.settings.seed_lag)))
         self._label = 0
         self._last_raw = math.nan
@@ -786,7 +800,7 @@ class SeedCounter(_CounterBase):
     def reset(self) -> None:
         super().reset()
         self._clock.reset()
-        self._filter = None
+        self._filter, self._filter_fps = None, math.nan
         self._window.clear()
         self._label = 0
         self._last_raw = math.nan
@@ -801,10 +815,14 @@ class SeedCounter(_CounterBase):
         if not np.isfinite(self._last_raw):
             self.last = CounterDebug(float(t), math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), False)
             return False
-        if self._filter is None:
-            fps = self._clock.fps
+        fps = self._clock.fps
+        if self._filter is None or abs(fps - self._filter_fps) > 0.2 * self._filter_fps:
+            # designed for the frame rate measured so far, and again when it turns out otherwise
+            # (designed once at the first frame, it assumed nominal_fps on every clip)
             taps = firwin_lowpass(int(st.seed_numtaps), min(st.seed_cutoff_hz / (fps / 2.0), 0.95))
-            self._filter = _LiveFilter(taps, np.array([1.0]))
+            old, self._filter, self._filter_fps = self._filter, _LiveFilter(taps, np.array([1.0])), fps
+            if old is not None and old.zi is not None and np.isfinite(old.y):
+                self._filter.start_at(old.y)
         s = self._filter(self._last_raw)
         counted = False
         if len(self._window) >= self._window.maxlen:  # a full window of the last n samples

@@ -13,6 +13,7 @@ from appliance.counter import (
     SeedCounter,
     TraceResult,
     count_trace,
+    firwin_lowpass,
 )
 from appliance.keypoints import (
     HEAD,
@@ -247,6 +248,65 @@ def test_frames_at_the_config_minimum_rate_still_count():
     phase = (np.clip(t - 2.0, 0, None) % 3.0) / 3.0
     h = np.where((t < 2.0) | (t >= 32.0), TOP_H, TOP_H + (BOTTOM_H - TOP_H) * 0.5 * (1 - np.cos(2 * np.pi * phase)))
     assert count_trace(trace_from(h), fps).reps == 10
+
+
+def test_a_configured_cutoff_at_2_fps_is_designed_for_2_fps():
+    """The frame clock's floor was 5 fps: at 2 fps a cutoff_hz under Nyquist (0.5 Hz) was
+    designed as if for 5 fps, and smoothed every rep away (0 of 8)."""
+    fps = 2.0
+    t = np.arange(0.0, 1.0 + 8 * 3.0 + 1.5, 1 / fps)
+    phase = (np.clip(t - 1.0, 0, None) % 3.0) / 3.0
+    h = np.where((t < 1.0) | (t >= 25.0), TOP_H, TOP_H + (BOTTOM_H - TOP_H) * 0.5 * (1 - np.cos(2 * np.pi * phase)))
+    assert count_trace(trace_from(h), fps, CounterSettings(cutoff_hz=0.5)).reps == 8
+
+
+@pytest.mark.parametrize("lowest_share", [0.5, 0.8])
+def test_hips_lost_near_the_bottom_do_not_cost_the_rep(lowest_share):
+    """Hips are the keypoints found least often. Missed near the bottom, the valley's hip
+    height was the one held from the top before, the hips seemed not to have risen, and every
+    rep was refused as "hip motion" (0 of 6)."""
+    h = heights([2.0] * 6)
+    kp = trace_from(h)
+    kp[h < BOTTOM_H + lowest_share * (TOP_H - BOTTOM_H), LEFT_HIP:RIGHT_HIP + 1, 2] = 0.0
+    result = count(kp)
+    assert result.reps == 6, result
+
+
+def test_a_repeated_timestamp_does_not_announce_a_push_half_way_up():
+    """A frame stamped like the one before (a duplicated PTS) gave a velocity of 0, which read
+    as the push arriving: every rep was announced 0.2 to 0.33 s early, mid-push."""
+    kp = trace_from(heights([2.0] * 5))
+    times = np.arange(len(kp)) / FPS
+
+    def announced(stamps):
+        c = RepCounter()
+        return [t for t, f in zip(stamps, kp) if c.update(float(t), f)]
+
+    repeated = times.copy()
+    repeated[1::4] = repeated[0:-1:4][:len(repeated[1::4])]
+    base, with_repeats = announced(times), announced(repeated)
+    assert len(base) == len(with_repeats) == 5
+    shift = np.array(with_repeats) - np.array(base)
+    assert shift.min() >= -2 / FPS and shift.max() <= 0.2, shift  # not early; late by a few frames at most
+
+
+def test_the_seed_baseline_is_filtered_for_the_clips_frame_rate():
+    """Its FIR was designed at the first frame with a head, before any frame interval was
+    known: always for 30 fps (a third of its cutoff at 10 fps), and a head missed on frame 0
+    alone gave other taps."""
+    fps = 10.0
+    t = np.arange(0.0, 1.0 + 8 * 2.0 + 1.5, 1 / fps)
+    phase = (np.clip(t - 1.0, 0, None) % 2.0) / 2.0
+    h = np.where((t < 1.0) | (t >= 17.0), TOP_H, TOP_H + (BOTTOM_H - TOP_H) * 0.5 * (1 - np.cos(2 * np.pi * phase)))
+    kp = trace_from(h)
+    seen, missed = SeedCounter(), SeedCounter()
+    late = kp.copy()
+    late[0, HEAD, 2] = 0.0
+    for counter, trace in ((seen, kp), (missed, late)):
+        for ti, frame in zip(t, trace):
+            counter.update(float(ti), frame)
+    assert np.allclose(seen._filter.b, missed._filter.b)
+    assert np.allclose(seen._filter.b, firwin_lowpass(15, 2.0 / (fps / 2.0)))
 
 
 def _head_on_pose(h: float, hip_rise: float) -> np.ndarray:
