@@ -80,8 +80,8 @@ log() { printf '[build-image %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { printf 'build-image: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (file ownership inside the image)"
-for tool in mmdebstrap mke2fs mkfs.vfat mcopy sfdisk bmaptool sha256sum python3; do
-    command -v "$tool" >/dev/null || die "missing tool: $tool (apt-get install mmdebstrap e2fsprogs dosfstools mtools fdisk bmap-tools qemu-user-static)"
+for tool in mmdebstrap arch-test mke2fs mkfs.vfat mcopy sfdisk bmaptool sha256sum python3; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool (apt-get install mmdebstrap arch-test e2fsprogs dosfstools mtools fdisk bmap-tools qemu-user-static)"
 done
 if [ "$(uname -m)" != aarch64 ] && ! grep -qs '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64; then
     die "no arm64 binfmt handler: apt-get install qemu-user-static binfmt-support; mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable qemu-aarch64"

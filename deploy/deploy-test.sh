@@ -44,6 +44,9 @@ ensure_tools() {
     [ "$(id -u)" -eq 0 ] || { echo "deploy-test: run as root (chroot, mounts, file ownership)" >&2; exit 1; }
     local missing=()
     command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+    # mmdebstrap checks a foreign architecture with arch-test, only a Recommends of it: a fresh
+    # machine installing with --no-install-recommends stopped at "install arch-test".
+    command -v arch-test >/dev/null || missing+=(arch-test)
     command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
     command -v update-binfmts >/dev/null || missing+=(binfmt-support)
     command -v mcopy >/dev/null || missing+=(mtools)

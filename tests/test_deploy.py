@@ -215,7 +215,7 @@ def stub_build_tools(tmp_path):
         "uname": f'if [ "$1" = -m ]; then echo aarch64; else exec {shutil.which("uname")} "$@"; fi',
         "mmdebstrap": f'printf "%s\\n" "$@" > {args}\nfor a; do last=$a; done\necho base > "$last"',
     }
-    for tool in ("mke2fs", "mkfs.vfat", "mcopy", "sfdisk", "bmaptool"):
+    for tool in ("arch-test", "mke2fs", "mkfs.vfat", "mcopy", "sfdisk", "bmaptool"):
         stubs[tool] = "exit 0"
     for name, body in stubs.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
