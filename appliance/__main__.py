@@ -41,6 +41,7 @@ def cmd_run(args) -> int:
 
 def cmd_count(args) -> int:
     from appliance.app import load_pipeline
+    from appliance.frames import FrameError
     from appliance.sources import VideoFileSource
 
     config = _config(args)
@@ -51,6 +52,7 @@ def cmd_count(args) -> int:
     pipeline = load_pipeline(config)
     source = VideoFileSource(args.video)
     rows, probs, rep_times, stage_times = [], [], [], {k: [] for k in ("decode", "preprocess", "keypoints", "recognition", "counter")}
+    skipped, first_bad = 0, None
     with source:
         while True:
             t0 = time.perf_counter()
@@ -59,7 +61,12 @@ def cmd_count(args) -> int:
             if frame is None:
                 stage_times["decode"].pop()
                 break
-            result = pipeline.process(frame)
+            try:
+                result = pipeline.process(frame)
+            except FrameError as exc:  # a frame of the wrong shape or size: skipped, as `run` does
+                skipped += 1
+                first_bad = first_bad or str(exc)
+                continue
             for stage, ms in result.timings_ms.items():
                 stage_times[stage].append(ms)
             rows.append(result.keypoints)
@@ -67,6 +74,8 @@ def cmd_count(args) -> int:
             if result.rep_counted:
                 rep_times.append(round(float(frame.t), 3))
             last_t = frame.t
+    if skipped and not rows:
+        raise SourceError(f"video file {args.video} has no usable frame: {skipped} skipped, the first: {first_bad}")
     if rows and pipeline.finish(last_t):
         rep_times.append(round(float(last_t), 3))
     if args.keypoints:
@@ -83,10 +92,12 @@ def cmd_count(args) -> int:
         "reps": len(rep_times),
         "rep_times_s": rep_times,
         "frames": len(rows),
+        "skipped_frames": skipped,
         "fps": round(source.fps, 3),
         "timings_ms": {k: round(float(np.median(v)), 3) for k, v in stage_times.items() if v},
     }
-    return _print_report(report, args.json, f"{report['reps']} reps in {args.video} ({report['frames']} frames)")
+    skipped_text = f", {skipped} skipped: {first_bad}" if skipped else ""
+    return _print_report(report, args.json, f"{report['reps']} reps in {args.video} ({report['frames']} frames{skipped_text})")
 
 
 def cmd_count_trace(args) -> int:

@@ -213,6 +213,7 @@ class App:
         last_good = self.clock()  # the last good frame, or the camera opening
         last_frame = self.clock()  # the last good frame (or the start)
         last_t = None
+        bad, first_bad = 0, None  # frames skipped as bad, and why the first one was
         while not self._stop:
             if not opened:
                 try:
@@ -239,6 +240,8 @@ class App:
                 frame, trouble = None, str(exc)
             if frame is None and trouble is None:
                 if not source.live:
+                    if last_t is None and bad:  # as `count`: a file of only unusable frames is an error, not 0 reps
+                        raise SourceError(f"video file {source.name} has no usable frame: {bad} skipped, the first: {first_bad}")
                     log.info("end of %s", source.name)
                     if last_t is not None and pipeline.finish(last_t):
                         self._record_rep(pipeline)  # a first push judged and counted, not yet announced
@@ -250,6 +253,7 @@ class App:
                     result = pipeline.process(frame)
                 except FrameError as exc:  # only a frame of the wrong shape or dtype is skipped: any
                     self._bad_frame(exc)  # other error of the pipeline is a bug, not a camera fault
+                    bad, first_bad = bad + 1, first_bad or str(exc)
                     if source.live and self.clock() - last_good > self.config.camera.frame_timeout_s:
                         trouble = f"{source.name} gave no usable frame for {self.config.camera.frame_timeout_s:.1f} s ({exc})"
                     else:

@@ -174,3 +174,45 @@ def test_reset_that_cannot_write_says_so_once_without_the_daemons_words(tmp_path
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot write state" in err
     assert not [r for r in caplog.records if "in memory" in r.getMessage()]
+
+
+def stub_pipeline(monkeypatch, bad=()):
+    """`count` and `run` on the stub pipeline of test_faults (no models); frames whose index is
+    in `bad` raise FrameError, as the real pipeline does for a frame it cannot use."""
+    from appliance.frames import FrameError
+    from tests.test_faults import StubPipeline
+
+    def on_process(frame):
+        if frame.index in bad:
+            raise FrameError(f"frame {frame.index}: broken")
+
+    monkeypatch.setattr("appliance.app.load_pipeline", lambda config: StubPipeline(on_process))
+    monkeypatch.setattr("appliance.systemd.setup_logging", lambda level: None)
+
+
+@pytest.mark.parametrize("command", ["count", "run"])
+def test_a_video_of_frames_too_small_to_use_is_one_line_exit_4(tmp_path, monkeypatch, capsys, mock_pins, command):
+    """Frames under 8 px on a side: `count` ended in a FrameError traceback (exit 1), and `run`
+    skipped every frame and said 0 reps (found by review). Both: one line naming the file, exit 4."""
+    from tests.conftest import make_clip
+
+    clip = make_clip(tmp_path / "tiny.mp4", frames=5, size=(6, 6))
+    stub_pipeline(monkeypatch)
+    argv = ["count", str(clip)] if command == "count" else \
+        ["run", "--source", str(clip), "--display", "none", "--state-dir", str(tmp_path / "state")]
+    assert main(argv) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"video file {clip} has no usable frame: 5 skipped" in err and "at least 8x8" in err
+
+
+def test_count_skips_bad_frames_as_run_does(tmp_path, monkeypatch, capsys):
+    from tests.conftest import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=10)
+    stub_pipeline(monkeypatch, bad={1, 2})
+    assert main(["count", str(clip), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["frames"], report["skipped_frames"], report["reps"]) == (8, 2, 0)
+    assert main(["count", str(clip)]) == 0
+    assert capsys.readouterr().out.strip() == f"0 reps in {clip} (8 frames, 2 skipped: frame 1: broken)"
