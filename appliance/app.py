@@ -18,7 +18,7 @@ import numpy as np
 from appliance.counter import RepCounter
 from appliance.config import MIN_FPS, Config
 from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled, render
-from appliance.errors import ApplianceError, SourceError, StateError, check_writable_dir, first_line
+from appliance.errors import ApplianceError, OutputError, SourceError, StateError, check_writable_dir, first_line
 from appliance.frames import FrameError, brightness
 from appliance.gate import Gate
 from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
@@ -171,6 +171,7 @@ class App:
         previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
         self._show()
         failed = False
+        ended = False  # the run ended without an error of its own (a file's end, SIGTERM, a long press)
         try:
             try:
                 pipeline = self._pipeline if self._pipeline is not None else load_pipeline(self.config)
@@ -180,8 +181,9 @@ class App:
                 raise
             source = self._source if self._source is not None else make_source(self.options.source, self.config.camera, realtime=self.options.realtime)
             self._loop(pipeline, source)
+            ended = True
         except Terminate:
-            pass
+            ended = True
         except ApplianceError as exc:  # a model or video file error: say so, and leave it on the OLED
             failed = True
             if self._status not in ("model error", "camera error"):
@@ -190,8 +192,12 @@ class App:
             self.notifier.status(self._status_line())
             raise
         finally:
-            self._shutdown(keep_screen=failed or self._keep_screen)
+            output_error = self._shutdown(keep_screen=failed or self._keep_screen)
             signal.signal(signal.SIGTERM, previous_handler)
+            if output_error is not None and not ended:  # the error on its way out is the exit code
+                log.warning("on shutdown, %s", output_error)
+        if output_error is not None:  # --record written only at the end (oled.gif, preview.mp4's trailer): exit 6
+            raise output_error
         return 0
 
     def _loop(self, pipeline: Pipeline, source: FrameSource) -> None:
@@ -559,11 +565,13 @@ class App:
         self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None), lit=lit,
                           t=self._last_frame_t)
 
-    def _shutdown(self, keep_screen: bool = False) -> None:
+    def _shutdown(self, keep_screen: bool = False) -> OutputError | None:
         """STOPPING=1, a last try at an unsaved count, then release every device.
 
         Each release is tried even if an earlier one fails, so the GPIO pins and the display
         are always given back; the failure is logged. `keep_screen` leaves an error on the OLED.
+        A recording (--record) that could not be written is returned, one OutputError naming
+        each file, for run() to make the exit code.
         """
         self.notifier.stopping()
         if self.store.pending:
@@ -572,9 +580,13 @@ class App:
                  ("the button", self.button.close)]
         if self.preview is not None:
             steps.insert(0, ("the preview", self.preview.close))
+        unwritten = []
         for what, step in steps:
             try:
                 step()
+            except OutputError as exc:
+                unwritten.append(str(exc))
             except Exception as exc:
                 log.warning("on shutdown, closing %s failed: %s", what, exc)
         log.info("stopped at %d reps (total %d)", self.state.reps, self.state.total)
+        return OutputError("; ".join(unwritten)) if unwritten else None

@@ -216,3 +216,21 @@ def test_count_skips_bad_frames_as_run_does(tmp_path, monkeypatch, capsys):
     assert (report["frames"], report["skipped_frames"], report["reps"]) == (8, 2, 0)
     assert main(["count", str(clip)]) == 0
     assert capsys.readouterr().out.strip() == f"0 reps in {clip} (8 frames, 2 skipped: frame 1: broken)"
+
+
+def test_run_whose_recording_cannot_be_finished_exits_6_with_one_line(tmp_path, monkeypatch, capsys, mock_pins):
+    """The GIF is written only when the run ends; a disk full then was a warning and exit 0 (found by review)."""
+    import os
+
+    from tests.conftest import make_clip
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    clip = make_clip(tmp_path / "clip.mp4", frames=5)
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "oled.gif").symlink_to("/dev/full")
+    stub_pipeline(monkeypatch)
+    argv = ["run", "--source", str(clip), "--display", "none", "--state-dir", str(tmp_path / "state"), "--record", str(tmp_path / "rec")]
+    assert main(argv) == 6
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write the OLED animation {tmp_path}/rec/oled.gif: No space left on device" in err

@@ -634,6 +634,67 @@ def test_preview_frames_faster_than_the_nominal_rate_or_at_a_repeated_time(tmp_p
     assert len(times) == 5 and times[-1] == pytest.approx(0.1, abs=0.002)
 
 
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full (a disk that is always full)")
+
+
+@needs_dev_full
+def test_a_preview_that_cannot_be_finished_is_an_output_error_and_is_closed(tmp_path):
+    """The encoder holds frames back, so a short preview reaches the disk only at close():
+    a full disk there raised a raw OSError and left the container open (found by review)."""
+    from appliance.errors import OutputError
+    from appliance.preview import PreviewWriter
+
+    (tmp_path / "preview.mp4").symlink_to("/dev/full")
+    writer = PreviewWriter(tmp_path / "preview.mp4", fps=10)
+    for i in range(5):
+        writer.add(np.zeros((48, 64, 3), np.uint8), i / 10)
+    real, closed = writer._container, []
+
+    class Spy:  # the real container, its close() seen
+        def mux(self, packet):
+            return real.mux(packet)
+
+        def close(self):
+            closed.append(True)
+            return real.close()
+
+    writer._container = Spy()
+    with pytest.raises(OutputError, match=f"cannot write the preview {tmp_path / 'preview.mp4'}: .*No space left"):
+        writer.close()
+    assert closed == [True] and writer._container is None
+    writer.close()  # nothing left to do
+
+
+@needs_dev_full
+def test_a_recording_that_cannot_be_written_at_the_end_exits_6_with_every_device_released(tmp_path, oled, mock_pins, caplog):
+    """--record on a disk full at the end: oled.gif is written only then, and preview.mp4's
+    buffered frames and trailer. Both were warnings and the run exited 0 (found by review);
+    README promises exit 6. The display, buzzer, button and camera are still released."""
+    from gpiozero import Button, Buzzer
+
+    from appliance.errors import OutputError
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    for name in ("oled.gif", "preview.mp4"):
+        (rec / name).symlink_to("/dev/full")
+    clock = FakeClock()
+    options = RunOptions(display="oled", state_dir=str(tmp_path / "state"), record_dir=str(rec))
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    source = ScriptedSource(["rep", "frame", "rep", "frame"], live=False, clock=clock, sleep=clock.sleep)
+    app = App(config, options, clock=clock, sleep=clock.sleep, source=source, pipeline=StubPipeline())
+    with pytest.raises(OutputError) as error:
+        app.run()
+    message = str(error.value)
+    assert "\n" not in message and f"preview {rec / 'preview.mp4'}" in message and f"animation {rec / 'oled.gif'}" in message
+    assert saved(tmp_path).reps == 2
+    assert not source.is_open and oled.images and oled.inner.image.getbbox() is None  # camera closed, panel blanked
+    Button(27).close()  # GPIO released: the pins can be claimed again
+    Buzzer(17).close()
+    assert not log_lines(caplog, "on shutdown")  # the exit's one line says it, no warning besides
+
+
 @pytest.mark.parametrize("rotate", [0, 1])
 def test_recorded_oled_has_the_panels_layout(tmp_path, oled, mock_pins, rotate):
     """--record with [display] rotate 1 (a panel on its side): oled.gif shows the portrait
