@@ -117,6 +117,7 @@ class App:
         self.button = ResetButton(config.button)
         self.preview = None
         self._stop = False
+        self._sigterms = 0  # SIGTERMs received: one while the power-off command runs is the power-off itself
         self._powering_off = False  # a long press was taken: its screen is the last one
         self._keep_screen = False  # leave the last screen lit after the exit ("shutdown failed")
         self._in_blocking_read = False
@@ -163,6 +164,7 @@ class App:
 
     def _on_sigterm(self, signum, frame) -> None:
         self._stop = True
+        self._sigterms += 1
         if self._in_blocking_read:
             raise Terminate()
 
@@ -465,15 +467,27 @@ class App:
         """Run [button].shutdown_command and wait for its answer: once the daemon exits, systemd
         stops the service and kills what is left in it, a `systemctl poweroff` that has not yet
         reached logind included. A failure is one log line, and "shutdown failed" stays lit on
-        the OLED after the daemon stops, so the owner knows the box did not power itself off."""
+        the OLED after the daemon stops, so the owner knows the box did not power itself off.
+
+        The power-off itself stops this service: systemd sends SIGTERM to the whole unit, the
+        command still waiting for its answer included. A command killed by SIGTERM or SIGKILL,
+        or any end of it while the daemon got a SIGTERM, is the shutdown under way, not a
+        failure: "shutdown failed" would stay lit and tell the owner to unplug mid-shutdown."""
         command = self.config.button.shutdown_command
+        sigterms = self._sigterms
         try:
             subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=SHUTDOWN_TIMEOUT_S, check=True)
             return
         except subprocess.CalledProcessError as exc:
+            if exc.returncode in (-signal.SIGTERM, -signal.SIGKILL) or self._sigterms > sigterms:
+                self._stopped_by_the_shutdown(command, f"exit status {exc.returncode}", sigterms)
+                return
             why = exc.stderr.strip().splitlines()[0] if exc.stderr.strip() else f"exit status {exc.returncode}"
         except subprocess.TimeoutExpired:
+            if self._sigterms > sigterms:
+                self._stopped_by_the_shutdown(command, "no answer yet", sigterms)
+                return
             why = f"no answer in {SHUTDOWN_TIMEOUT_S:g} s"
         except OSError as exc:
             why = first_line(exc)
@@ -482,6 +496,10 @@ class App:
         self._show()
         self.notifier.status(self._status_line())
         self._keep_screen = True
+
+    def _stopped_by_the_shutdown(self, command: list[str], outcome: str, sigterms: int) -> None:
+        by = "this daemon got SIGTERM" if self._sigterms > sigterms else "it was killed"
+        log.info("shutdown command %s ended (%s) as %s: the system is stopping", " ".join(command), outcome, by)
 
     def _pick_up_external_reset(self, pipeline: Pipeline) -> bool:
         """`pushup-counter reset` while the daemon runs: look at the file once a second.

@@ -1358,6 +1358,30 @@ def test_failed_power_off_is_one_line_and_stays_on_the_oled(tmp_path, oled, mock
     assert shows(oled, oled.screens[-1]) and oled.persist  # still lit after the daemon stopped
 
 
+@pytest.mark.parametrize("body", [
+    "kill -TERM $PPID\nkill -TERM $$\n",  # systemd stops the unit: SIGTERM to the daemon and to systemctl
+    "kill -TERM $$\n",
+    "kill -KILL $$\n",  # systemd's SIGKILL after TimeoutStopSec
+    "kill -TERM $PPID\nexit 1\n",  # the daemon stopped; whatever the command says then
+], ids=["both-sigtermed", "command-sigtermed", "command-sigkilled", "daemon-sigtermed"])
+def test_a_power_off_stopped_by_the_shutdown_it_started_is_not_a_failure(tmp_path, oled, mock_pins, caplog, body):
+    """`systemctl poweroff` waits while systemd stops this service for that power-off, with
+    SIGTERM to the whole unit: systemctl died of it (-15) and "shutdown failed" stayed lit
+    after the exit, telling the owner to unplug mid-shutdown (found by review)."""
+    command = fake_poweroff(tmp_path, body)
+    clock = FakeClock()
+    source = ScriptedSource(["rep", *long_press(mock_pins.pin(27)), "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled", buzzer={"enabled": False},
+                   button={"long_press_s": 0.05, "shutdown_command": [str(command)]})
+    with caplog.at_level(logging.INFO):
+        assert app.run() == 0
+    assert not log_lines(caplog, "failed")
+    assert len(log_lines(caplog, "the system is stopping")) == 1
+    assert (oled.screens[-1].count, oled.screens[-1].status) == (2, "shutting down")
+    assert not oled.persist and oled.inner.image.getbbox() is None  # blanked, as at any stop
+    assert saved(tmp_path).reps == 2
+
+
 def test_reset_pressed_during_a_camera_error_resets_the_counter_too(tmp_path, mock_pins):
     pin = mock_pins.pin(27)
 
