@@ -18,7 +18,8 @@ import numpy as np
 from appliance.counter import RepCounter
 from appliance.config import MIN_FPS, Config
 from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled, render
-from appliance.errors import ApplianceError, OutputError, SourceError, StateError, check_writable_dir, first_line
+from appliance.errors import (ApplianceError, OutputError, SourceError, SourceNotInstalled, StateError, check_writable_dir,
+                              first_line)
 from appliance.frames import FrameError, brightness
 from appliance.gate import Gate
 from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
@@ -234,6 +235,9 @@ class App:
                         self._open_preview(source)
                 except SourceError as exc:
                     if not source.live:
+                        raise
+                    if isinstance(exc, SourceNotInstalled):  # no retry installs picamera2: exit 4 now, not in 90 s
+                        self._set_status("camera error")
                         raise
                     self._give_up_on_camera(str(exc), last_frame)
                     self._camera_trouble(str(exc), backoff, pipeline)

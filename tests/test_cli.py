@@ -234,3 +234,17 @@ def test_run_whose_recording_cannot_be_finished_exits_6_with_one_line(tmp_path, 
     assert main(argv) == 6
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"cannot write the OLED animation {tmp_path}/rec/oled.gif: No space left on device" in err
+
+
+def test_run_with_the_default_camera_and_no_picamera2_exits_4_at_once(tmp_path, monkeypatch, capsys, mock_pins):
+    """A desktop `pushup-counter run`: waited 90 s of "camera error" retries before exit 4 (found by review)."""
+    import time
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    monkeypatch.setitem(sys.modules, "libcamera", None)
+    stub_pipeline(monkeypatch)
+    start = time.monotonic()
+    assert main(["run", "--display", "none", "--state-dir", str(tmp_path / "state")]) == 4
+    assert time.monotonic() - start < 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "picamera2 is not installed" in err and "--source webcam" in err

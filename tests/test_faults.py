@@ -424,6 +424,27 @@ def test_a_camera_gone_for_restart_after_s_exits_for_a_fresh_daemon(tmp_path, ol
     assert not source.is_open  # released for the next daemon
 
 
+def test_a_pi_camera_without_picamera2_is_one_error_at_once_not_a_retry(tmp_path, oled, mock_pins, monkeypatch, caplog):
+    """`pushup-counter run` on a desktop (camera is the default --source): picamera2 missing
+    was shown as "camera error" and retried for restart_after_s (90 s) before exit 4 (found by
+    review). No retry installs it: exit 4 at once, saying what is missing and what to use."""
+    from appliance.sources import make_source
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # import fails as on a machine without it
+    monkeypatch.setitem(sys.modules, "libcamera", None)
+    StateStore(tmp_path / "state").save(State(reps=7, total=70))
+    clock = FakeClock()
+    app = make_app(tmp_path, None, clock=clock, display="oled")
+    app._source = make_source("camera", app.config.camera)
+    start = clock()
+    with pytest.raises(SourceError, match=r"Pi camera 0: picamera2 is not installed .*--source webcam or --source VIDEO_FILE"):
+        app.run()
+    assert clock() == start  # no backoff waited
+    assert not log_lines(caplog, "retrying")
+    assert oled.screens[-1].status == "camera error" and oled.persist
+    assert saved(tmp_path).reps == 7
+
+
 def fake_picamera2(clock, plan):
     """A stand-in `picamera2` module: each wait() takes the next step of `plan`:
     "frame"/"rep" returns a lores RGBA array, "timeout" blocks for the timeout and raises."""
