@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -186,7 +187,12 @@ def stub_pipeline(monkeypatch, bad=()):
         if frame.index in bad:
             raise FrameError(f"frame {frame.index}: broken")
 
-    monkeypatch.setattr("appliance.app.load_pipeline", lambda config: StubPipeline(on_process))
+    def load(config):
+        pipeline = StubPipeline(on_process)
+        pipeline.keypoint_model = types.SimpleNamespace(count=9)  # what count --keypoints asks of it
+        return pipeline
+
+    monkeypatch.setattr("appliance.app.load_pipeline", load)
     monkeypatch.setattr("appliance.systemd.setup_logging", lambda level: None)
 
 
@@ -248,3 +254,57 @@ def test_run_with_the_default_camera_and_no_picamera2_exits_4_at_once(tmp_path, 
     assert time.monotonic() - start < 5
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "picamera2 is not installed" in err and "--source webcam" in err
+
+
+def test_count_trace_replays_a_gappy_trace_on_its_own_times(tmp_path, rendered_trace, capsys):
+    """count --keypoints saved only a nominal fps and count-trace put frame i at i / fps: a clip
+    whose camera dropped frames (or a variable-rate phone clip) replayed on another clock, its
+    reps at other times (found by review). With each frame's time ("t") it replays as counted."""
+    keypoints, fps, reps = rendered_trace
+    n = len(keypoints)
+    kept = np.concatenate([np.arange(n // 2), np.arange(n // 2, n, 2)])  # every 2nd frame in the second half
+    full, gappy = tmp_path / "full.npz", tmp_path / "gappy.npz"
+    np.savez(full, keypoints=keypoints, fps=np.float32(fps))  # an older trace: no t
+    np.savez(gappy, keypoints=keypoints[kept], fps=np.float32(fps), t=kept / fps)
+    assert main(["count-trace", str(full), "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)["rep_times_s"]
+    assert main(["count-trace", str(gappy), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["reps"] == reps == len(want) and got["frames"] == len(kept)
+    assert np.allclose(got["rep_times_s"], want, atol=2.5 / fps), (got["rep_times_s"], want)
+
+
+def test_count_trace_refuses_times_that_do_not_fit(tmp_path, capsys):
+    trace = tmp_path / "trace.npz"
+    np.savez(trace, keypoints=np.zeros((30, 9, 3), np.float32), fps=np.float32(30), t=np.arange(29) / 30)
+    assert main(["count-trace", str(trace)]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trace.npz: t must be one finite, non-decreasing time" in err
+
+
+def test_count_saves_each_frames_time_with_the_keypoints(tmp_path, monkeypatch, capsys):
+    """A variable-frame-rate clip: the saved t are the frames' own times, not i / fps."""
+    import av
+    from fractions import Fraction
+
+    times = [0.0, 0.033, 0.066, 0.5, 0.533, 1.5, 1.533, 3.0]
+    clip = tmp_path / "vfr.mkv"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    stub_pipeline(monkeypatch, bad={2})
+    out = tmp_path / "k.npz"
+    assert main(["count", str(clip), "--keypoints", str(out)]) == 0
+    with np.load(out) as data:
+        assert data["keypoints"].shape == (7, 9, 3) and float(data["fps"]) > 0
+        assert np.allclose(data["t"], [t for i, t in enumerate(times) if i != 2], atol=1e-3)
+    assert main(["count-trace", str(out), "--json"]) == 0  # and count-trace reads it
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["frames"] == 7
