@@ -41,6 +41,7 @@ def cmd_run(args) -> int:
 
 def cmd_count(args) -> int:
     from appliance.app import load_pipeline
+    from appliance.frames import FrameError
     from appliance.sources import VideoFileSource
 
     config = _config(args)
@@ -50,7 +51,9 @@ def cmd_count(args) -> int:
         check_writable_dir(Path(args.keypoints).parent, "the keypoints")
     pipeline = load_pipeline(config)
     source = VideoFileSource(args.video)
-    rows, probs, rep_times, stage_times = [], [], [], {k: [] for k in ("decode", "preprocess", "keypoints", "recognition", "counter")}
+    rows, probs, times, rep_times = [], [], [], []
+    stage_times = {k: [] for k in ("decode", "preprocess", "keypoints", "recognition", "counter")}
+    skipped, first_bad = 0, None
     with source:
         while True:
             t0 = time.perf_counter()
@@ -59,14 +62,22 @@ def cmd_count(args) -> int:
             if frame is None:
                 stage_times["decode"].pop()
                 break
-            result = pipeline.process(frame)
+            try:
+                result = pipeline.process(frame)
+            except FrameError as exc:  # a frame of the wrong shape or size: skipped, as `run` does
+                skipped += 1
+                first_bad = first_bad or str(exc)
+                continue
             for stage, ms in result.timings_ms.items():
                 stage_times[stage].append(ms)
             rows.append(result.keypoints)
             probs.append(result.pushup_prob)
+            times.append(frame.t)
             if result.rep_counted:
                 rep_times.append(round(float(frame.t), 3))
             last_t = frame.t
+    if skipped and not rows:
+        raise SourceError(f"video file {args.video} has no usable frame: {skipped} skipped, the first: {first_bad}")
     if rows and pipeline.finish(last_t):
         rep_times.append(round(float(last_t), 3))
     if args.keypoints:
@@ -74,8 +85,10 @@ def cmd_count(args) -> int:
         keypoints = np.stack(rows).astype(np.float32) if rows else np.zeros((0, count, 3), np.float32)
         try:  # into an open file: given a name, numpy would append ".npz" to one without it
             with open(args.keypoints, "wb") as out:
+                # t: each frame's own time, so that count-trace replays a variable-rate or gappy
+                # clip on its clock; fps (nominal) stays for the tools and older readers
                 np.savez_compressed(out, keypoints=keypoints, pushup_prob=np.asarray(probs, np.float32),
-                                    fps=np.float32(source.fps))
+                                    t=np.asarray(times, np.float64), fps=np.float32(source.fps))
         except OSError as exc:
             raise OutputError(f"cannot write the keypoints to {args.keypoints}: {exc.strerror or first_line(exc)}") from None
     report = {
@@ -83,10 +96,12 @@ def cmd_count(args) -> int:
         "reps": len(rep_times),
         "rep_times_s": rep_times,
         "frames": len(rows),
+        "skipped_frames": skipped,
         "fps": round(source.fps, 3),
         "timings_ms": {k: round(float(np.median(v)), 3) for k, v in stage_times.items() if v},
     }
-    return _print_report(report, args.json, f"{report['reps']} reps in {args.video} ({report['frames']} frames)")
+    skipped_text = f", {skipped} skipped: {first_bad}" if skipped else ""
+    return _print_report(report, args.json, f"{report['reps']} reps in {args.video} ({report['frames']} frames{skipped_text})")
 
 
 def cmd_count_trace(args) -> int:
@@ -101,18 +116,45 @@ def cmd_count_trace(args) -> int:
         with data:
             keypoints = np.asarray(data["keypoints"], dtype=np.float32)
             fps = float(data["fps"])
+            times = np.asarray(data["t"], dtype=np.float64) if "t" in data.files else None  # older traces: i / fps
     except FileNotFoundError:
         raise SourceError(f"trace file not found: {args.trace}") from None
     except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         # EOFError: an empty file; BadZipFile, zlib.error: a truncated or damaged archive
         raise SourceError(f"trace file {args.trace} is not a keypoint trace (needs keypoints [T,K,3] and fps): {first_line(exc)}") from None
-    # No camera gives more than 1000 fps; inf or 1e300 put every frame at 0 s and counted 0 reps without a word.
-    if keypoints.ndim != 3 or keypoints.shape[1] not in (7, 9) or keypoints.shape[2] != 3 or not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps above 0 and at most 1000, "
-                          f"got {keypoints.shape}, fps {fps}")
-    result = count_trace(keypoints, fps, config.counter if config else None)
-    report = {"trace": str(args.trace), "reps": int(result.reps), "rep_times_s": [round(float(t), 3) for t in result.rep_times_s], "frames": int(len(keypoints))}
+    if keypoints.ndim != 3 or keypoints.shape[1] not in (7, 9) or keypoints.shape[2] != 3:
+        raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3], got {keypoints.shape}")
+    settings = config.counter if config else None
+    if times is not None:
+        if times.shape != keypoints.shape[:1] or not np.isfinite(times).all() or (np.diff(times) < 0).any():
+            raise SourceError(f"trace file {args.trace}: t must be one finite, non-decreasing time in seconds per frame "
+                              f"({len(keypoints)}), got shape {times.shape}")
+        reps, rep_times = _count_timed_trace(keypoints, times, settings)
+    else:
+        # No camera gives more than 1000 fps; inf or 1e300 put every frame at 0 s and counted 0 reps without a word.
+        if not (math.isfinite(fps) and 0 < fps <= 1000):
+            raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps above 0 and at most 1000, "
+                              f"got {keypoints.shape}, fps {fps}")
+        result = count_trace(keypoints, fps, settings)
+        reps, rep_times = result.reps, result.rep_times_s
+    report = {"trace": str(args.trace), "reps": int(reps), "rep_times_s": [round(float(t), 3) for t in rep_times], "frames": int(len(keypoints))}
     return _print_report(report, args.json, f"{report['reps']} reps in {args.trace}")
+
+
+def _count_timed_trace(keypoints: np.ndarray, times: np.ndarray, settings) -> tuple[int, list[float]]:
+    """count_trace on each frame's own time (the "t" that `count --keypoints` saves) instead of
+    i / fps: a clip with a variable frame rate or gaps replays on the clock it was counted on.
+    The same steps as count_trace: a fresh counter, the gate open, finish() at the last frame."""
+    from appliance.counter import RepCounter
+
+    counter = RepCounter(settings)
+    rep_times = []
+    for t, row in zip(times.tolist(), keypoints):
+        if counter.update(t, row, True):
+            rep_times.append(t)
+    if len(times) and counter.finish(float(times[-1])):
+        rep_times.append(float(times[-1]))
+    return counter.count, rep_times
 
 
 def _print_report(report: dict, as_json: bool, text: str) -> int:
@@ -178,10 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("video")
     count.add_argument("--config")
     count.add_argument("--json", action="store_true")
-    count.add_argument("--keypoints", metavar="OUT.npz", help="save per-frame keypoints [T,K,3] and pushup_prob [T]")
+    count.add_argument("--keypoints", metavar="OUT.npz", help="save per-frame keypoints [T,K,3], pushup_prob [T] and times t [T] (s)")
     count.set_defaults(func=cmd_count)
 
-    trace = sub.add_parser("count-trace", help="run the counter alone on a keypoint trace (.npz with keypoints, fps)")
+    trace = sub.add_parser("count-trace", help="run the counter alone on a keypoint trace (.npz with keypoints, fps; t, each frame's time, when there)")
     trace.add_argument("trace")
     trace.add_argument("--config")
     trace.add_argument("--json", action="store_true")

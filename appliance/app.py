@@ -18,7 +18,8 @@ import numpy as np
 from appliance.counter import RepCounter
 from appliance.config import MIN_FPS, Config
 from appliance.display import Display, GifRecorder, Screen, open_emulator, open_oled, render
-from appliance.errors import ApplianceError, SourceError, StateError, check_writable_dir, first_line
+from appliance.errors import (ApplianceError, OutputError, SourceError, SourceNotInstalled, StateError, check_writable_dir,
+                              first_line)
 from appliance.frames import FrameError, brightness
 from appliance.gate import Gate
 from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
@@ -117,6 +118,7 @@ class App:
         self.button = ResetButton(config.button)
         self.preview = None
         self._stop = False
+        self._sigterms = 0  # SIGTERMs received: one while the power-off command runs is the power-off itself
         self._powering_off = False  # a long press was taken: its screen is the last one
         self._keep_screen = False  # leave the last screen lit after the exit ("shutdown failed")
         self._in_blocking_read = False
@@ -163,6 +165,7 @@ class App:
 
     def _on_sigterm(self, signum, frame) -> None:
         self._stop = True
+        self._sigterms += 1
         if self._in_blocking_read:
             raise Terminate()
 
@@ -171,6 +174,7 @@ class App:
         previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
         self._show()
         failed = False
+        ended = False  # the run ended without an error of its own (a file's end, SIGTERM, a long press)
         try:
             try:
                 pipeline = self._pipeline if self._pipeline is not None else load_pipeline(self.config)
@@ -180,8 +184,9 @@ class App:
                 raise
             source = self._source if self._source is not None else make_source(self.options.source, self.config.camera, realtime=self.options.realtime)
             self._loop(pipeline, source)
+            ended = True
         except Terminate:
-            pass
+            ended = True
         except ApplianceError as exc:  # a model or video file error: say so, and leave it on the OLED
             failed = True
             if self._status not in ("model error", "camera error"):
@@ -190,8 +195,12 @@ class App:
             self.notifier.status(self._status_line())
             raise
         finally:
-            self._shutdown(keep_screen=failed or self._keep_screen)
+            output_error = self._shutdown(keep_screen=failed or self._keep_screen)
             signal.signal(signal.SIGTERM, previous_handler)
+            if output_error is not None and not ended:  # the error on its way out is the exit code
+                log.warning("on shutdown, %s", output_error)
+        if output_error is not None:  # --record written only at the end (oled.gif, preview.mp4's trailer): exit 6
+            raise output_error
         return 0
 
     def _loop(self, pipeline: Pipeline, source: FrameSource) -> None:
@@ -213,6 +222,7 @@ class App:
         last_good = self.clock()  # the last good frame, or the camera opening
         last_frame = self.clock()  # the last good frame (or the start)
         last_t = None
+        bad, first_bad = 0, None  # frames skipped as bad, and why the first one was
         while not self._stop:
             if not opened:
                 try:
@@ -225,6 +235,9 @@ class App:
                         self._open_preview(source)
                 except SourceError as exc:
                     if not source.live:
+                        raise
+                    if isinstance(exc, SourceNotInstalled):  # no retry installs picamera2: exit 4 now, not in 90 s
+                        self._set_status("camera error")
                         raise
                     self._give_up_on_camera(str(exc), last_frame)
                     self._camera_trouble(str(exc), backoff, pipeline)
@@ -239,6 +252,8 @@ class App:
                 frame, trouble = None, str(exc)
             if frame is None and trouble is None:
                 if not source.live:
+                    if last_t is None and bad:  # as `count`: a file of only unusable frames is an error, not 0 reps
+                        raise SourceError(f"video file {source.name} has no usable frame: {bad} skipped, the first: {first_bad}")
                     log.info("end of %s", source.name)
                     if last_t is not None and pipeline.finish(last_t):
                         self._record_rep(pipeline)  # a first push judged and counted, not yet announced
@@ -250,6 +265,7 @@ class App:
                     result = pipeline.process(frame)
                 except FrameError as exc:  # only a frame of the wrong shape or dtype is skipped: any
                     self._bad_frame(exc)  # other error of the pipeline is a bug, not a camera fault
+                    bad, first_bad = bad + 1, first_bad or str(exc)
                     if source.live and self.clock() - last_good > self.config.camera.frame_timeout_s:
                         trouble = f"{source.name} gave no usable frame for {self.config.camera.frame_timeout_s:.1f} s ({exc})"
                     else:
@@ -455,15 +471,27 @@ class App:
         """Run [button].shutdown_command and wait for its answer: once the daemon exits, systemd
         stops the service and kills what is left in it, a `systemctl poweroff` that has not yet
         reached logind included. A failure is one log line, and "shutdown failed" stays lit on
-        the OLED after the daemon stops, so the owner knows the box did not power itself off."""
+        the OLED after the daemon stops, so the owner knows the box did not power itself off.
+
+        The power-off itself stops this service: systemd sends SIGTERM to the whole unit, the
+        command still waiting for its answer included. A command killed by SIGTERM or SIGKILL,
+        or any end of it while the daemon got a SIGTERM, is the shutdown under way, not a
+        failure: "shutdown failed" would stay lit and tell the owner to unplug mid-shutdown."""
         command = self.config.button.shutdown_command
+        sigterms = self._sigterms
         try:
             subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=SHUTDOWN_TIMEOUT_S, check=True)
             return
         except subprocess.CalledProcessError as exc:
+            if exc.returncode in (-signal.SIGTERM, -signal.SIGKILL) or self._sigterms > sigterms:
+                self._stopped_by_the_shutdown(command, f"exit status {exc.returncode}", sigterms)
+                return
             why = exc.stderr.strip().splitlines()[0] if exc.stderr.strip() else f"exit status {exc.returncode}"
         except subprocess.TimeoutExpired:
+            if self._sigterms > sigterms:
+                self._stopped_by_the_shutdown(command, "no answer yet", sigterms)
+                return
             why = f"no answer in {SHUTDOWN_TIMEOUT_S:g} s"
         except OSError as exc:
             why = first_line(exc)
@@ -472,6 +500,10 @@ class App:
         self._show()
         self.notifier.status(self._status_line())
         self._keep_screen = True
+
+    def _stopped_by_the_shutdown(self, command: list[str], outcome: str, sigterms: int) -> None:
+        by = "this daemon got SIGTERM" if self._sigterms > sigterms else "it was killed"
+        log.info("shutdown command %s ended (%s) as %s: the system is stopping", " ".join(command), outcome, by)
 
     def _pick_up_external_reset(self, pipeline: Pipeline) -> bool:
         """`pushup-counter reset` while the daemon runs: look at the file once a second.
@@ -555,11 +587,13 @@ class App:
         self.display.show(Screen(self.state.reps, self._status, round(self._fps) if self._fps else None), lit=lit,
                           t=self._last_frame_t)
 
-    def _shutdown(self, keep_screen: bool = False) -> None:
+    def _shutdown(self, keep_screen: bool = False) -> OutputError | None:
         """STOPPING=1, a last try at an unsaved count, then release every device.
 
         Each release is tried even if an earlier one fails, so the GPIO pins and the display
         are always given back; the failure is logged. `keep_screen` leaves an error on the OLED.
+        A recording (--record) that could not be written is returned, one OutputError naming
+        each file, for run() to make the exit code.
         """
         self.notifier.stopping()
         if self.store.pending:
@@ -568,9 +602,13 @@ class App:
                  ("the button", self.button.close)]
         if self.preview is not None:
             steps.insert(0, ("the preview", self.preview.close))
+        unwritten = []
         for what, step in steps:
             try:
                 step()
+            except OutputError as exc:
+                unwritten.append(str(exc))
             except Exception as exc:
                 log.warning("on shutdown, closing %s failed: %s", what, exc)
         log.info("stopped at %d reps (total %d)", self.state.reps, self.state.total)
+        return OutputError("; ".join(unwritten)) if unwritten else None

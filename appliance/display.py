@@ -323,12 +323,14 @@ class Display:
     def close(self, keep_screen: bool = False) -> None:
         """Release the display. A normal stop blanks the panel (luma's cleanup); with
         `keep_screen` the last picture stays lit (luma's `persist`), so an error such as
-        "model error" can still be read after the daemon has exited."""
+        "model error" can still be read after the daemon has exited. A recording (--record)
+        that cannot be written raises its OutputError, once the panel is released."""
+        error = None
         if self._recorder is not None:
             try:
                 self._recorder.close()
             except OutputError as exc:  # the panel is still released below
-                log.warning("%s", exc)
+                error = exc
         if self.device is not None:
             try:
                 if keep_screen:
@@ -337,6 +339,8 @@ class Display:
             except Exception:
                 pass
             self._forget_device()
+        if error is not None:
+            raise error
 
 
 class GifRecorder:

@@ -21,6 +21,11 @@ class SourceError(ApplianceError):
     exit_code = 4
 
 
+class SourceNotInstalled(SourceError):
+    """A camera whose software is not installed (picamera2 on a desktop): no retry installs
+    it, so the daemon exits (4) at once instead of waiting for a camera to appear."""
+
+
 class StateError(ApplianceError):
     exit_code = 5
 

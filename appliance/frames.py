@@ -36,7 +36,7 @@ def check_frame(frame: Frame) -> None:
         raise FrameError(f"frame {frame.index}: expected uint8 pixels, got {getattr(img, 'dtype', type(img))}")
     if frame.format == "RGB":
         if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 8 or img.shape[1] < 8:
-            raise FrameError(f"frame {frame.index}: RGB frame must be (H, W, 3), got {img.shape}")
+            raise FrameError(f"frame {frame.index}: RGB frame must be (H, W, 3), at least 8x8 pixels, got {img.shape}")
     elif frame.format == "YUV420":
         if img.ndim != 2 or img.shape[0] % 3 or img.shape[0] < 12 or img.shape[1] % 2:
             raise FrameError(f"frame {frame.index}: YUV420 frame must be (H*3/2, W) with even W, got {img.shape}")

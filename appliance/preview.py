@@ -94,8 +94,24 @@ class PreviewWriter:
             raise OutputError(f"cannot write the preview {self.path}: {first_line(exc)}") from None
 
     def close(self) -> None:
-        if self._container is not None:
+        """Flush the encoder and write the file's trailer. Most of a short preview reaches the
+        disk only here (the encoder holds frames back): a full disk is an OutputError naming the
+        file, and the container is closed whatever happens."""
+        import av
+
+        container, self._container = self._container, None
+        if container is None:
+            return
+        error = None
+        try:
             for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-            self._container = None
+                container.mux(packet)
+        except (OSError, av.error.FFmpegError) as exc:
+            error = exc
+        finally:
+            try:
+                container.close()
+            except (OSError, av.error.FFmpegError) as exc:
+                error = error or exc
+        if error is not None:
+            raise OutputError(f"cannot write the preview {self.path}: {first_line(error)}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import SourceError, first_line
+from appliance.errors import SourceError, SourceNotInstalled, first_line
 from appliance.frames import Frame, rgb_to_yuv420
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,8 @@ class PiCameraSource(FrameSource):
             import libcamera  # python3-libcamera, which python3-picamera2 depends on
             from picamera2 import Picamera2
         except ImportError as exc:
-            raise SourceError(f"{self.name}: picamera2 is not installed ({exc}); on Raspberry Pi OS: apt install python3-picamera2") from None
+            raise SourceNotInstalled(f"{self.name}: picamera2 is not installed ({exc}); on Raspberry Pi OS: apt install "
+                                     "python3-picamera2; elsewhere use --source webcam or --source VIDEO_FILE") from None
         try:
             cameras = Picamera2.global_camera_info()
             if self.index >= len(cameras):

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -174,3 +175,136 @@ def test_reset_that_cannot_write_says_so_once_without_the_daemons_words(tmp_path
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot write state" in err
     assert not [r for r in caplog.records if "in memory" in r.getMessage()]
+
+
+def stub_pipeline(monkeypatch, bad=()):
+    """`count` and `run` on the stub pipeline of test_faults (no models); frames whose index is
+    in `bad` raise FrameError, as the real pipeline does for a frame it cannot use."""
+    from appliance.frames import FrameError
+    from tests.test_faults import StubPipeline
+
+    def on_process(frame):
+        if frame.index in bad:
+            raise FrameError(f"frame {frame.index}: broken")
+
+    def load(config):
+        pipeline = StubPipeline(on_process)
+        pipeline.keypoint_model = types.SimpleNamespace(count=9)  # what count --keypoints asks of it
+        return pipeline
+
+    monkeypatch.setattr("appliance.app.load_pipeline", load)
+    monkeypatch.setattr("appliance.systemd.setup_logging", lambda level: None)
+
+
+@pytest.mark.parametrize("command", ["count", "run"])
+def test_a_video_of_frames_too_small_to_use_is_one_line_exit_4(tmp_path, monkeypatch, capsys, mock_pins, command):
+    """Frames under 8 px on a side: `count` ended in a FrameError traceback (exit 1), and `run`
+    skipped every frame and said 0 reps (found by review). Both: one line naming the file, exit 4."""
+    from tests.conftest import make_clip
+
+    clip = make_clip(tmp_path / "tiny.mp4", frames=5, size=(6, 6))
+    stub_pipeline(monkeypatch)
+    argv = ["count", str(clip)] if command == "count" else \
+        ["run", "--source", str(clip), "--display", "none", "--state-dir", str(tmp_path / "state")]
+    assert main(argv) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"video file {clip} has no usable frame: 5 skipped" in err and "at least 8x8" in err
+
+
+def test_count_skips_bad_frames_as_run_does(tmp_path, monkeypatch, capsys):
+    from tests.conftest import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=10)
+    stub_pipeline(monkeypatch, bad={1, 2})
+    assert main(["count", str(clip), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["frames"], report["skipped_frames"], report["reps"]) == (8, 2, 0)
+    assert main(["count", str(clip)]) == 0
+    assert capsys.readouterr().out.strip() == f"0 reps in {clip} (8 frames, 2 skipped: frame 1: broken)"
+
+
+def test_run_whose_recording_cannot_be_finished_exits_6_with_one_line(tmp_path, monkeypatch, capsys, mock_pins):
+    """The GIF is written only when the run ends; a disk full then was a warning and exit 0 (found by review)."""
+    import os
+
+    from tests.conftest import make_clip
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    clip = make_clip(tmp_path / "clip.mp4", frames=5)
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "oled.gif").symlink_to("/dev/full")
+    stub_pipeline(monkeypatch)
+    argv = ["run", "--source", str(clip), "--display", "none", "--state-dir", str(tmp_path / "state"), "--record", str(tmp_path / "rec")]
+    assert main(argv) == 6
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write the OLED animation {tmp_path}/rec/oled.gif: No space left on device" in err
+
+
+def test_run_with_the_default_camera_and_no_picamera2_exits_4_at_once(tmp_path, monkeypatch, capsys, mock_pins):
+    """A desktop `pushup-counter run`: waited 90 s of "camera error" retries before exit 4 (found by review)."""
+    import time
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    monkeypatch.setitem(sys.modules, "libcamera", None)
+    stub_pipeline(monkeypatch)
+    start = time.monotonic()
+    assert main(["run", "--display", "none", "--state-dir", str(tmp_path / "state")]) == 4
+    assert time.monotonic() - start < 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "picamera2 is not installed" in err and "--source webcam" in err
+
+
+def test_count_trace_replays_a_gappy_trace_on_its_own_times(tmp_path, rendered_trace, capsys):
+    """count --keypoints saved only a nominal fps and count-trace put frame i at i / fps: a clip
+    whose camera dropped frames (or a variable-rate phone clip) replayed on another clock, its
+    reps at other times (found by review). With each frame's time ("t") it replays as counted."""
+    keypoints, fps, reps = rendered_trace
+    n = len(keypoints)
+    kept = np.concatenate([np.arange(n // 2), np.arange(n // 2, n, 2)])  # every 2nd frame in the second half
+    full, gappy = tmp_path / "full.npz", tmp_path / "gappy.npz"
+    np.savez(full, keypoints=keypoints, fps=np.float32(fps))  # an older trace: no t
+    np.savez(gappy, keypoints=keypoints[kept], fps=np.float32(fps), t=kept / fps)
+    assert main(["count-trace", str(full), "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)["rep_times_s"]
+    assert main(["count-trace", str(gappy), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["reps"] == reps == len(want) and got["frames"] == len(kept)
+    assert np.allclose(got["rep_times_s"], want, atol=2.5 / fps), (got["rep_times_s"], want)
+
+
+def test_count_trace_refuses_times_that_do_not_fit(tmp_path, capsys):
+    trace = tmp_path / "trace.npz"
+    np.savez(trace, keypoints=np.zeros((30, 9, 3), np.float32), fps=np.float32(30), t=np.arange(29) / 30)
+    assert main(["count-trace", str(trace)]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trace.npz: t must be one finite, non-decreasing time" in err
+
+
+def test_count_saves_each_frames_time_with_the_keypoints(tmp_path, monkeypatch, capsys):
+    """A variable-frame-rate clip: the saved t are the frames' own times, not i / fps."""
+    import av
+    from fractions import Fraction
+
+    times = [0.0, 0.033, 0.066, 0.5, 0.533, 1.5, 1.533, 3.0]
+    clip = tmp_path / "vfr.mkv"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    stub_pipeline(monkeypatch, bad={2})
+    out = tmp_path / "k.npz"
+    assert main(["count", str(clip), "--keypoints", str(out)]) == 0
+    with np.load(out) as data:
+        assert data["keypoints"].shape == (7, 9, 3) and float(data["fps"]) > 0
+        assert np.allclose(data["t"], [t for i, t in enumerate(times) if i != 2], atol=1e-3)
+    assert main(["count-trace", str(out), "--json"]) == 0  # and count-trace reads it
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["frames"] == 7

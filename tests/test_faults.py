@@ -424,6 +424,27 @@ def test_a_camera_gone_for_restart_after_s_exits_for_a_fresh_daemon(tmp_path, ol
     assert not source.is_open  # released for the next daemon
 
 
+def test_a_pi_camera_without_picamera2_is_one_error_at_once_not_a_retry(tmp_path, oled, mock_pins, monkeypatch, caplog):
+    """`pushup-counter run` on a desktop (camera is the default --source): picamera2 missing
+    was shown as "camera error" and retried for restart_after_s (90 s) before exit 4 (found by
+    review). No retry installs it: exit 4 at once, saying what is missing and what to use."""
+    from appliance.sources import make_source
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # import fails as on a machine without it
+    monkeypatch.setitem(sys.modules, "libcamera", None)
+    StateStore(tmp_path / "state").save(State(reps=7, total=70))
+    clock = FakeClock()
+    app = make_app(tmp_path, None, clock=clock, display="oled")
+    app._source = make_source("camera", app.config.camera)
+    start = clock()
+    with pytest.raises(SourceError, match=r"Pi camera 0: picamera2 is not installed .*--source webcam or --source VIDEO_FILE"):
+        app.run()
+    assert clock() == start  # no backoff waited
+    assert not log_lines(caplog, "retrying")
+    assert oled.screens[-1].status == "camera error" and oled.persist
+    assert saved(tmp_path).reps == 7
+
+
 def fake_picamera2(clock, plan):
     """A stand-in `picamera2` module: each wait() takes the next step of `plan`:
     "frame"/"rep" returns a lores RGBA array, "timeout" blocks for the timeout and raises."""
@@ -632,6 +653,67 @@ def test_preview_frames_faster_than_the_nominal_rate_or_at_a_repeated_time(tmp_p
         stream = container.streams.video[0]
         times = sorted(float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None)
     assert len(times) == 5 and times[-1] == pytest.approx(0.1, abs=0.002)
+
+
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full (a disk that is always full)")
+
+
+@needs_dev_full
+def test_a_preview_that_cannot_be_finished_is_an_output_error_and_is_closed(tmp_path):
+    """The encoder holds frames back, so a short preview reaches the disk only at close():
+    a full disk there raised a raw OSError and left the container open (found by review)."""
+    from appliance.errors import OutputError
+    from appliance.preview import PreviewWriter
+
+    (tmp_path / "preview.mp4").symlink_to("/dev/full")
+    writer = PreviewWriter(tmp_path / "preview.mp4", fps=10)
+    for i in range(5):
+        writer.add(np.zeros((48, 64, 3), np.uint8), i / 10)
+    real, closed = writer._container, []
+
+    class Spy:  # the real container, its close() seen
+        def mux(self, packet):
+            return real.mux(packet)
+
+        def close(self):
+            closed.append(True)
+            return real.close()
+
+    writer._container = Spy()
+    with pytest.raises(OutputError, match=f"cannot write the preview {tmp_path / 'preview.mp4'}: .*No space left"):
+        writer.close()
+    assert closed == [True] and writer._container is None
+    writer.close()  # nothing left to do
+
+
+@needs_dev_full
+def test_a_recording_that_cannot_be_written_at_the_end_exits_6_with_every_device_released(tmp_path, oled, mock_pins, caplog):
+    """--record on a disk full at the end: oled.gif is written only then, and preview.mp4's
+    buffered frames and trailer. Both were warnings and the run exited 0 (found by review);
+    README promises exit 6. The display, buzzer, button and camera are still released."""
+    from gpiozero import Button, Buzzer
+
+    from appliance.errors import OutputError
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    for name in ("oled.gif", "preview.mp4"):
+        (rec / name).symlink_to("/dev/full")
+    clock = FakeClock()
+    options = RunOptions(display="oled", state_dir=str(tmp_path / "state"), record_dir=str(rec))
+    config = Config()
+    config.button.shutdown_command = ["true"]
+    source = ScriptedSource(["rep", "frame", "rep", "frame"], live=False, clock=clock, sleep=clock.sleep)
+    app = App(config, options, clock=clock, sleep=clock.sleep, source=source, pipeline=StubPipeline())
+    with pytest.raises(OutputError) as error:
+        app.run()
+    message = str(error.value)
+    assert "\n" not in message and f"preview {rec / 'preview.mp4'}" in message and f"animation {rec / 'oled.gif'}" in message
+    assert saved(tmp_path).reps == 2
+    assert not source.is_open and oled.images and oled.inner.image.getbbox() is None  # camera closed, panel blanked
+    Button(27).close()  # GPIO released: the pins can be claimed again
+    Buzzer(17).close()
+    assert not log_lines(caplog, "on shutdown")  # the exit's one line says it, no warning besides
 
 
 @pytest.mark.parametrize("rotate", [0, 1])
@@ -1295,6 +1377,30 @@ def test_failed_power_off_is_one_line_and_stays_on_the_oled(tmp_path, oled, mock
     assert "\n" not in lines[0]
     assert (oled.screens[-1].count, oled.screens[-1].status) == (2, "shutdown failed")
     assert shows(oled, oled.screens[-1]) and oled.persist  # still lit after the daemon stopped
+
+
+@pytest.mark.parametrize("body", [
+    "kill -TERM $PPID\nkill -TERM $$\n",  # systemd stops the unit: SIGTERM to the daemon and to systemctl
+    "kill -TERM $$\n",
+    "kill -KILL $$\n",  # systemd's SIGKILL after TimeoutStopSec
+    "kill -TERM $PPID\nexit 1\n",  # the daemon stopped; whatever the command says then
+], ids=["both-sigtermed", "command-sigtermed", "command-sigkilled", "daemon-sigtermed"])
+def test_a_power_off_stopped_by_the_shutdown_it_started_is_not_a_failure(tmp_path, oled, mock_pins, caplog, body):
+    """`systemctl poweroff` waits while systemd stops this service for that power-off, with
+    SIGTERM to the whole unit: systemctl died of it (-15) and "shutdown failed" stayed lit
+    after the exit, telling the owner to unplug mid-shutdown (found by review)."""
+    command = fake_poweroff(tmp_path, body)
+    clock = FakeClock()
+    source = ScriptedSource(["rep", *long_press(mock_pins.pin(27)), "rep", "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled", buzzer={"enabled": False},
+                   button={"long_press_s": 0.05, "shutdown_command": [str(command)]})
+    with caplog.at_level(logging.INFO):
+        assert app.run() == 0
+    assert not log_lines(caplog, "failed")
+    assert len(log_lines(caplog, "the system is stopping")) == 1
+    assert (oled.screens[-1].count, oled.screens[-1].status) == (2, "shutting down")
+    assert not oled.persist and oled.inner.image.getbbox() is None  # blanked, as at any stop
+    assert saved(tmp_path).reps == 2
 
 
 def test_reset_pressed_during_a_camera_error_resets_the_counter_too(tmp_path, mock_pins):
