@@ -129,32 +129,14 @@ def cmd_count_trace(args) -> int:
         if times.shape != keypoints.shape[:1] or not np.isfinite(times).all() or (np.diff(times) < 0).any():
             raise SourceError(f"trace file {args.trace}: t must be one finite, non-decreasing time in seconds per frame "
                               f"({len(keypoints)}), got shape {times.shape}")
-        reps, rep_times = _count_timed_trace(keypoints, times, settings)
-    else:
-        # No camera gives more than 1000 fps; inf or 1e300 put every frame at 0 s and counted 0 reps without a word.
-        if not (math.isfinite(fps) and 0 < fps <= 1000):
-            raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps above 0 and at most 1000, "
-                              f"got {keypoints.shape}, fps {fps}")
-        result = count_trace(keypoints, fps, settings)
-        reps, rep_times = result.reps, result.rep_times_s
+    # No camera gives more than 1000 fps; inf or 1e300 put every frame at 0 s and counted 0 reps without a word.
+    elif not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps above 0 and at most 1000, "
+                          f"got {keypoints.shape}, fps {fps}")
+    result = count_trace(keypoints, fps, settings, times_s=times)  # times: the clock `count` counted on
+    reps, rep_times = result.reps, result.rep_times_s
     report = {"trace": str(args.trace), "reps": int(reps), "rep_times_s": [round(float(t), 3) for t in rep_times], "frames": int(len(keypoints))}
     return _print_report(report, args.json, f"{report['reps']} reps in {args.trace}")
-
-
-def _count_timed_trace(keypoints: np.ndarray, times: np.ndarray, settings) -> tuple[int, list[float]]:
-    """count_trace on each frame's own time (the "t" that `count --keypoints` saves) instead of
-    i / fps: a clip with a variable frame rate or gaps replays on the clock it was counted on.
-    The same steps as count_trace: a fresh counter, the gate open, finish() at the last frame."""
-    from appliance.counter import RepCounter
-
-    counter = RepCounter(settings)
-    rep_times = []
-    for t, row in zip(times.tolist(), keypoints):
-        if counter.update(t, row, True):
-            rep_times.append(t)
-    if len(times) and counter.finish(float(times[-1])):
-        rep_times.append(float(times[-1]))
-    return counter.count, rep_times
 
 
 def _print_report(report: dict, as_json: bool, text: str) -> int:

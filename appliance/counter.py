@@ -906,8 +906,11 @@ def count_trace(
     settings: CounterSettings | None = None,
     counter_cls=RepCounter,
     gate: np.ndarray | None = None,
+    times_s: np.ndarray | None = None,
 ) -> TraceResult:
-    """Run a keypoint trace [T, K, 3] through a fresh counter at ``fps`` frames per second.
+    """Run a keypoint trace [T, K, 3] through a fresh counter at ``fps`` frames per second, or
+    on each frame's own time ``times_s`` ([T] seconds, what `count --keypoints` saves): a clip
+    with a variable frame rate or gaps then replays on the clock it was counted on.
 
     ``gate`` (optional, [T] bool) is the recognition gate per frame; without it the gate is
     open and the counter's own posture logic does all the rejecting.
@@ -916,16 +919,19 @@ def count_trace(
     if kp.ndim != 3 or kp.shape[2] != 3:
         raise ValueError(f"keypoints must be [T, K, 3], got {kp.shape}")
     names(kp.shape[1])
-    if not fps > 0:
+    if times_s is None and not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    counter = counter_cls(settings)
     n = kp.shape[0]
+    clock = np.arange(n) / float(fps) if times_s is None else np.asarray(times_s, np.float64)
+    if clock.shape != (n,):
+        raise ValueError(f"times_s must be one time per frame ({n}), got shape {clock.shape}")
+    counter = counter_cls(settings)
     cols = {k: np.full(n, np.nan) for k in ("t", "signal", "mean", "upper", "lower")}
     label = np.zeros(n, dtype=np.int8)
     posture = np.zeros(n, dtype=bool)
     times, frames, rejected = [], [], []
     for i in range(n):
-        t = i / float(fps)
+        t = float(clock[i])
         g = True if gate is None else bool(gate[i])
         if counter.update(t, kp[i], g):
             times.append(t)
@@ -937,8 +943,8 @@ def count_trace(
         rej = getattr(counter, "rejected", None)
         if rej and (not rejected or rej[-1] != rejected[-1]) and rej[-1][0] == t:
             rejected.append(rej[-1])
-    if n and counter.finish((n - 1) / float(fps)):
-        times.append((n - 1) / float(fps))
+    if n and counter.finish(float(clock[-1])):
+        times.append(float(clock[-1]))
         frames.append(n - 1)
     return TraceResult(counter.count, times, frames, cols["t"], cols["signal"], cols["mean"], cols["upper"],
                        cols["lower"], label, posture, rejected)
