@@ -46,3 +46,20 @@ def test_without_a_pipeline_run_the_tables_hold_the_three_counters_only():
     names = [line.split("|")[1].strip() for line in overall_table(clips, "all") if line.startswith("| ")][2:]
     assert names == ["ours", "seed", "elbow"]
     assert "pipeline" not in per_clip_table(clips, ("pushup",), "clips")[2]
+
+
+def test_borderline_negatives_are_reported_apart_as_in_training(tmp_path):
+    """The data's README marks burpees and the upward-dog flow as ambiguous; the upward dog's
+    notes say "borderline", which the training split read as ambiguous and this tool did not:
+    its seed and elbow reps were counted as false reps."""
+    from tools.eval_counting import load_manifest
+
+    header = ["file", "category", "reps_counted", "count_confidence", "view", "notes"]
+    rows = [
+        ["negative/dog.mp4", "negative", "0", "", "side", "YOGA HARD NEGATIVE (borderline): high plank -> upward dog"],
+        ["negative/burpee.mp4", "negative", "0", "ambiguous (burpee)", "side", ""],
+        ["negative/squat.mp4", "negative", "0", "", "front", "squats"],
+    ]
+    (tmp_path / "MANIFEST.tsv").write_text("\n".join("\t".join(r) for r in [header] + rows) + "\n")
+    kinds = {c.name: c.kind for c in load_manifest(tmp_path)}
+    assert kinds == {"dog.mp4": "negative_ambiguous", "burpee.mp4": "negative_ambiguous", "squat.mp4": "negative"}

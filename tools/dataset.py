@@ -91,11 +91,7 @@ def read_manifest(root: Path) -> list[Clip]:
                 c.kind = "negative"
             else:
                 c.kind = "image"
-            text = (c.notes + " " + c.confidence).lower()
-            if c.kind == "negative":
-                c.ambiguous = "ambiguous" in text or "borderline" in text
-            elif c.kind == "pushup":
-                c.ambiguous = "ambiguous for a floor" in text
+            c.ambiguous = is_ambiguous(c.kind, c.notes, c.confidence)
             name = Path(c.file).name
             if c.kind == "riyer8":
                 form = Path(c.file).parent.name
@@ -291,6 +287,19 @@ def smooth_cached_labels(cache: dict, root: Path) -> int:
 
 
 SET_GAP_S = 2.0  # pushup_labels: a pause between 'down' stretches this short is inside the set
+
+
+def is_ambiguous(kind: str, notes: str, confidence: str) -> bool:
+    """A MANIFEST clip the data's README marks as neither clearly a push-up nor clearly not:
+    burpees and the upward-dog flow ("ambiguous", "borderline") among the negatives, wall
+    push-ups among the push-ups ("ambiguous for a floor" counter). The one rule, for training
+    and for every evaluation."""
+    text = f"{notes} {confidence}".lower()
+    if kind == "negative":
+        return "ambiguous" in text or "borderline" in text
+    if kind == "pushup":
+        return "ambiguous for a floor" in text
+    return False
 
 
 def pushup_labels(lm33: np.ndarray, fps: float) -> np.ndarray:
