@@ -1236,6 +1236,30 @@ def test_an_oled_that_fails_while_dark_comes_back_dark(room):
     assert not np.asarray(room.oled.images[-1]).any()
 
 
+def test_a_press_on_a_panel_left_black_by_a_failed_wake_only_wakes_it(room):
+    """Asleep, then the write that should light it fails (an I2C glitch): the display is dropped
+    for retry_s with the panel still black. A press then is the owner waking a black screen,
+    not a reset of a count nobody can see (found by review: the count was wiped). Once a lit
+    screen reaches the panel again, a press resets as usual."""
+    def glitch():
+        room.oled.fail = OSError(121, "Remote I/O error")
+
+    def wire_fine_again():
+        room.oled.fail = None
+
+    def look(name):
+        return lambda: room.seen.setdefault(name, (room.app.display.dark, saved(room.tmp_path).reps))
+
+    def after_retry():
+        room.clock.t += room.app.config.display.retry_s + 1
+
+    room.run(["rep", "rep", "rep", room.idle, "frame", "frame", look("asleep"), glitch, "rep", look("wake failed"),
+              wire_fine_again, *room.press(), "frame", look("pressed on the black panel"),
+              after_retry, "frame", look("back"), *room.press(), "frame", look("pressed lit")])
+    assert room.seen == {"asleep": (True, 3), "wake failed": (True, 4), "pressed on the black panel": (True, 4),
+                         "back": (False, 4), "pressed lit": (False, 0)}
+
+
 def test_a_room_too_dark_to_count_in_says_so(room):
     """With nobody found and the mean pixel under TOO_DARK, averaged over about a second, the
     status line says "too dark" instead of "no person"; one dark frame does not; someone seen
