@@ -442,20 +442,9 @@ class App:
         else:
             self._down_since = None
         for event in self.button.poll():
-            was_dark = self.display.dark if self._press_started_dark is None else self._press_started_dark
-            self._press_started_dark = None
-            self._last_activity = self.clock()
-            if event == RESET and was_dark:
-                log.info("button: screen woken, the count stays at %d", self.state.reps)
-                self._show()
-            elif event == RESET:
-                log.info("button: reset at %d reps", self.state.reps)
-                self.state.reps = 0
-                self.state.resets += 1
-                self._save(pipeline)
-                pipeline.reset_count()
-                self.beeper.reset()
-                self._show()  # at once, also during a camera error, where no frame redraws it
+            was_dark = self._press_was_dark()
+            if event == RESET:
+                self._short_press(pipeline, was_dark)
             elif event == SHUTDOWN:
                 log.info("button: long press, shutting down")
                 self.beeper.shutdown()
@@ -466,6 +455,44 @@ class App:
                 self._powering_off = True
                 self._power_off()
                 break  # the box is going down: nothing after the shutdown may touch the count
+
+    def _press_was_dark(self) -> bool:
+        """For a press the button has just reported: whether the screen was dark as it began."""
+        was_dark = self.display.dark if self._press_started_dark is None else self._press_started_dark
+        self._press_started_dark = None
+        self._last_activity = self.clock()
+        return was_dark
+
+    def _short_press(self, pipeline: Pipeline | None, was_dark: bool) -> None:
+        """A reset, or only a wake for a press that started on a dark (maybe black) screen."""
+        if was_dark:
+            log.info("button: screen woken, the count stays at %d", self.state.reps)
+        else:
+            log.info("button: reset at %d reps", self.state.reps)
+            self.state.reps = 0
+            self.state.resets += 1
+            self._save(pipeline)
+            if pipeline is not None:
+                pipeline.reset_count()
+            self.beeper.reset()
+        self._show()  # at once, also during a camera error, where no frame redraws it
+
+    def _last_press(self) -> None:
+        """On the way out: a short press released less than debounce_s ago is still waiting out
+        its bounce, and no loop will poll for it again; the button is about to be released, so
+        it is taken now, and its reset saved with the rest. A long press released at the same
+        moment is not acted on: the daemon is stopping already."""
+        if self._powering_off:
+            return
+        try:
+            for event in self.button.poll(final=True):
+                was_dark = self._press_was_dark()
+                if event == RESET:
+                    self._short_press(None, was_dark)
+                elif event == SHUTDOWN:
+                    log.info("button: long press released as the daemon stopped; not powering off")
+        except Exception as exc:  # the devices below are released whatever happens here
+            log.warning("on shutdown, taking the last button press failed: %s", exc)
 
     def _power_off(self) -> None:
         """Run [button].shutdown_command and wait for its answer: once the daemon exits, systemd
@@ -596,6 +623,7 @@ class App:
         each file, for run() to make the exit code.
         """
         self.notifier.stopping()
+        self._last_press()
         if self.store.pending:
             self._save()
         steps = [("the display", lambda: self.display.close(keep_screen)), ("the buzzer", self.beeper.close),

@@ -221,9 +221,11 @@ class ResetButton:
         """Held down right now (a reset or a shutdown comes only at the release)."""
         return self._pressed_at is not None
 
-    def poll(self) -> list[str]:
+    def poll(self, final: bool = False) -> list[str]:
+        """The events since the last poll. `final`: the last poll before close(): a short press
+        still waiting out debounce_s is a reset now, as no poll will come for it later."""
         with self._lock:
-            if self._reset_due is not None and self._pressed_at is None and self._clock() >= self._reset_due:
+            if self._reset_due is not None and self._pressed_at is None and (final or self._clock() >= self._reset_due):
                 self._reset_due = None
                 self.events.put(RESET)
         out = []

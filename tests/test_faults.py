@@ -1427,6 +1427,35 @@ def test_a_power_off_stopped_by_the_shutdown_it_started_is_not_a_failure(tmp_pat
     assert saved(tmp_path).reps == 2
 
 
+@pytest.mark.parametrize("stop", ["SIGTERM", "camera gone"])
+def test_a_reset_released_just_before_a_stop_is_taken_and_saved(tmp_path, oled, mock_pins, caplog, stop):
+    """A short press waits out debounce_s after its release (a bounce may follow): released
+    just before SIGTERM or the exit for a fresh start, it was never polled, and the reset was
+    lost (found by review). The last look at the button on the way out takes it, saves it and
+    shows it (kept lit after a camera error exit). debounce_s is long here so that no poll of
+    the loop can take it first."""
+    caplog.set_level(logging.INFO)
+    pin = mock_pins.pin(27)
+    clock = FakeClock()
+    script = ["rep", "rep", pin.drive_low, "frame", pin.drive_high, "frame"]
+    if stop == "camera gone":
+        script += ["error"] * 100
+    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled", button={"debounce_s": 5.0},
+                   camera={"restart_after_s": 90.0})
+    if stop == "camera gone":
+        with pytest.raises(SourceError, match="exiting for a fresh start"):
+            app.run()
+    else:
+        assert app.run() == 0
+    state = saved(tmp_path)
+    assert (state.reps, state.total, state.resets) == (0, 2, 1)
+    assert len(log_lines(caplog, "button: reset at 2 reps")) == 1
+    assert oled.screens[-1].count == 0
+    if stop == "camera gone":
+        assert oled.persist and shows(oled, oled.screens[-1])  # "camera error" over 0, lit after the exit
+
+
 def test_reset_pressed_during_a_camera_error_resets_the_counter_too(tmp_path, mock_pins):
     pin = mock_pins.pin(27)
 
