@@ -269,6 +269,7 @@ class App:
                     if source.live and self.clock() - last_good > self.config.camera.frame_timeout_s:
                         trouble = f"{source.name} gave no usable frame for {self.config.camera.frame_timeout_s:.1f} s ({exc})"
                     else:
+                        self.notifier.progress()  # the loop is alive: frame_timeout_s of bad frames is no hang
                         continue
                 else:
                     last_good = last_frame = self.clock()

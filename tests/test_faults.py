@@ -535,6 +535,29 @@ def test_no_frame_and_bad_frames_from_a_live_camera(tmp_path, mock_pins, caplog)
     assert len(source.opens) == 3
 
 
+def test_bad_frames_keep_the_watchdog_pinged(tmp_path, mock_pins, systemd, monkeypatch):
+    """Bad frames for up to frame_timeout_s (here 5 s, the most the config takes) are a loop that
+    is alive: the watchdog goes on being pinged (found by review: no ping until the timeout, a
+    gap of 11.3 s with frame_timeout_s = 8 against WatchdogSec=10s)."""
+    monkeypatch.setenv("WATCHDOG_USEC", "3000000")  # a ping due every 1 s of (fake) time
+    clock = FakeClock()
+    bad = [("bad", np.zeros((4, 4), np.uint8))] * 135  # 4.5 s at 30 fps
+    source = ScriptedSource(["frame"] * 60 + bad + ["frame"] * 30, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, camera={"frame_timeout_s": 5.0})
+    pinged, send = [], app.notifier._send
+
+    def send_and_note(message):
+        if message == "WATCHDOG=1":
+            pinged.append(clock())
+        return send(message)
+
+    app.notifier._send = send_and_note
+    assert app.run() == 0
+    assert app._status != "camera error" and len(source.opens) == 1  # under frame_timeout_s: no reopen
+    assert np.diff(pinged).max() < 1.1  # fake seconds: every ping in time, bad frames or not
+    assert systemd.texts().count("WATCHDOG=1") == len(pinged)  # and they reached the socket
+
+
 def test_a_pipeline_error_on_a_good_frame_is_not_taken_for_a_bad_frame(tmp_path, mock_pins, caplog):
     """Only a frame of the wrong shape or dtype is skipped as bad; a ValueError from the
     pipeline on a good frame (a setting the counter cannot use, a bug) stops the daemon with
