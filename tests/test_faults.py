@@ -221,7 +221,7 @@ def shows(device: RecordingOled, screen) -> bool:
 
 @pytest.fixture(autouse=True)
 def no_systemd(monkeypatch):
-    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUNTIME_DIRECTORY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -422,6 +422,80 @@ def test_a_camera_gone_for_restart_after_s_exits_for_a_fresh_daemon(tmp_path, ol
     assert saved(tmp_path).reps == (7 if appears == "never" else 9)
     assert oled.screens[-1].status == "camera error" and oled.persist  # lit after the exit
     assert not source.is_open  # released for the next daemon
+
+
+def test_an_oled_left_on_by_a_camera_missing_for_hours_still_goes_dark(tmp_path, oled, mock_pins, monkeypatch):
+    """No camera: each daemon exits after restart_after_s for a fresh start, and systemd starts
+    another 5 s later. Each one started lit, so the panel never slept and burnt in (found by
+    review). The time of the last activity now goes over in the unit's RuntimeDirectory=: the
+    restart and the same "camera error" again are no news, and the panel goes dark 600 s after
+    the first start, and stays dark; a press in between lights it for another 600 s."""
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    StateStore(tmp_path / "state").save(State(reps=7, total=70))
+    clock = FakeClock()
+    pin = mock_pins.pin(27)
+    first_start, presses, panel = clock(), [], []
+
+    def press_once(source):
+        if not presses and clock() - first_start > 400:
+            presses.append(clock())
+            pin.drive_low(), pin.drive_high()
+
+    for _ in range(16):
+        source = ScriptedSource([], clock=clock, sleep=clock.sleep, open_failures=10**6, on_open=press_once)
+        app = make_app(tmp_path, source, clock=clock, display="oled", button={"debounce_s": 0.0},
+                       camera={"restart_after_s": 90.0})
+        with pytest.raises(SourceError, match="exiting for a fresh start"):
+            app.run()
+        panel.append((clock(), oled.panel_on))
+        clock.sleep(5.0)  # RestartSec=5s
+    dark_from = next(t for t, on in panel if not on)
+    assert all(not on for t, on in panel if t >= dark_from)  # once dark, each new daemon keeps it dark
+    assert presses[0] + 600 <= dark_from < presses[0] + 600 + 125  # 600 s after the last real activity
+    assert saved(tmp_path).reps == 0  # that press was a reset: the panel was lit
+    assert (runtime / "last-activity").exists()
+
+
+@pytest.mark.parametrize("left", ["nothing", "garbage", "a time to come", "a directory"])
+def test_no_usable_last_activity_starts_the_oled_lit(tmp_path, oled, mock_pins, monkeypatch, left):
+    """A stop or a boot empties the runtime directory; what is there and cannot be read is no
+    error either: the OLED starts lit. The file is read once and removed, so a daemon killed
+    later leaves no old time behind to darken a panel someone was using."""
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    clock = FakeClock()
+    path = runtime / "last-activity"
+    if left == "garbage":
+        path.write_bytes(b"\xff{[")
+    elif left == "a time to come":
+        path.write_text(json.dumps({"last_activity": clock() + 3600, "status": "camera error"}))
+    elif left == "a directory":
+        path.mkdir()
+    source = ScriptedSource(["frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled")
+    assert left == "a directory" or not path.exists()
+    assert (app._last_activity, app._quiet_status) == (clock(), None)  # this daemon's start, as without the file
+    assert app.run() == 0
+    assert shows(oled, Screen(0, "starting")) and np.asarray(oled.images[0]).any()
+
+
+def test_a_restart_after_recent_activity_starts_lit(tmp_path, oled, mock_pins, monkeypatch):
+    """The time carried over is the last activity, not the restart: a rep a minute before the
+    exit keeps the new daemon's panel lit."""
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    clock = FakeClock()
+    make_app(tmp_path, ScriptedSource(["rep"], clock=clock, sleep=clock.sleep), clock=clock, display="oled").run()
+    clock.sleep(60.0)
+    oled.images.clear()
+    app = make_app(tmp_path, ScriptedSource(["frame"], clock=clock, sleep=clock.sleep), pipeline=RoomPipeline(),
+                   clock=clock, display="oled")
+    assert app.run() == 0
+    assert shows(oled, Screen(1, "starting"))
 
 
 def test_a_pi_camera_without_picamera2_is_one_error_at_once_not_a_retry(tmp_path, oled, mock_pins, monkeypatch, caplog):
