@@ -5,8 +5,10 @@ So a rep anyone has seen or heard survives a power cut.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import signal
 import subprocess
 import time
@@ -42,6 +44,15 @@ SLOW_FPS_WARN_S = 10.0  # frames slower than MIN_FPS for this long: warn (once; 
 SHUTDOWN_TIMEOUT_S = 5.0  # the power-off command's answer; well inside the unit's WatchdogSec=10s
 PRESS_LIT_S = 2.0  # a press held past long_press_s keeps the OLED lit this much longer, a stuck button not for ever
 STATUS_EVERY_S = 5.0  # STATUS= for a new frame rate alone at most this often: a new state or count goes at once
+ACTIVITY_FILE = "last-activity"  # in systemd's RuntimeDirectory=: the OLED's sleep timer across a restart
+
+
+def activity_file() -> Path | None:
+    """Where the time of the last activity outlives this daemon: the unit's RuntimeDirectory=
+    (/run/pushup-counter, which RuntimeDirectoryPreserve=restart keeps across the unit's
+    restarts and systemd empties at a stop and at boot); None outside systemd."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    return Path(runtime) / ACTIVITY_FILE if runtime else None
 
 
 class Terminate(BaseException):
@@ -136,6 +147,13 @@ class App:
         self._scene_since = clock()
         self._presence_noted = False
         self._last_activity = clock()  # a rep, a press, someone coming into view: keeps the OLED lit
+        self._quiet_status: str | None = None  # the status the daemon before this one stopped on
+        self._activity_file = activity_file()
+        carried = self._carried_activity()
+        if carried is not None:  # a restart (the exit for a fresh start without a camera) is not
+            # something happening, nor the same error again: the OLED sleeps on schedule
+            self._last_activity = self._status_since = carried[0]
+            self._quiet_status = carried[1]
         self._press_started_dark: bool | None = None  # the OLED at the start of the press in progress
         self._down_since: float | None = None  # since when the loop has seen the button down
         self._ready_sent = False
@@ -269,6 +287,7 @@ class App:
                     if source.live and self.clock() - last_good > self.config.camera.frame_timeout_s:
                         trouble = f"{source.name} gave no usable frame for {self.config.camera.frame_timeout_s:.1f} s ({exc})"
                     else:
+                        self.notifier.progress()  # the loop is alive: frame_timeout_s of bad frames is no hang
                         continue
                 else:
                     last_good = last_frame = self.clock()
@@ -442,20 +461,9 @@ class App:
         else:
             self._down_since = None
         for event in self.button.poll():
-            was_dark = self.display.dark if self._press_started_dark is None else self._press_started_dark
-            self._press_started_dark = None
-            self._last_activity = self.clock()
-            if event == RESET and was_dark:
-                log.info("button: screen woken, the count stays at %d", self.state.reps)
-                self._show()
-            elif event == RESET:
-                log.info("button: reset at %d reps", self.state.reps)
-                self.state.reps = 0
-                self.state.resets += 1
-                self._save(pipeline)
-                pipeline.reset_count()
-                self.beeper.reset()
-                self._show()  # at once, also during a camera error, where no frame redraws it
+            was_dark = self._press_was_dark()
+            if event == RESET:
+                self._short_press(pipeline, was_dark)
             elif event == SHUTDOWN:
                 log.info("button: long press, shutting down")
                 self.beeper.shutdown()
@@ -466,6 +474,44 @@ class App:
                 self._powering_off = True
                 self._power_off()
                 break  # the box is going down: nothing after the shutdown may touch the count
+
+    def _press_was_dark(self) -> bool:
+        """For a press the button has just reported: whether the screen was dark as it began."""
+        was_dark = self.display.dark if self._press_started_dark is None else self._press_started_dark
+        self._press_started_dark = None
+        self._last_activity = self.clock()
+        return was_dark
+
+    def _short_press(self, pipeline: Pipeline | None, was_dark: bool) -> None:
+        """A reset, or only a wake for a press that started on a dark (maybe black) screen."""
+        if was_dark:
+            log.info("button: screen woken, the count stays at %d", self.state.reps)
+        else:
+            log.info("button: reset at %d reps", self.state.reps)
+            self.state.reps = 0
+            self.state.resets += 1
+            self._save(pipeline)
+            if pipeline is not None:
+                pipeline.reset_count()
+            self.beeper.reset()
+        self._show()  # at once, also during a camera error, where no frame redraws it
+
+    def _last_press(self) -> None:
+        """On the way out: a short press released less than debounce_s ago is still waiting out
+        its bounce, and no loop will poll for it again; the button is about to be released, so
+        it is taken now, and its reset saved with the rest. A long press released at the same
+        moment is not acted on: the daemon is stopping already."""
+        if self._powering_off:
+            return
+        try:
+            for event in self.button.poll(final=True):
+                was_dark = self._press_was_dark()
+                if event == RESET:
+                    self._short_press(None, was_dark)
+                elif event == SHUTDOWN:
+                    log.info("button: long press released as the daemon stopped; not powering off")
+        except Exception as exc:  # the devices below are released whatever happens here
+            log.warning("on shutdown, taking the last button press failed: %s", exc)
 
     def _power_off(self) -> None:
         """Run [button].shutdown_command and wait for its answer: once the daemon exits, systemd
@@ -559,7 +605,43 @@ class App:
 
     def _set_status(self, status: str) -> None:
         if status != self._status:
-            self._status, self._status_since = status, self.clock()
+            since = self.clock()
+            if status == self._quiet_status:  # what the daemon before this one stopped on: no news
+                since = min(since, self._last_activity)
+            elif status != "starting":
+                self._quiet_status = None
+            self._status, self._status_since = status, since
+
+    def _carried_activity(self) -> tuple[float, str] | None:
+        """(last activity, status) that the daemon before this one left at its exit, in this
+        boot's monotonic time; None (the OLED starts lit) when there is none or it cannot be
+        used. Read once and removed: if this daemon is killed, the next one must not take an
+        older time for its own and darken a panel someone was just using."""
+        path = self._activity_file
+        if path is None:
+            return None
+        try:
+            text = path.read_bytes()
+            path.unlink()
+            saved = json.loads(text)
+            when, status = float(saved["last_activity"]), saved["status"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.debug("no last activity from %s (%s): the OLED starts lit", path, exc)
+            return None
+        if not math.isfinite(when) or when > self.clock() or not isinstance(status, str):
+            return None
+        return when, status
+
+    def _leave_activity(self) -> None:
+        """For the next daemon: when something last happened, and the status it stops on."""
+        if self._activity_file is None:
+            return
+        try:
+            self._activity_file.write_text(json.dumps({"last_activity": self._last_activity, "status": self._status}))
+        except (OSError, ValueError) as exc:
+            log.debug("cannot leave the last activity in %s: %s", self._activity_file, exc)
 
     def _note_scene(self, scene: str) -> None:
         """Something happening in view keeps the OLED lit: every counting frame, and someone
@@ -596,8 +678,10 @@ class App:
         each file, for run() to make the exit code.
         """
         self.notifier.stopping()
+        self._last_press()
         if self.store.pending:
             self._save()
+        self._leave_activity()
         steps = [("the display", lambda: self.display.close(keep_screen)), ("the buzzer", self.beeper.close),
                  ("the button", self.button.close)]
         if self.preview is not None:

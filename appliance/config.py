@@ -24,6 +24,9 @@ DEFAULT_STATE_DIR = Path("/var/lib/pushup-counter")
 # when the frame rate it gets stays under this.
 MIN_FPS = 2.0
 MAX_BCM_PIN = 27  # GPIO0 to GPIO27 on the 40-pin header
+# A Pi camera read waits up to [camera] frame_timeout_s and nothing pings the watchdog meanwhile:
+# a third of WatchdogSec=10s since the last ping, plus this, plus a frame stays under 10 s.
+MAX_FRAME_TIMEOUT_S = 5.0
 
 
 def default_models_dir() -> str:
@@ -61,7 +64,7 @@ class CameraConfig:
     lores_format: str = "auto"  # auto (YUV420 on Pi 4 and older, RGB on Pi 5), YUV420, RGB
     index: int = 0  # camera number (Pi) or /dev/videoN (webcam), 0 or more
     rotation: int = 0  # 180: the camera is mounted upside down (libcamera flips it in the sensor)
-    frame_timeout_s: float = 3.0  # no frame for this long -> reopen the camera
+    frame_timeout_s: float = 3.0  # no frame for this long -> reopen the camera; 0.1 to MAX_FRAME_TIMEOUT_S
     reopen_backoff_max_s: float = 30.0
     restart_after_s: float = 90.0  # no frame from a live camera for this long: exit for a fresh daemon (0: never, else >= 60)
 
@@ -82,6 +85,9 @@ class CameraConfig:
             if self.lores_height % 2:
                 raise ConfigError(f"[camera].lores_height must be even unless lores_format is RGB, got {self.lores_height}")
         _at_least("camera", "frame_timeout_s", self.frame_timeout_s, 0.1)
+        if self.frame_timeout_s > MAX_FRAME_TIMEOUT_S:  # a camera wait pings no watchdog: it must end well inside it
+            raise ConfigError(f"[camera].frame_timeout_s must be at most {MAX_FRAME_TIMEOUT_S:g} (the service's watchdog, "
+                              f"WatchdogSec=10s, is not pinged during a camera wait), got {self.frame_timeout_s!r}")
         _at_least("camera", "reopen_backoff_max_s", self.reopen_backoff_max_s, 0.1)
         if self.restart_after_s != 0:  # shorter, the restarts would run into the unit's start limit
             _at_least("camera", "restart_after_s", self.restart_after_s, 60.0)

@@ -238,6 +238,7 @@ class Display:
         self.error: str | None = None
         self._next_try = float("-inf")
         self._shown = _NOTHING  # on the device: a Screen, _DARK, or _NOTHING (unknown: resend)
+        self._blank = False  # the panel was sent dark and no lit screen has reached it since
         self._recorded = _NOTHING
         self._logged: dict[str, float] = {}  # message -> when it was last logged
 
@@ -257,20 +258,26 @@ class Display:
             return
         try:
             if wanted is _DARK:
+                self._blank = True  # from the first write on: a failure halfway may leave it black
                 self.device.display(Image.new(self.device.mode, self.device.size))
                 self.device.hide()
             else:
                 if self._shown is _DARK:
                     self.device.show()  # luma's DISPLAYON (a newly opened device is already on)
                 render(screen, self.device)
+                self._blank = False
             self._shown = wanted
         except Exception as exc:  # not only OSError: luma turns an I2C EIO into its own DeviceNotFoundError
             self._fail(f"display write failed: {exc}")
 
     @property
     def dark(self) -> bool:
-        """The panel is there and switched off: a press then only has to wake it."""
-        return self.device is not None and self._shown is _DARK
+        """The panel may be showing nothing since it was sent dark: a press then only has to
+        wake it. Only a lit screen that reached the panel clears this; a write that fails on the
+        way back (an I2C glitch, a loose wire) leaves it set while the device is dropped for
+        retry_s, for the panel is still black and the owner cannot see the count a press would
+        wipe. A panel never sent dark (none there, or [display] kind "none") is not dark."""
+        return self._blank
 
     def _open(self) -> None:
         try:

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 RESET = "reset"
 SHUTDOWN = "shutdown"
+STUCK_S = 10.0  # a press held this much longer than long_press_s is a stuck button: its release does nothing
 
 
 class Beeper:
@@ -143,7 +144,9 @@ class Beeper:
 class ResetButton:
     """Short press: reset. Hold for long_press_s, then release: safe shutdown.
 
-    The shutdown waits for the release so that a stuck button never powers the box off.
+    The shutdown waits for the release so that a stuck button never powers the box off, and a
+    press held more than long_press_s + STUCK_S is a stuck button (knocked onto it, something
+    leaning on it): its release is logged and ignored, not a power-off the moment it is freed.
     Contacts bounce: a press is a reset only once the button has stayed up for debounce_s
     after it (a bounce that comes down again is the same press going on, so a long press that
     bounced at its start is still one shutdown), and after a shutdown nothing more counts.
@@ -201,7 +204,13 @@ class ResetButton:
             now = self._clock()
             if pressed_at is None or self._shut_down:
                 return
-            if self._held or now - pressed_at >= self.config.long_press_s:
+            held_s = now - pressed_at
+            if held_s > self.config.long_press_s + STUCK_S:
+                self._reset_due = None
+                log.warning("button: released after %.0f s held down, a stuck button rather than a long press "
+                            "(%g to %g s): ignored", held_s, self.config.long_press_s, self.config.long_press_s + STUCK_S)
+                return
+            if self._held or held_s >= self.config.long_press_s:
                 self._shut_down, self._reset_due = True, None
                 self.events.put(SHUTDOWN)
             else:
@@ -212,9 +221,11 @@ class ResetButton:
         """Held down right now (a reset or a shutdown comes only at the release)."""
         return self._pressed_at is not None
 
-    def poll(self) -> list[str]:
+    def poll(self, final: bool = False) -> list[str]:
+        """The events since the last poll. `final`: the last poll before close(): a short press
+        still waiting out debounce_s is a reset now, as no poll will come for it later."""
         with self._lock:
-            if self._reset_due is not None and self._pressed_at is None and self._clock() >= self._reset_due:
+            if self._reset_due is not None and self._pressed_at is None and (final or self._clock() >= self._reset_due):
                 self._reset_due = None
                 self.events.put(RESET)
         out = []

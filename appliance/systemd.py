@@ -6,7 +6,8 @@ while the socket's queue is full, and raises InterruptedError when SIGTERM lands
 send. Here a send waits at most SEND_TIMEOUT_S with the GIL released, retries EINTR, and a
 failure is logged (at most once a minute) instead of stopping the count. Silent when
 NOTIFY_SOCKET is unset, so the same daemon runs on a desktop. Journald logging uses
-systemd-python (apt python3-systemd on the Pi) when it is there.
+systemd-python (apt python3-systemd on the Pi) when it is there, else stderr with each line's
+syslog priority as a "<N>" prefix.
 
 The watchdog is pinged only from the main loop after it has processed a frame (or while it
 waits to retry the camera): a stuck loop stops the pings and systemd restarts the service.
@@ -127,8 +128,45 @@ def log_level(name: str) -> str:
     return name.upper()
 
 
+SYSLOG_PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
+
+
+def syslog_priority(levelno: int) -> int:
+    """logging's level -> syslog's priority (crit 2 ... debug 7); levels in between round down
+    to the next named one (a level 35 is a warning)."""
+    named = [level for level in sorted(SYSLOG_PRIORITY) if level <= levelno]
+    return SYSLOG_PRIORITY[named[-1]] if named else 7
+
+
+class PriorityFormatter(logging.Formatter):
+    """sd-daemon(3)'s "<N>" prefix on every line (a traceback's too): journald reads it from a
+    service's stderr (SyslogLevelPrefix=, on by default) as the line's priority. No time: the
+    journal stamps each line itself."""
+
+    def __init__(self):
+        super().__init__("%(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
+def _stderr_is_the_journal() -> bool:
+    """systemd connected stderr to the journal: JOURNAL_STREAM names its device and inode
+    (as systemd.exec(5) says to check: a child started from a terminal may inherit the variable)."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        device, inode = (int(part) for part in value.split(":"))
+        status = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError, AttributeError):  # unset or malformed, or stderr is no file (captured)
+        return False
+    return (status.st_dev, status.st_ino) == (device, inode)
+
+
 def setup_logging(level: str = "INFO") -> None:
-    """journald when systemd started us (JOURNAL_STREAM is set), stderr otherwise."""
+    """journald when systemd started us (JOURNAL_STREAM is set), stderr otherwise. Without
+    systemd-python under systemd, stderr is the journal: each line then carries its priority
+    as a "<N>" prefix (or journald files every line, errors included, as info)."""
     level = log_level(level)
     root = logging.getLogger()
     root.handlers.clear()
@@ -136,6 +174,9 @@ def setup_logging(level: str = "INFO") -> None:
     if _journal is not None and os.environ.get("JOURNAL_STREAM"):
         handler = _journal.JournalHandler(SYSLOG_IDENTIFIER="pushup-counter")
         handler.setFormatter(logging.Formatter("%(message)s"))
+    elif _stderr_is_the_journal():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(PriorityFormatter())
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -100,6 +100,7 @@ def test_flip_average_reaches_the_keypoint_model(tmp_path):
         ("[counter]\nseed_numtaps = 100000000000\n", "[counter].seed_numtaps"),  # allocated at the first frame
         ("[counter]\nseed_lag = 100000000000\n", "[counter].seed_lag"),
         ("[counter]\nmax_gap_s = 0\n", "[counter].max_gap_s"),  # every frame a gap: never counts
+        ("[camera]\nframe_timeout_s = 8\n", "[camera].frame_timeout_s must be at most 5"),  # a camera wait past the watchdog
     ],
 )
 def test_bad_config_names_the_key(tmp_path, text, named):
@@ -114,7 +115,7 @@ def test_bad_config_names_the_key(tmp_path, text, named):
 def test_range_edges_are_accepted(tmp_path):
     """The last good values of the ranges above, and one pin for a buzzer and a disabled button."""
     config = load_config(write(tmp_path, "[gate]\nopen_threshold = 0.99\n[models]\nrecognition_every = 30\n"
-                                         "[display]\nretry_s = 1\ni2c_address = 0x77\ni2c_port = 0\n"
+                                         "[display]\nretry_s = 1\ni2c_address = 0x77\ni2c_port = 0\n[camera]\nframe_timeout_s = 5\n"
                                          "[buzzer]\npin = 27\nbeep_s = 2\n[button]\npin = 27\nenabled = false\n"))
     assert config.gate.open_threshold == 0.99 and config.display.i2c_address == 0x77
     assert config.buzzer.pin == config.button.pin == 27

@@ -221,7 +221,7 @@ def shows(device: RecordingOled, screen) -> bool:
 
 @pytest.fixture(autouse=True)
 def no_systemd(monkeypatch):
-    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUNTIME_DIRECTORY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -424,6 +424,80 @@ def test_a_camera_gone_for_restart_after_s_exits_for_a_fresh_daemon(tmp_path, ol
     assert not source.is_open  # released for the next daemon
 
 
+def test_an_oled_left_on_by_a_camera_missing_for_hours_still_goes_dark(tmp_path, oled, mock_pins, monkeypatch):
+    """No camera: each daemon exits after restart_after_s for a fresh start, and systemd starts
+    another 5 s later. Each one started lit, so the panel never slept and burnt in (found by
+    review). The time of the last activity now goes over in the unit's RuntimeDirectory=: the
+    restart and the same "camera error" again are no news, and the panel goes dark 600 s after
+    the first start, and stays dark; a press in between lights it for another 600 s."""
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    StateStore(tmp_path / "state").save(State(reps=7, total=70))
+    clock = FakeClock()
+    pin = mock_pins.pin(27)
+    first_start, presses, panel = clock(), [], []
+
+    def press_once(source):
+        if not presses and clock() - first_start > 400:
+            presses.append(clock())
+            pin.drive_low(), pin.drive_high()
+
+    for _ in range(16):
+        source = ScriptedSource([], clock=clock, sleep=clock.sleep, open_failures=10**6, on_open=press_once)
+        app = make_app(tmp_path, source, clock=clock, display="oled", button={"debounce_s": 0.0},
+                       camera={"restart_after_s": 90.0})
+        with pytest.raises(SourceError, match="exiting for a fresh start"):
+            app.run()
+        panel.append((clock(), oled.panel_on))
+        clock.sleep(5.0)  # RestartSec=5s
+    dark_from = next(t for t, on in panel if not on)
+    assert all(not on for t, on in panel if t >= dark_from)  # once dark, each new daemon keeps it dark
+    assert presses[0] + 600 <= dark_from < presses[0] + 600 + 125  # 600 s after the last real activity
+    assert saved(tmp_path).reps == 0  # that press was a reset: the panel was lit
+    assert (runtime / "last-activity").exists()
+
+
+@pytest.mark.parametrize("left", ["nothing", "garbage", "a time to come", "a directory"])
+def test_no_usable_last_activity_starts_the_oled_lit(tmp_path, oled, mock_pins, monkeypatch, left):
+    """A stop or a boot empties the runtime directory; what is there and cannot be read is no
+    error either: the OLED starts lit. The file is read once and removed, so a daemon killed
+    later leaves no old time behind to darken a panel someone was using."""
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    clock = FakeClock()
+    path = runtime / "last-activity"
+    if left == "garbage":
+        path.write_bytes(b"\xff{[")
+    elif left == "a time to come":
+        path.write_text(json.dumps({"last_activity": clock() + 3600, "status": "camera error"}))
+    elif left == "a directory":
+        path.mkdir()
+    source = ScriptedSource(["frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled")
+    assert left == "a directory" or not path.exists()
+    assert (app._last_activity, app._quiet_status) == (clock(), None)  # this daemon's start, as without the file
+    assert app.run() == 0
+    assert shows(oled, Screen(0, "starting")) and np.asarray(oled.images[0]).any()
+
+
+def test_a_restart_after_recent_activity_starts_lit(tmp_path, oled, mock_pins, monkeypatch):
+    """The time carried over is the last activity, not the restart: a rep a minute before the
+    exit keeps the new daemon's panel lit."""
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    clock = FakeClock()
+    make_app(tmp_path, ScriptedSource(["rep"], clock=clock, sleep=clock.sleep), clock=clock, display="oled").run()
+    clock.sleep(60.0)
+    oled.images.clear()
+    app = make_app(tmp_path, ScriptedSource(["frame"], clock=clock, sleep=clock.sleep), pipeline=RoomPipeline(),
+                   clock=clock, display="oled")
+    assert app.run() == 0
+    assert shows(oled, Screen(1, "starting"))
+
+
 def test_a_pi_camera_without_picamera2_is_one_error_at_once_not_a_retry(tmp_path, oled, mock_pins, monkeypatch, caplog):
     """`pushup-counter run` on a desktop (camera is the default --source): picamera2 missing
     was shown as "camera error" and retried for restart_after_s (90 s) before exit 4 (found by
@@ -533,6 +607,29 @@ def test_no_frame_and_bad_frames_from_a_live_camera(tmp_path, mock_pins, caplog)
     assert len(log_lines(caplog, "gave no usable frame for 3.0 s")) == 1
     assert len(log_lines(caplog, "fake camera returned no frame")) == 1
     assert len(source.opens) == 3
+
+
+def test_bad_frames_keep_the_watchdog_pinged(tmp_path, mock_pins, systemd, monkeypatch):
+    """Bad frames for up to frame_timeout_s (here 5 s, the most the config takes) are a loop that
+    is alive: the watchdog goes on being pinged (found by review: no ping until the timeout, a
+    gap of 11.3 s with frame_timeout_s = 8 against WatchdogSec=10s)."""
+    monkeypatch.setenv("WATCHDOG_USEC", "3000000")  # a ping due every 1 s of (fake) time
+    clock = FakeClock()
+    bad = [("bad", np.zeros((4, 4), np.uint8))] * 135  # 4.5 s at 30 fps
+    source = ScriptedSource(["frame"] * 60 + bad + ["frame"] * 30, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, camera={"frame_timeout_s": 5.0})
+    pinged, send = [], app.notifier._send
+
+    def send_and_note(message):
+        if message == "WATCHDOG=1":
+            pinged.append(clock())
+        return send(message)
+
+    app.notifier._send = send_and_note
+    assert app.run() == 0
+    assert app._status != "camera error" and len(source.opens) == 1  # under frame_timeout_s: no reopen
+    assert np.diff(pinged).max() < 1.1  # fake seconds: every ping in time, bad frames or not
+    assert systemd.texts().count("WATCHDOG=1") == len(pinged)  # and they reached the socket
 
 
 def test_a_pipeline_error_on_a_good_frame_is_not_taken_for_a_bad_frame(tmp_path, mock_pins, caplog):
@@ -1236,6 +1333,30 @@ def test_an_oled_that_fails_while_dark_comes_back_dark(room):
     assert not np.asarray(room.oled.images[-1]).any()
 
 
+def test_a_press_on_a_panel_left_black_by_a_failed_wake_only_wakes_it(room):
+    """Asleep, then the write that should light it fails (an I2C glitch): the display is dropped
+    for retry_s with the panel still black. A press then is the owner waking a black screen,
+    not a reset of a count nobody can see (found by review: the count was wiped). Once a lit
+    screen reaches the panel again, a press resets as usual."""
+    def glitch():
+        room.oled.fail = OSError(121, "Remote I/O error")
+
+    def wire_fine_again():
+        room.oled.fail = None
+
+    def look(name):
+        return lambda: room.seen.setdefault(name, (room.app.display.dark, saved(room.tmp_path).reps))
+
+    def after_retry():
+        room.clock.t += room.app.config.display.retry_s + 1
+
+    room.run(["rep", "rep", "rep", room.idle, "frame", "frame", look("asleep"), glitch, "rep", look("wake failed"),
+              wire_fine_again, *room.press(), "frame", look("pressed on the black panel"),
+              after_retry, "frame", look("back"), *room.press(), "frame", look("pressed lit")])
+    assert room.seen == {"asleep": (True, 3), "wake failed": (True, 4), "pressed on the black panel": (True, 4),
+                         "back": (False, 4), "pressed lit": (False, 0)}
+
+
 def test_a_room_too_dark_to_count_in_says_so(room):
     """With nobody found and the mean pixel under TOO_DARK, averaged over about a second, the
     status line says "too dark" instead of "no person"; one dark frame does not; someone seen
@@ -1401,6 +1522,35 @@ def test_a_power_off_stopped_by_the_shutdown_it_started_is_not_a_failure(tmp_pat
     assert (oled.screens[-1].count, oled.screens[-1].status) == (2, "shutting down")
     assert not oled.persist and oled.inner.image.getbbox() is None  # blanked, as at any stop
     assert saved(tmp_path).reps == 2
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "camera gone"])
+def test_a_reset_released_just_before_a_stop_is_taken_and_saved(tmp_path, oled, mock_pins, caplog, stop):
+    """A short press waits out debounce_s after its release (a bounce may follow): released
+    just before SIGTERM or the exit for a fresh start, it was never polled, and the reset was
+    lost (found by review). The last look at the button on the way out takes it, saves it and
+    shows it (kept lit after a camera error exit). debounce_s is long here so that no poll of
+    the loop can take it first."""
+    caplog.set_level(logging.INFO)
+    pin = mock_pins.pin(27)
+    clock = FakeClock()
+    script = ["rep", "rep", pin.drive_low, "frame", pin.drive_high, "frame"]
+    if stop == "camera gone":
+        script += ["error"] * 100
+    source = ScriptedSource(script, clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, display="oled", button={"debounce_s": 5.0},
+                   camera={"restart_after_s": 90.0})
+    if stop == "camera gone":
+        with pytest.raises(SourceError, match="exiting for a fresh start"):
+            app.run()
+    else:
+        assert app.run() == 0
+    state = saved(tmp_path)
+    assert (state.reps, state.total, state.resets) == (0, 2, 1)
+    assert len(log_lines(caplog, "button: reset at 2 reps")) == 1
+    assert oled.screens[-1].count == 0
+    if stop == "camera gone":
+        assert oled.persist and shows(oled, oled.screens[-1])  # "camera error" over 0, lit after the exit
 
 
 def test_reset_pressed_during_a_camera_error_resets_the_counter_too(tmp_path, mock_pins):

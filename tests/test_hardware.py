@@ -6,7 +6,7 @@ import pytest
 from gpiozero.pins.mock import MockPWMPin
 
 from appliance.config import ButtonConfig, BuzzerConfig
-from appliance.hardware import RESET, SHUTDOWN, Beeper, ResetButton
+from appliance.hardware import RESET, SHUTDOWN, STUCK_S, Beeper, ResetButton
 
 
 class FakeClock:
@@ -116,6 +116,25 @@ def test_stuck_button_does_nothing(mock_pins):
     clock.t += 600
     time.sleep(0.7)  # gpiozero's hold timer runs in real time
     assert button.poll() == []  # no reset, and no power-off while it is stuck down
+    button.close()
+
+
+def test_a_stuck_button_freed_at_last_does_not_power_off(mock_pins, caplog):
+    """Stuck down for an hour (the box knocked onto its button), then freed: the release is not a
+    long press (found by review: the box powered off the moment it was lifted). It is logged,
+    and the button works as before afterwards; a long press just inside the window still counts."""
+    clock = FakeClock()
+    button = ResetButton(ButtonConfig(pin=27, long_press_s=3.0, debounce_s=0.3), clock=clock)
+    pin = mock_pins.pin(27)
+    press(pin, clock, hold_s=3600.0)
+    clock.t += 1.0
+    assert button.poll() == []
+    assert any("stuck button" in r.getMessage() for r in caplog.records)
+    press(pin, clock)
+    clock.t += 0.3
+    assert button.poll() == [RESET]
+    press(pin, clock, hold_s=3.0 + STUCK_S - 0.5)
+    assert button.poll() == [SHUTDOWN]
     button.close()
 
 

@@ -83,3 +83,73 @@ def test_a_message_that_did_not_get_through_is_sent_again(tmp_path, monkeypatch)
         with pytest.raises(socket.timeout):
             sock.recv(4096)
     assert sent == [False, False, True, True]
+
+
+@pytest.fixture
+def stderr_file(tmp_path, monkeypatch):
+    """stderr as a file, the root logger restored after the test, and no systemd-python: the
+    fallback a service without python3-systemd logs through."""
+    import logging
+    import sys
+
+    import appliance.systemd as systemd_module
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # setup_logging replaces them
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(systemd_module, "_journal", None)
+    path = tmp_path / "stderr"
+    with open(path, "w") as stream:
+        yield path, lambda: monkeypatch.setattr(sys, "stderr", stream), stream  # in the test: pytest's capture
+        # sets sys.stderr again at each phase
+
+
+def _log_every_level():
+    import logging
+
+    log = logging.getLogger("appliance.test")
+    log.error("camera gone")
+    log.warning("display write failed")
+    log.info("ready")
+    log.debug("frame")
+    try:
+        raise OSError("no space")
+    except OSError:
+        log.exception("save failed")
+
+
+def test_without_systemd_python_journal_lines_carry_their_priority(stderr_file, monkeypatch):
+    """Under systemd (JOURNAL_STREAM names stderr) journald reads a "<N>" prefix as the line's
+    priority; without one it files every line as info, so `journalctl -p warning` showed no
+    error (found by review). Every line gets it, a traceback's too, and no second timestamp."""
+    import os
+
+    from appliance.systemd import setup_logging
+
+    path, use_as_stderr, stream = stderr_file
+    use_as_stderr()
+    status = os.fstat(stream.fileno())
+    monkeypatch.setenv("JOURNAL_STREAM", f"{status.st_dev}:{status.st_ino}")
+    setup_logging("debug")
+    _log_every_level()
+    stream.flush()
+    lines = path.read_text().splitlines()
+    assert lines[:4] == ["<3>appliance.test: camera gone", "<4>appliance.test: display write failed",
+                         "<6>appliance.test: ready", "<7>appliance.test: frame"]
+    assert lines[4] == "<3>appliance.test: save failed" and lines[-1] == "<3>OSError: no space"
+    assert len(lines) > 6 and all(line.startswith("<3>") for line in lines[4:])  # the traceback
+
+
+def test_stderr_that_is_not_the_journal_gets_no_priority_prefix(stderr_file, monkeypatch):
+    """JOURNAL_STREAM inherited by a process whose stderr is something else (a terminal, a pipe):
+    plain lines with their time and level, as on a desktop."""
+    from appliance.systemd import setup_logging
+
+    path, use_as_stderr, stream = stderr_file
+    use_as_stderr()
+    monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    setup_logging("info")
+    _log_every_level()
+    stream.flush()
+    first = path.read_text().splitlines()[0]
+    assert not first.startswith("<") and first.endswith(" ERROR appliance.test: camera gone")
