@@ -173,7 +173,7 @@ def cmd_status(args) -> int:
 
 def cmd_reset(args) -> int:
     store = _existing_store(args)
-    with store.locked():  # the daemon saves in between no rep (in `total`) and no reset of ours
+    with store.locked(wait_s=30.0):  # the daemon saves in between no rep (in `total`) and no reset of ours
         state = store.load()
         state.reps = 0
         state.resets += 1

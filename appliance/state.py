@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 COUNTS = ("reps", "total", "resets")
 STALE_TEMP_S = 60.0  # a temporary file this old was left by a write cut short (power cut, kill)
+LOCK_WAIT_S = 2.0  # StateStore.locked: the longest wait for another writer (under the 10 s watchdog)
 
 
 @dataclass
@@ -103,20 +104,39 @@ class StateStore:
                 log.debug("leaving %s: %s", path, exc)
 
     @contextlib.contextmanager
-    def locked(self):
+    def locked(self, wait_s: float | None = None):
         """Hold the state directory's lock: the daemon's look for an outside reset and its
         save, and `pushup-counter reset`'s load and save, each happen whole. Without it a reset
         landing while the daemon's temporary file was being fsynced was written over, unseen,
         after the command had said "count reset to 0". The lock is on the directory itself
         (flock on an O_RDONLY descriptor): no lock file whose owner could shut the daemon out.
-        Without a directory there is nothing to lock, and the save will say why."""
+        Without a directory there is nothing to lock, and the save will say why.
+
+        Waited for at most `wait_s` (LOCK_WAIT_S: the daemon's), then the save goes ahead
+        unlocked (logged): the other holder only ever saves, in milliseconds, and a stuck one
+        must not freeze the daemon's loop (no frames, no watchdog). A file system without flock (NFS, CIFS, some FUSE)
+        saves unlocked, as before the lock."""
         try:
             fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             yield
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        log.warning("state directory %s stayed locked for %.0f s; saving without the lock",
+                                    self.directory, wait_s)
+                        break
+                    time.sleep(0.01)
+                except OSError as exc:  # no flock here: save as if there were no other writer
+                    log.debug("no lock on %s: %s", self.directory, exc)
+                    break
             yield
         finally:
             os.close(fd)  # releases the lock

@@ -131,3 +131,52 @@ def test_file_written_by_root_belongs_to_the_daemon_user(tmp_path):
     info = os.stat(tmp_path / "state.json")
     assert (info.st_uid, info.st_gid) == (4242, 4343)
     assert stat.S_IMODE(info.st_mode) == 0o600
+
+
+def test_a_state_lock_held_elsewhere_delays_a_save_briefly_not_forever(tmp_path, monkeypatch, caplog):
+    """Another holder that never lets go (a stuck `reset`) froze the daemon's loop: no frames,
+    no watchdog pings, killed by systemd and blocked again at its next save."""
+    import fcntl
+    import logging
+    import os
+    import threading
+
+    import appliance.state as state_module
+
+    monkeypatch.setattr(state_module, "LOCK_WAIT_S", 0.2)
+    store = StateStore(tmp_path)
+    holder = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    saved = []
+
+    def save():
+        with store.locked():
+            saved.append(store.save(State(reps=3, total=3)))
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            worker = threading.Thread(target=save, daemon=True)
+            worker.start()
+            worker.join(timeout=10)
+            assert not worker.is_alive() and saved == [True]
+    finally:
+        os.close(holder)
+    assert StateStore(tmp_path).load().reps == 3
+    assert any("stayed locked" in r.getMessage() for r in caplog.records)
+
+
+def test_a_file_system_without_flock_saves_unlocked(tmp_path, monkeypatch):
+    """NFS, CIFS and some FUSE mounts refuse flock: the save went up as a traceback, where
+    before the lock a failed save never stopped the daemon."""
+    import errno
+
+    import appliance.state as state_module
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(state_module.fcntl, "flock", no_flock)
+    store = StateStore(tmp_path)
+    with store.locked():
+        assert store.save(State(reps=5, total=5)) is True
+    assert StateStore(tmp_path).load().reps == 5
