@@ -460,7 +460,7 @@ class RepCounter(_CounterBase):
         self._seeking_descent = False   # False: at/near the bottom, waiting for the push
         self._peak = -math.inf
         self._valley = math.inf
-        self._valley_hh = math.nan
+        self._valley_hh, self._valley_hh_x = math.nan, math.nan
         self._valley_wy = math.nan
         self._bounce = -math.inf
         self._push_valley = math.nan
@@ -479,7 +479,7 @@ class RepCounter(_CounterBase):
 
     def _new_cycle(self, t: float, s: float, hh: float, wy: float, posture: bool) -> None:
         self._valley = self._bounce = s
-        self._valley_hh = hh
+        self._valley_hh, self._valley_hh_x = hh, s  # the hips' level, and the signal where it was seen
         self._valley_wy = wy
         self._vmax = 0.0
         self._cycle_start_t = t
@@ -605,8 +605,7 @@ class RepCounter(_CounterBase):
             self._last_hh = hh
         h = self._fh(self._last_hh) if np.isfinite(self._last_hh) else math.nan
         # The filter runs on through frames without hips (held), but such a frame has no hip
-        # level of its own: a valley's height taken from the previous top refused real reps
-        # as "hip motion" (found by review).
+        # level of its own (_plank_motion_ok pairs hip and shoulder levels of the same frames).
         return self._fs(s), (h if np.isfinite(hh) else math.nan), self._fw(wy)
 
     # -- per frame ---------------------------------------------------------------------------
@@ -695,7 +694,8 @@ class RepCounter(_CounterBase):
             if x < self._valley or t - self._track_start_t < st.warmup_s:
                 # (the first frames of a track are often off while the pose settles)
                 self._valley = self._bounce = x
-                self._valley_hh = hh
+                if np.isfinite(hh):  # else the nearest frame with hips before it stands in
+                    self._valley_hh, self._valley_hh_x = hh, x
                 self._valley_wy = wy
                 self._vmax = 0.0
             self._bounce = max(self._bounce, x)
@@ -778,7 +778,13 @@ class RepCounter(_CounterBase):
         rise = x - self._valley
         if rise <= 0:
             return False
-        slope = (hh - self._valley_hh) / rise
+        # Hip and shoulder levels of the same frames: with the hips missed at the bottom, the
+        # valley's hip level is that of a frame higher up (a level held from the top before
+        # refused real reps; found by review). Seen over under a quarter of the push: no verdict.
+        seen_rise = x - self._valley_hh_x
+        if seen_rise < 0.25 * rise:
+            return True
+        slope = (hh - self._valley_hh) / seen_rise
         return st.min_hip_follow <= slope <= st.max_hip_follow
 
 

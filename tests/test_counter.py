@@ -272,6 +272,20 @@ def test_hips_lost_near_the_bottom_do_not_cost_the_rep(lowest_share):
     assert result.reps == 6, result
 
 
+@pytest.mark.parametrize("lowest_share", [0.0, 0.1, 0.3])
+def test_hips_that_stay_down_are_refused_even_when_missed_at_the_bottom(lowest_share):
+    """A cobra or upward dog: the shoulders rise, the hips stay on the floor. With the hips
+    missed at the bottom, the first fix above (no hip level on such frames) let it count 6;
+    the valley's level now comes from the nearest frame with hips, paired with the shoulders'
+    level on that same frame."""
+    h = heights([2.0] * 6)
+    kp = trace_from(h)
+    kp[:, [LEFT_HIP, RIGHT_HIP], 1] = kp[0, LEFT_HIP, 1]
+    kp[h < BOTTOM_H + lowest_share * (TOP_H - BOTTOM_H), LEFT_HIP:RIGHT_HIP + 1, 2] = 0.0
+    result = count(kp)
+    assert result.reps == 0 and {why for _, why in result.rejected} == {"hip motion"}
+
+
 def test_a_repeated_timestamp_does_not_announce_a_push_half_way_up():
     """A frame stamped like the one before (a duplicated PTS) gave a velocity of 0, which read
     as the push arriving: every rep was announced 0.2 to 0.33 s early, mid-push."""
