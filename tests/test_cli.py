@@ -274,9 +274,15 @@ def test_count_trace_replays_a_gappy_trace_on_its_own_times(tmp_path, rendered_t
     assert np.allclose(got["rep_times_s"], want, atol=2.5 / fps), (got["rep_times_s"], want)
 
 
-def test_count_trace_refuses_times_that_do_not_fit(tmp_path, capsys):
+@pytest.mark.parametrize("times", [
+    np.arange(29) / 30,       # one short
+    np.zeros(30),             # all at 0 s: counted 0 reps without a word (found by review)
+    np.full(30, 1e300),
+    np.arange(30) * 33.3,     # milliseconds, not seconds
+])
+def test_count_trace_refuses_times_that_do_not_fit(tmp_path, capsys, times):
     trace = tmp_path / "trace.npz"
-    np.savez(trace, keypoints=np.zeros((30, 9, 3), np.float32), fps=np.float32(30), t=np.arange(29) / 30)
+    np.savez(trace, keypoints=np.zeros((30, 9, 3), np.float32), fps=np.float32(30), t=times)
     assert main(["count-trace", str(trace)]) == 4
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "trace.npz: t must be one finite, non-decreasing time" in err
