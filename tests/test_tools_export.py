@@ -126,6 +126,23 @@ def test_a_card_describes_the_file_beside_it_or_is_not_written(tmp_path):
         cards.write_card("recognizer", report | {"sha256": "0" * 64}, {}, {}, tmp_path / "no_run", tmp_path)
 
 
+def test_a_damaged_old_card_does_not_stop_a_new_one(tmp_path):
+    """The tool reads the card it replaces (to keep what no run record says): one cut short by
+    a full disk or a kill stopped the new card with a traceback (found by review)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from tools import cards, export_tflite
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "keypoints.tflite"
+    shutil.copy(shipped, tmp_path / "keypoints.tflite")
+    (tmp_path / "keypoints.json").write_text('{"name": "keypoints", "sha')
+    report = {"sha256": export_tflite.sha256(shipped)}
+    card = json.loads(cards.write_card("keypoints", report, {}, {}, tmp_path / "no_run", tmp_path).read_text())
+    assert card["sha256"] == report["sha256"] and card["task"] == "keypoints"
+
+
 def test_a_failed_int8_check_leaves_the_model_in_place(tmp_path, monkeypatch):
     """The export replaces models/<name>.tflite only once its int8 contract holds: a model that
     fails it goes beside its checkpoint, the file in place (and the card's hash of it) stay."""

@@ -161,6 +161,16 @@ def training_summary(task: str, run_dir: Path, val_cache_json: Path | None = Non
     return out
 
 
+def _old_card(path: Path) -> dict:
+    """The card being replaced, or {} when there is none or it cannot be read (cut short by a
+    full disk or a kill): a damaged card must not stop a new one from being written."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return old if isinstance(old, dict) else {}
+
+
 def write_card(task: str, export_info: dict, metrics: dict, latency: dict, run_dir: Path, models_dir: Path,
                val_cache_json: Path | None = None) -> Path:
     """The card beside ``models_dir/<name>.tflite``, which must be the file ``export_info`` reports on
@@ -175,7 +185,7 @@ def write_card(task: str, export_info: dict, metrics: dict, latency: dict, run_d
     c = int8_contract(tflite)
     path = models_dir / f"{name}.json"
     # the card this one replaces, if it describes the same file: what it says that no run record does stays
-    old = json.loads(path.read_text()) if path.exists() else {}
+    old = _old_card(path)
     previous = old.get("training") if old.get("sha256") == export_info["sha256"] else None
     card = {
         "name": name,
