@@ -76,7 +76,9 @@ Movement checks over the push (valley to count):
   (curls, presses, waving, squats with swinging arms move the hands);
 * in side views the hips rose with the shoulders by ``min_hip_follow`` to ``max_hip_follow``
   of their rise, as a plank pivoting on the feet or knees does (cobra and upward dog keep the
-  hips down, standing up lifts them more);
+  hips down, standing up lifts them more). Hip and shoulder levels are taken on the same
+  frames, the nearest frames with hips standing in for those without; hips seen over less
+  than a quarter of the push (missed on the whole way up, or below most of it) give no verdict;
 * in side views the elbows bent below ``max_bottom_elbow_deg`` somewhere in the cycle.
 
 Missing keypoints and people leaving
@@ -461,6 +463,7 @@ class RepCounter(_CounterBase):
         self._peak = -math.inf
         self._valley = math.inf
         self._valley_hh, self._valley_hh_x = math.nan, math.nan
+        self._hips_seen = (math.nan, math.nan)
         self._valley_wy = math.nan
         self._bounce = -math.inf
         self._push_valley = math.nan
@@ -479,7 +482,8 @@ class RepCounter(_CounterBase):
 
     def _new_cycle(self, t: float, s: float, hh: float, wy: float, posture: bool) -> None:
         self._valley = self._bounce = s
-        self._valley_hh, self._valley_hh_x = hh, s  # the hips' level, and the signal where it was seen
+        # the hips' level and the signal on one frame: this one, else the newest frame with hips
+        self._valley_hh, self._valley_hh_x = (hh, s) if np.isfinite(hh) else self._hips_seen
         self._valley_wy = wy
         self._vmax = 0.0
         self._cycle_start_t = t
@@ -650,9 +654,12 @@ class RepCounter(_CounterBase):
                 for flt in (self._fs, self._fh, self._fw):
                     flt.reset()
             x, hh, wy = self._filter3(f.s, f.hh, f.wy)
+            self._hips_seen = (math.nan, math.nan)
             self._new_cycle(t, x, hh, wy, f.posture)
         else:
             x, hh, wy = self._filter3(f.s, f.hh, f.wy)
+        if np.isfinite(hh):
+            self._hips_seen = (hh, x)  # the newest frame with hips: its hip level and signal, one frame
         scale = f.scale
 
         self._cycle_frames += 1
@@ -773,18 +780,20 @@ class RepCounter(_CounterBase):
         standing up) and not at all (hips on the floor: cobra, upward dog). Front views are
         exempt: there the hips are hidden behind the torso and their height is unreliable."""
         st = self.settings
-        if front or not (np.isfinite(hh) and np.isfinite(self._valley_hh)):
-            return True
         rise = x - self._valley
-        if rise <= 0:
+        if not front and rise <= 0:
             return False
-        # Hip and shoulder levels of the same frames: with the hips missed at the bottom, the
-        # valley's hip level is that of a frame higher up (a level held from the top before
-        # refused real reps; found by review). Seen over under a quarter of the push: no verdict.
-        seen_rise = x - self._valley_hh_x
+        # Hip and shoulder levels of the same frames: with the hips missed at the bottom or at
+        # the top, the nearest frames with hips stand in (a level held from the top before
+        # refused real reps; none at all let a cobra count: both found by review). Hips seen
+        # over under a quarter of the push give no verdict.
+        top_hh, top_x = (hh, x) if np.isfinite(hh) else self._hips_seen
+        if front or not (np.isfinite(top_hh) and np.isfinite(self._valley_hh)):
+            return True
+        seen_rise = top_x - self._valley_hh_x
         if seen_rise < 0.25 * rise:
             return True
-        slope = (hh - self._valley_hh) / seen_rise
+        slope = (top_hh - self._valley_hh) / seen_rise
         return st.min_hip_follow <= slope <= st.max_hip_follow
 
 

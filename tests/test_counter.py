@@ -272,17 +272,32 @@ def test_hips_lost_near_the_bottom_do_not_cost_the_rep(lowest_share):
     assert result.reps == 6, result
 
 
-@pytest.mark.parametrize("lowest_share", [0.0, 0.1, 0.3])
-def test_hips_that_stay_down_are_refused_even_when_missed_at_the_bottom(lowest_share):
-    """A cobra or upward dog: the shoulders rise, the hips stay on the floor. With the hips
-    missed at the bottom, the first fix above (no hip level on such frames) let it count 6;
-    the valley's level now comes from the nearest frame with hips, paired with the shoulders'
-    level on that same frame."""
+HIPS_MISSED = {  # which frames' hips the keypoint model misses, from the rise's share and frame index
+    "none": lambda share, i: np.zeros(len(i), bool),
+    "lowest 10%": lambda share, i: share < 0.1,
+    "lowest 30%": lambda share, i: share < 0.3,
+    "every other frame": lambda share, i: i % 2 == 1,
+    "every third frame": lambda share, i: i % 3 == 0,
+    "top 40%": lambda share, i: share > 0.6,
+}
+
+
+@pytest.mark.parametrize("missed", sorted(HIPS_MISSED))
+def test_hips_that_stay_down_are_refused_and_real_reps_counted_with_hips_missed(missed):
+    """A cobra or upward dog: the shoulders rise, the hips stay on the floor. Hip and shoulder
+    levels are paired on the same frames, the nearest frames with hips standing in for those
+    without: no hip level on such frames let cobras count (6 of 6 with the hips missed at the
+    bottom, 3 of 6 with every other frame's missed), a level held from the top refused real reps."""
     h = heights([2.0] * 6)
-    kp = trace_from(h)
-    kp[:, [LEFT_HIP, RIGHT_HIP], 1] = kp[0, LEFT_HIP, 1]
-    kp[h < BOTTOM_H + lowest_share * (TOP_H - BOTTOM_H), LEFT_HIP:RIGHT_HIP + 1, 2] = 0.0
-    result = count(kp)
+    share = (h - BOTTOM_H) / (TOP_H - BOTTOM_H)
+    mask = HIPS_MISSED[missed](share, np.arange(len(h)))
+    real = trace_from(h)
+    real[mask, LEFT_HIP:RIGHT_HIP + 1, 2] = 0.0
+    cobra = trace_from(h)
+    cobra[:, [LEFT_HIP, RIGHT_HIP], 1] = cobra[0, LEFT_HIP, 1]
+    cobra[mask, LEFT_HIP:RIGHT_HIP + 1, 2] = 0.0
+    assert count(real).reps == 6
+    result = count(cobra)
     assert result.reps == 0 and {why for _, why in result.rejected} == {"hip motion"}
 
 
