@@ -232,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ApplianceError as exc:
-        print(f"pushup-counter: error: {exc}", file=sys.stderr)
+        from appliance.systemd import error_line_prefix
+
+        print(f"{error_line_prefix()}pushup-counter: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

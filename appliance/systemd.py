@@ -151,6 +151,13 @@ class PriorityFormatter(logging.Formatter):
         return "\n".join(prefix + line for line in super().format(record).split("\n"))
 
 
+def error_line_prefix() -> str:
+    """"<3>" (error) for the one-line error a command ends with, when stderr is the journal:
+    printed, not logged, it was filed as info, and `journalctl -p err` did not say why the
+    daemon stopped (found by review)."""
+    return f"<{SYSLOG_PRIORITY[logging.ERROR]}>" if _stderr_is_the_journal() else ""
+
+
 def _stderr_is_the_journal() -> bool:
     """systemd connected stderr to the journal: JOURNAL_STREAM names its device and inode
     (as systemd.exec(5) says to check: a child started from a terminal may inherit the variable)."""

@@ -153,3 +153,26 @@ def test_stderr_that_is_not_the_journal_gets_no_priority_prefix(stderr_file, mon
     stream.flush()
     first = path.read_text().splitlines()[0]
     assert not first.startswith("<") and first.endswith(" ERROR appliance.test: camera gone")
+
+
+def test_the_commands_last_error_line_is_an_error_in_the_journal(stderr_file, monkeypatch, tmp_path):
+    """The one-line error a command ends with (a bad config, a missing camera: why the daemon
+    stopped) is printed, not logged: under systemd it went to the journal as info, so
+    `journalctl -p err` did not show it (found by review)."""
+    import os
+
+    from appliance.__main__ import main
+
+    path, use_as_stderr, stream = stderr_file
+    use_as_stderr()
+    bad = tmp_path / "config.toml"
+    bad.write_text("[display]\ncolour = 'blue'\n")
+    status = os.fstat(stream.fileno())
+    monkeypatch.setenv("JOURNAL_STREAM", f"{status.st_dev}:{status.st_ino}")
+    assert main(["status", "--config", str(bad)]) == 2
+    monkeypatch.setenv("JOURNAL_STREAM", "8:12345")  # a terminal that inherited the variable: plain
+    assert main(["status", "--config", str(bad)]) == 2
+    stream.flush()
+    first, second = path.read_text().splitlines()
+    assert first.startswith("<3>pushup-counter: error: ") and "[display].colour" in first
+    assert second == first[3:]
