@@ -474,6 +474,8 @@ class App:
                 self._powering_off = True
                 self._power_off()
                 break  # the box is going down: nothing after the shutdown may touch the count
+        if not self.button.press_pending:  # a press that ended in no event (a stuck button freed)
+            self._press_started_dark = None  # must not decide the next press (found by review)
 
     def _press_was_dark(self) -> bool:
         """For a press the button has just reported: whether the screen was dark as it began."""

@@ -221,6 +221,12 @@ class ResetButton:
         """Held down right now (a reset or a shutdown comes only at the release)."""
         return self._pressed_at is not None
 
+    @property
+    def press_pending(self) -> bool:
+        """A press is under way: down, or released and waiting out debounce_s for its reset. A
+        press that ends in nothing (a stuck button freed at last) is then no longer pending."""
+        return self._pressed_at is not None or self._reset_due is not None
+
     def poll(self, final: bool = False) -> list[str]:
         """The events since the last poll. `final`: the last poll before close(): a short press
         still waiting out debounce_s is a reset now, as no poll will come for it later."""

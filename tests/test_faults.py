@@ -1273,6 +1273,38 @@ def room(tmp_path, oled, mock_pins):
     return Room(tmp_path, oled, mock_pins.pin(27), FakeClock())
 
 
+@pytest.fixture
+def room_with_button_on_its_clock(room, monkeypatch):
+    from appliance.hardware import ResetButton
+
+    monkeypatch.setattr(app_module, "ResetButton", lambda config: ResetButton(config, clock=room.clock))
+    return room
+
+
+def _hold(room, seconds):
+    return lambda: setattr(room.clock, "t", room.clock.t + seconds)
+
+
+def test_a_freed_stuck_button_does_not_decide_the_next_press(room_with_button_on_its_clock):
+    """A stuck button's release is ignored (no power-off), and no event came for it: whether
+    the screen was dark when it went down stayed behind and decided the next press. Begun on a
+    lit panel, a later press on a black one wiped the count (found by review)."""
+    room = room_with_button_on_its_clock
+    room.run(["rep", "rep", room.pin.drive_low, "frame", _hold(room, 20), "frame", room.pin.drive_high, "frame",
+              room.idle, "frame", "frame", room.look("dark"),
+              *room.press(), "frame", room.look("pressed on the dark panel")])
+    assert room.seen["pressed on the dark panel"] == (True, 2)  # woken, the count kept
+
+
+def test_a_freed_stuck_button_begun_dark_does_not_turn_a_reset_into_a_wake(room_with_button_on_its_clock):
+    room = room_with_button_on_its_clock
+    room.run(["rep", "rep", room.idle, "frame", "frame", room.look("dark"),
+              room.pin.drive_low, "frame", _hold(room, 20), "frame", room.pin.drive_high, "frame",
+              "rep", room.look("lit by a rep"),
+              *room.press(), "frame", room.look("pressed on the lit panel")])
+    assert room.seen["pressed on the lit panel"] == (True, 0)  # a reset
+
+
 def test_idle_oled_goes_dark_and_wakes_for_a_person_a_rep_or_a_press(room):
     """An OLED lit for days burns its digits in: dark after [display].sleep_after_s with nothing
     happening. A press on the dark screen only wakes it; the next one resets."""
