@@ -26,6 +26,7 @@ STATE_FILE = "state.json"
 COUNTS = ("reps", "total", "resets")
 STALE_TEMP_S = 60.0  # a temporary file this old was left by a write cut short (power cut, kill)
 LOCK_WAIT_S = 2.0  # StateStore.locked: the longest wait for another writer (under the 10 s watchdog)
+LOCK_STUCK_S = 60.0  # after a wait ran out, saves this long only try the lock, never wait
 
 
 @dataclass
@@ -59,6 +60,7 @@ class StateStore:
         self.written: tuple[int, int] | None = None  # identity() of the file this store last wrote
         self._dirty = False
         self._last_error_log = float("-inf")
+        self._lock_stuck_until = float("-inf")  # monotonic: a holder was stuck; do not wait again yet
 
     def load(self, read_only: bool = False) -> State:
         """The saved state, or a fresh one. A damaged file is kept aside, never overwritten;
@@ -123,6 +125,8 @@ class StateStore:
             return
         try:
             wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+            if time.monotonic() < self._lock_stuck_until:
+                wait_s = 0.0  # a stuck holder: a 2 s stall at every rep cost reps (found by review)
             deadline = time.monotonic() + wait_s
             while True:
                 try:
@@ -130,8 +134,10 @@ class StateStore:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        log.warning("state directory %s stayed locked for %.0f s; saving without the lock",
-                                    self.directory, wait_s)
+                        if wait_s > 0:  # once per stuck holder, not at every save
+                            log.warning("state directory %s stayed locked for %.0f s; saving without the lock "
+                                        "(and without waiting for it for %.0f s)", self.directory, wait_s, LOCK_STUCK_S)
+                            self._lock_stuck_until = time.monotonic() + LOCK_STUCK_S
                         break
                     time.sleep(0.01)
                 except OSError as exc:  # no flock here: save as if there were no other writer
