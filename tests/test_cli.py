@@ -274,6 +274,15 @@ def test_count_trace_replays_a_gappy_trace_on_its_own_times(tmp_path, rendered_t
     assert np.allclose(got["rep_times_s"], want, atol=2.5 / fps), (got["rep_times_s"], want)
 
 
+def test_count_trace_takes_repeated_stamps_and_slow_or_paused_times(tmp_path):
+    """The frame rate is the trace's mean: each stamp twice (a source that repeats PTS) or a
+    2-frame trace 2 s apart were refused by a median step of 0 or under 1 fps."""
+    for times in (np.repeat(np.arange(15) / 15, 2), np.array([0.0, 2.0])):
+        trace = tmp_path / "trace.npz"
+        np.savez(trace, keypoints=np.zeros((len(times), 9, 3), np.float32), fps=np.float32(30), t=times)
+        assert main(["count-trace", str(trace)]) == 0
+
+
 @pytest.mark.parametrize("times", [
     np.arange(29) / 30,       # one short
     np.zeros(30),             # all at 0 s: counted 0 reps without a word (found by review)
