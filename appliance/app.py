@@ -148,6 +148,7 @@ class App:
         self._presence_noted = False
         self._last_activity = clock()  # a rep, a press, someone coming into view: keeps the OLED lit
         self._quiet_status: str | None = None  # the status the daemon before this one stopped on
+        self._exiting_for_camera = False  # the exit for a fresh start: the only one that hands on the OLED's timer
         self._activity_file = activity_file()
         carried = self._carried_activity()
         if carried is not None:  # a restart (the exit for a fresh start without a camera) is not
@@ -332,6 +333,7 @@ class App:
         come up at boot); a new process looks again. The count is saved on the way out."""
         limit = self.config.camera.restart_after_s
         if limit > 0 and self.clock() - last_frame >= limit:
+            self._exiting_for_camera = True
             raise SourceError(f"{trouble}; no frame for {limit:g} s, exiting for a fresh start")
 
     def _camera_trouble(self, message: str, wait_s: float, pipeline: Pipeline) -> None:
@@ -637,8 +639,10 @@ class App:
         return when, status
 
     def _leave_activity(self) -> None:
-        """For the next daemon: when something last happened, and the status it stops on."""
-        if self._activity_file is None:
+        """For the next daemon, after the exit for a fresh start (no camera): when something
+        last happened, and the status it stops on. Any other stop leaves nothing, so the next
+        start is lit: `systemctl restart` after a config edit must show the screen."""
+        if self._activity_file is None or not self._exiting_for_camera:
             return
         try:
             self._activity_file.write_text(json.dumps({"last_activity": self._last_activity, "status": self._status}))

@@ -458,6 +458,19 @@ def test_an_oled_left_on_by_a_camera_missing_for_hours_still_goes_dark(tmp_path,
     assert (runtime / "last-activity").exists()
 
 
+@pytest.mark.parametrize("stop", ["SIGTERM", "end of the video"])
+def test_only_the_exit_for_a_fresh_start_hands_on_the_oleds_timer(tmp_path, oled, mock_pins, monkeypatch, stop):
+    """`systemctl restart` (SIGTERM) after a config edit, with the runtime directory kept across
+    restarts: the next daemon found an old time and could start dark (found by review)."""
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    clock = FakeClock()
+    script = ["frame", lambda: os.kill(os.getpid(), signal.SIGTERM), "frame"] if stop == "SIGTERM" else ["frame"]
+    assert make_app(tmp_path, ScriptedSource(script, clock=clock, sleep=clock.sleep), clock=clock, display="oled").run() == 0
+    assert not (runtime / "last-activity").exists()
+
+
 @pytest.mark.parametrize("left", ["nothing", "garbage", "a time to come", "a directory"])
 def test_no_usable_last_activity_starts_the_oled_lit(tmp_path, oled, mock_pins, monkeypatch, left):
     """A stop or a boot empties the runtime directory; what is there and cannot be read is no
@@ -483,14 +496,18 @@ def test_no_usable_last_activity_starts_the_oled_lit(tmp_path, oled, mock_pins, 
 
 
 def test_a_restart_after_recent_activity_starts_lit(tmp_path, oled, mock_pins, monkeypatch):
-    """The time carried over is the last activity, not the restart: a rep a minute before the
-    exit keeps the new daemon's panel lit."""
+    """The time carried over is the last activity, not the restart: a rep before the camera
+    went, 95 s before the new daemon starts, keeps its panel lit."""
     runtime = tmp_path / "run"
     runtime.mkdir()
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
     clock = FakeClock()
-    make_app(tmp_path, ScriptedSource(["rep"], clock=clock, sleep=clock.sleep), clock=clock, display="oled").run()
-    clock.sleep(60.0)
+    gone = make_app(tmp_path, ScriptedSource(["rep", *["error"] * 100], clock=clock, sleep=clock.sleep), clock=clock,
+                    display="oled", camera={"restart_after_s": 90.0})
+    with pytest.raises(SourceError, match="exiting for a fresh start"):
+        gone.run()
+    assert (runtime / "last-activity").exists()
+    clock.sleep(5.0)
     oled.images.clear()
     app = make_app(tmp_path, ScriptedSource(["frame"], clock=clock, sleep=clock.sleep), pipeline=RoomPipeline(),
                    clock=clock, display="oled")
