@@ -104,12 +104,13 @@ class Notifier:
         self._last_status = status
         return True
 
-    def progress(self) -> None:
-        """The main loop processed a frame: ping the watchdog if it is due."""
+    def progress(self, now_due: bool = False) -> None:
+        """The main loop processed a frame: ping the watchdog if it is due. `now_due`: ping
+        anyway, before a wait the loop cannot ping through (the power-off command's)."""
         if self.watchdog_interval_s is None:
             return
         now = self._clock()
-        if now - self._last_ping >= self.watchdog_interval_s:
+        if now_due or now - self._last_ping >= self.watchdog_interval_s:
             self._last_ping = now
             self._send("WATCHDOG=1")
 

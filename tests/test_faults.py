@@ -1527,6 +1527,24 @@ def test_long_press_waits_for_the_power_off_command(tmp_path, oled, mock_pins, s
     assert systemd.texts()[-2:] == ["STATUS=shutting down reps=3 total=3 fps=30.0", "STOPPING=1"]
 
 
+def test_the_watchdog_is_pinged_just_before_the_power_off_command(tmp_path, mock_pins, systemd, monkeypatch):
+    """The command may take SHUTDOWN_TIMEOUT_S (5 s) with no loop to ping; the last ping could be
+    half a watchdog period old by then (9.4 s of 10 in the worst case; found by review)."""
+    monkeypatch.setenv("WATCHDOG_USEC", "10000000")
+    command = fake_poweroff(tmp_path, "exit 0\n")
+    clock = FakeClock()
+    before = []
+    source = ScriptedSource(["rep", lambda: before.extend(systemd.texts(0.05)), *long_press(mock_pins.pin(27)), "frame"],
+                            clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, clock=clock, buzzer={"enabled": False},
+                   button={"long_press_s": 0.05, "shutdown_command": [str(command)]})
+    assert app.run() == 0
+    after = systemd.texts(0.05)
+    assert "WATCHDOG=1" in before  # the loop's own ping, then none due in the fake second after it
+    status = next(i for i, m in enumerate(after) if m.startswith("STATUS=shutting down"))
+    assert "WATCHDOG=1" in after[status:], after
+
+
 @pytest.mark.parametrize("body, why", [
     ('echo "Failed to power off system via logind: Access denied" >&2\necho more >&2\nexit 1\n',
      "Failed to power off system via logind: Access denied"),
