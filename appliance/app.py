@@ -194,6 +194,7 @@ class App:
         self._show()
         failed = False
         ended = False  # the run ended without an error of its own (a file's end, SIGTERM, a long press)
+        pipeline = None
         try:
             try:
                 pipeline = self._pipeline if self._pipeline is not None else load_pipeline(self.config)
@@ -204,8 +205,11 @@ class App:
             source = self._source if self._source is not None else make_source(self.options.source, self.config.camera, realtime=self.options.realtime)
             self._loop(pipeline, source)
             ended = True
-        except Terminate:
+            if self._stop:  # SIGTERM between frames
+                self._take_judged_push(pipeline, self._last_frame_t)
+        except Terminate:  # SIGTERM in a blocking camera read
             ended = True
+            self._take_judged_push(pipeline, self._last_frame_t)
         except ApplianceError as exc:  # a model or video file error: say so, and leave it on the OLED
             failed = True
             if self._status not in ("model error", "camera error"):
@@ -227,6 +231,14 @@ class App:
             self._frames(pipeline, source)
         finally:
             source.close()  # releases the camera on every exit path, SIGTERM included
+
+    def _take_judged_push(self, pipeline: Pipeline | None, t: float | None) -> None:
+        """At the end of a file or a stop: a push the counter has judged and counted but not yet
+        announced (it waits for the top, under about 0.3 s) is a rep; the stop lost it (found
+        by review). Not after a long press: nothing after the shutdown may touch the count."""
+        if pipeline is not None and t is not None and not self._powering_off and pipeline.finish(t):
+            self._record_rep(pipeline)
+            self._show()
 
     def _frames(self, pipeline: Pipeline, source: FrameSource) -> None:
         """Read, process, announce, until the end of a file, SIGTERM or a long press.
@@ -274,9 +286,7 @@ class App:
                     if last_t is None and bad:  # as `count`: a file of only unusable frames is an error, not 0 reps
                         raise SourceError(f"video file {source.name} has no usable frame: {bad} skipped, the first: {first_bad}")
                     log.info("end of %s", source.name)
-                    if last_t is not None and pipeline.finish(last_t):
-                        self._record_rep(pipeline)  # a first push judged and counted, not yet announced
-                        self._show()
+                    self._take_judged_push(pipeline, last_t)
                     break
                 trouble = f"{source.name} returned no frame"
             if frame is not None:

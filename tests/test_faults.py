@@ -1573,6 +1573,30 @@ def test_failed_power_off_is_one_line_and_stays_on_the_oled(tmp_path, oled, mock
     "kill -KILL $$\n",  # systemd's SIGKILL after TimeoutStopSec
     "kill -TERM $PPID\nexit 1\n",  # the daemon stopped; whatever the command says then
 ], ids=["both-sigtermed", "command-sigtermed", "command-sigkilled", "daemon-sigtermed"])
+class JudgedPushPipeline(StubPipeline):
+    """One push judged and counted by the counter, waiting for its top to be announced."""
+
+    def finish(self, t: float) -> bool:
+        pending, self.pending = getattr(self, "pending", True), False
+        return pending
+
+
+def test_a_stop_keeps_a_push_judged_but_not_yet_announced(tmp_path, mock_pins):
+    """SIGTERM (a stop, a restart) while a counted push waits for its top: the end of a file
+    announced it, a stop lost it (found by review)."""
+    clock = FakeClock()
+    source = ScriptedSource(["rep", "frame"], clock=clock, sleep=clock.sleep)  # then SIGTERM
+    app = make_app(tmp_path, source, JudgedPushPipeline(), clock=clock)
+    assert app.run() == 0
+    assert (saved(tmp_path).reps, saved(tmp_path).total) == (2, 2)
+    # A long press is not a stop like that: nothing after the shutdown touches the count.
+    source = ScriptedSource(["rep", *long_press(mock_pins.pin(27)), "frame"], clock=clock, sleep=clock.sleep)
+    app = make_app(tmp_path, source, JudgedPushPipeline(), clock=clock, buzzer={"enabled": False},
+                   button={"long_press_s": 0.05})
+    assert app.run() == 0
+    assert (saved(tmp_path).reps, saved(tmp_path).total) == (3, 3)
+
+
 def test_a_power_off_stopped_by_the_shutdown_it_started_is_not_a_failure(tmp_path, oled, mock_pins, caplog, body):
     """`systemctl poweroff` waits while systemd stops this service for that power-off, with
     SIGTERM to the whole unit: systemctl died of it (-15) and "shutdown failed" stayed lit
