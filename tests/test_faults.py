@@ -1567,12 +1567,6 @@ def test_failed_power_off_is_one_line_and_stays_on_the_oled(tmp_path, oled, mock
     assert shows(oled, oled.screens[-1]) and oled.persist  # still lit after the daemon stopped
 
 
-@pytest.mark.parametrize("body", [
-    "kill -TERM $PPID\nkill -TERM $$\n",  # systemd stops the unit: SIGTERM to the daemon and to systemctl
-    "kill -TERM $$\n",
-    "kill -KILL $$\n",  # systemd's SIGKILL after TimeoutStopSec
-    "kill -TERM $PPID\nexit 1\n",  # the daemon stopped; whatever the command says then
-], ids=["both-sigtermed", "command-sigtermed", "command-sigkilled", "daemon-sigtermed"])
 class JudgedPushPipeline(StubPipeline):
     """One push judged and counted by the counter, waiting for its top to be announced."""
 
@@ -1597,6 +1591,12 @@ def test_a_stop_keeps_a_push_judged_but_not_yet_announced(tmp_path, mock_pins):
     assert (saved(tmp_path).reps, saved(tmp_path).total) == (3, 3)
 
 
+@pytest.mark.parametrize("body", [
+    "kill -TERM $PPID\nkill -TERM $$\n",  # systemd stops the unit: SIGTERM to the daemon and to systemctl
+    "kill -TERM $$\n",
+    "kill -KILL $$\n",  # systemd's SIGKILL after TimeoutStopSec
+    "kill -TERM $PPID\nexit 1\n",  # the daemon stopped; whatever the command says then
+], ids=["both-sigtermed", "command-sigtermed", "command-sigkilled", "daemon-sigtermed"])
 def test_a_power_off_stopped_by_the_shutdown_it_started_is_not_a_failure(tmp_path, oled, mock_pins, caplog, body):
     """`systemctl poweroff` waits while systemd stops this service for that power-off, with
     SIGTERM to the whole unit: systemctl died of it (-15) and "shutdown failed" stayed lit
