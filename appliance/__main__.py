@@ -138,8 +138,8 @@ def cmd_count_trace(args) -> int:
                               + (f", {rate:.3g} frames a second" if len(steps) else ""))
     # No camera gives more than 1000 fps; inf or 1e300 put every frame at 0 s and counted 0 reps without a word.
     elif not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise SourceError(f"trace file {args.trace}: keypoints must be [T, 7 or 9, 3] and fps above 0 and at most 1000, "
-                          f"got {keypoints.shape}, fps {fps}")
+        raise SourceError(f"trace file {args.trace}: without per-frame times t it needs fps above 0 and at most 1000, "
+                          f"got fps {fps}")
     result = count_trace(keypoints, fps, settings, times_s=times)  # times: the clock `count` counted on
     reps, rep_times = result.reps, result.rep_times_s
     report = {"trace": str(args.trace), "reps": int(reps), "rep_times_s": [round(float(t), 3) for t in rep_times], "frames": int(len(keypoints))}

@@ -315,6 +315,12 @@ class _LiveFilter:
         """Steady state at the level ``x`` (as if ``x`` had been the input forever)."""
         self.zi = (self._zi0 * x).tolist()
 
+    def carrying_on(self, old: "_LiveFilter | None") -> "_LiveFilter":
+        """This filter, redesigned for a new frame rate, starting where ``old`` had got to."""
+        if old is not None and old.zi is not None and np.isfinite(old.y):
+            self.start_at(old.y)
+        return self
+
     def __call__(self, x: float) -> float:
         if self.zi is None:  # start in steady state at the first value: no start-up transient
             self.start_at(x)
@@ -351,6 +357,11 @@ class _FrameClock:
         if 0 < dt <= self.max_gap_s:
             self.dts.append(dt)
         return dt
+
+    def drifted_from(self, design_fps: float) -> bool:
+        """A filter designed for ``design_fps`` (NaN: none yet) is due a new design: the frame
+        rate measured now differs from it by more than 20%."""
+        return not abs(self.fps - design_fps) <= 0.2 * design_fps
 
     @property
     def fps(self) -> float:
@@ -596,15 +607,11 @@ class RepCounter(_CounterBase):
 
     def _filter3(self, s: float, hh: float, wy: float) -> tuple[float, float, float]:
         """Low-pass the signal, the hip height and the hand height, one sample each."""
-        fps = self._clock.fps
-        if self._ba is None or abs(fps - self._ba_fps) > 0.2 * self._ba_fps:
+        if self._ba is None or self._clock.drifted_from(self._ba_fps):
+            fps = self._clock.fps
             wn = min(self.settings.cutoff_hz / (fps / 2.0), 0.95)
             self._ba, self._ba_fps = butter_lowpass(self.settings.filter_order, wn), fps
-            old = (self._fs, self._fh, self._fw)
-            self._fs, self._fh, self._fw = _LiveFilter(*self._ba), _LiveFilter(*self._ba), _LiveFilter(*self._ba)
-            for new_f, old_f in zip((self._fs, self._fh, self._fw), old):
-                if old_f is not None and old_f.zi is not None and np.isfinite(old_f.y):
-                    new_f.start_at(old_f.y)   # carry on from the old filter's output
+            self._fs, self._fh, self._fw = (_LiveFilter(*self._ba).carrying_on(old) for old in (self._fs, self._fh, self._fw))
         if np.isfinite(hh):
             self._last_hh = hh
         h = self._fh(self._last_hh) if np.isfinite(self._last_hh) else math.nan
@@ -830,14 +837,12 @@ class SeedCounter(_CounterBase):
         if not np.isfinite(self._last_raw):
             self.last = CounterDebug(float(t), math.nan, math.nan, math.nan, math.nan, 0, False, bool(gate_open), False)
             return False
-        fps = self._clock.fps
-        if self._filter is None or abs(fps - self._filter_fps) > 0.2 * self._filter_fps:
+        if self._filter is None or self._clock.drifted_from(self._filter_fps):
             # designed for the frame rate measured so far, and again when it turns out otherwise
             # (designed once at the first frame, it assumed nominal_fps on every clip)
+            fps = self._clock.fps
             taps = firwin_lowpass(int(st.seed_numtaps), min(st.seed_cutoff_hz / (fps / 2.0), 0.95))
-            old, self._filter, self._filter_fps = self._filter, _LiveFilter(taps, np.array([1.0])), fps
-            if old is not None and old.zi is not None and np.isfinite(old.y):
-                self._filter.start_at(old.y)
+            self._filter, self._filter_fps = _LiveFilter(taps, np.array([1.0])).carrying_on(self._filter), fps
         s = self._filter(self._last_raw)
         counted = False
         if len(self._window) >= self._window.maxlen:  # a full window of the last n samples
